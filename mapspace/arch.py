@@ -104,13 +104,16 @@ class Arch:
     """Storage levels from outermost (index 0, usually DRAM) to innermost, and the compute.
 
     ``cycle_seconds`` converts cycles to seconds for reports (Timeloop's
-    ``global_cycle_seconds``).
+    ``global_cycle_seconds``).  ``aliases`` maps each Timeloop ``dummy_storage`` level
+    (dropped from ``levels``) to the next outer real level, whose spatial fan-out the
+    dummy's spatial loops join (``(dummy_name, real_name)`` pairs, outermost first).
     """
 
     name: str
     levels: tuple[StorageLevel, ...]
     compute: ComputeUnit
     cycle_seconds: float = 1e-9
+    aliases: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         where = f"architecture {self.name!r}"
@@ -119,6 +122,12 @@ class Arch:
         names = [lv.name for lv in self.levels]
         if len(set(names)) != len(names):
             raise MapspaceError(f"duplicate level names in {names}", where=where)
+        for dummy, real in self.aliases:
+            if dummy in names or real not in names:
+                raise MapspaceError(
+                    f"alias {dummy!r} -> {real!r} must name a new level and an existing one",
+                    where=where, key="aliases",
+                )
         chain = [*self.levels, self.compute]
         for outer, inner in zip(chain, chain[1:], strict=False):
             if inner.mesh_x % outer.mesh_x or inner.mesh_y % outer.mesh_y:
