@@ -1,0 +1,93 @@
+"""Built-in targets: Timeloop-format architecture + energy table files shipped in this package.
+
+``load_target(name)`` gives the :class:`~mapspace.arch.Arch`; ``list_targets()`` summarises
+each target (levels with capacity and instances, PE count, DRAM bandwidth) for the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from mapspace.arch import Arch
+from mapspace.arch_yaml import load_arch
+from mapspace.errors import MapspaceError
+
+_ROOT = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    """One storage level of a target: capacity in words per instance (``None`` = unbounded)."""
+
+    name: str
+    capacity_words: int | None
+    word_bits: int
+    instances: int
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """A built-in target and its key parameters."""
+
+    name: str
+    description: str
+    folder: str
+    levels: tuple[LevelInfo, ...]
+    pes: int
+    dram_bandwidth: float | None
+
+    @property
+    def arch_path(self) -> Path:
+        return _ROOT / self.folder / "arch.yaml"
+
+    @property
+    def ert_path(self) -> Path:
+        return _ROOT / self.folder / "ERT.yaml"
+
+
+#: name -> (folder, description)
+TARGETS: dict[str, tuple[str, str]] = {
+    "gemmini": ("gemmini", "Gemmini-like 16x16 weight-stationary systolic array: 256 KiB "
+                "scratchpad, 64 KiB accumulator, INT8 MACs"),
+    "gemmini-acc128": ("gemmini_acc128", "Gemmini variant with a 128 KiB accumulator"),
+    "gemmini-acc256": ("gemmini_acc256", "Gemmini variant with a 256 KiB accumulator and a "
+                       "64 KiB scratchpad"),
+    "eyeriss-like": ("eyeriss_like", "Eyeriss-like row-stationary 14x12 PE array "
+                     "(timeloop-accelergy-exercises)"),
+    "simba-like": ("simba_like", "Simba-like 16 PEs x 4 vector lanes x 4-wide MACs "
+                   "(timeloop-accelergy-exercises)"),
+}
+
+
+def _folder(name: str) -> str:
+    if name not in TARGETS:
+        raise MapspaceError(f"unknown target {name!r} (known targets are "
+                            f"{', '.join(TARGETS)})", where="load_target")
+    return TARGETS[name][0]
+
+
+@cache
+def load_target(name: str) -> Arch:
+    """The :class:`Arch` of a built-in target (architecture + its energy table)."""
+    folder = _ROOT / _folder(name)
+    return load_arch(folder / "arch.yaml", folder / "ERT.yaml")
+
+
+def target_info(name: str) -> TargetInfo:
+    """Key parameters of one built-in target."""
+    arch = load_target(name)
+    dram = arch.levels[0]
+    bw = dram.shared_bandwidth if dram.shared_bandwidth is not None else dram.read_bandwidth
+    return TargetInfo(
+        name=name, description=TARGETS[name][1], folder=_folder(name),
+        levels=tuple(LevelInfo(lv.name, lv.capacity, lv.datawidth, lv.instances)
+                     for lv in arch.levels),
+        pes=arch.compute.instances, dram_bandwidth=bw,
+    )
+
+
+def list_targets() -> list[TargetInfo]:
+    """Every built-in target, in registry order."""
+    return [target_info(n) for n in TARGETS]
