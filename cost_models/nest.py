@@ -55,14 +55,6 @@ class DataMovement:
     keep: np.ndarray
 
 
-def tile_extents(m: MappingBatch) -> np.ndarray:
-    """``int64[B, L+1, D]``: extent per dimension of each level's tile (index ``L``: one MAC)."""
-    f = m.factors
-    inner = np.cumprod(f[:, ::-1, :], axis=1)[:, ::-1, :]
-    ones = np.ones_like(f[:, :1, :])
-    return np.concatenate([inner, ones], axis=1)
-
-
 def analyze(problem: Problem, arch: Arch, m: MappingBatch) -> DataMovement:
     """Count reads, fills and updates per instance for every level and tensor (no pricing).
 
@@ -71,7 +63,7 @@ def analyze(problem: Problem, arch: Arch, m: MappingBatch) -> DataMovement:
     """
     B, L, D = m.temporal.shape
     T = problem.num_tensors
-    ext = tile_extents(m)                                   # [B, L+1, D]
+    ext = m.extents()                                       # [B, L+1, D]
     spatial = m.spatial
     sp_prod = spatial.prod(axis=2)                          # [B, L]
     instances = np.concatenate(
@@ -269,4 +261,4 @@ def _transition(U: np.ndarray, spans: np.ndarray, tile: np.ndarray, state: np.nd
     return delta, new_state
 
 
-__all__ = ["DataMovement", "analyze", "tile_extents"]
+__all__ = ["DataMovement", "analyze"]

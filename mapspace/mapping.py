@@ -94,6 +94,16 @@ class MappingBatch:
         """``int64[B, L, D]``: temporal x spatial factor per level and dim."""
         return self.temporal * self.spatial
 
+    def extents(self) -> np.ndarray:
+        """``int64[B, L+1, D]``: per-dimension extent of each level's tile.
+
+        Level ``l``'s tile spans the temporal and spatial factors of ``l`` and of every
+        inner level; index ``L`` is a single MAC (all ones).
+        """
+        f = self.factors
+        inner = np.cumprod(f[:, ::-1, :], axis=1)[:, ::-1, :]
+        return np.concatenate([inner, np.ones_like(f[:, :1, :])], axis=1)
+
     def spatial_xy(self) -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)``: ``int64[B, L]`` products of the spatial factors along X and along Y."""
         x = np.where(self.spatial_x, self.spatial, 1).prod(axis=2)

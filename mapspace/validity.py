@@ -1,0 +1,122 @@
+"""Is a mapping legal on this arch?  Every reason, for a whole batch, as values (no raising).
+
+``check`` returns a :class:`Validity`: ``valid: bool[B]`` and ``reasons: int64[B]``, a bit
+set of :class:`Reason` flags, plus the per-level detail needed to explain a failure in
+words (:meth:`Validity.explain`).  Capacity is checked per instance, in words of the level
+(``ceil(elements * bits / datawidth)`` for a tensor with an explicit bit width, one word per
+element otherwise, as in Timeloop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+
+import numpy as np
+
+from mapspace.arch import Arch
+from mapspace.mapping import MappingBatch
+from mapspace.problem import Problem
+
+
+class Reason(IntFlag):
+    """Why a mapping is invalid (bit flags; several may be set)."""
+
+    FACTORS = 1          # factors of a dimension do not multiply to its size
+    NONPOSITIVE = 2      # a factor below 1
+    ORDER = 4            # a level's loop order is not a permutation of the dimensions
+    FANOUT = 8           # spatial factors exceed a level's X or Y fan-out
+    CAPACITY = 16        # kept tiles overflow a level's capacity
+    UNKEPT = 32          # a tensor is kept at no level
+    CONSTRAINT = 64      # violates a mapspace constraint (set by mapspace.constraints)
+
+
+@dataclass(frozen=True)
+class Validity:
+    """``valid: bool[B]``, ``reasons: int64[B]``; detail arrays for explanations:
+    ``bad_dims: bool[B, D]``, ``over_fanout: bool[B, L]``, ``usage: int64[B, L]`` words
+    used per instance, ``capacity: int64[L]`` (-1 = unbounded), ``unkept: bool[B, T]``."""
+
+    valid: np.ndarray
+    reasons: np.ndarray
+    bad_dims: np.ndarray
+    over_fanout: np.ndarray
+    usage: np.ndarray
+    capacity: np.ndarray
+    unkept: np.ndarray
+
+    def explain(self, i: int, problem: Problem, arch: Arch) -> list[str]:
+        """Every reason mapping ``i`` is invalid, one sentence each (empty if valid)."""
+        r = Reason(int(self.reasons[i]))
+        out: list[str] = []
+        if Reason.NONPOSITIVE in r:
+            out.append("a loop factor is below 1")
+        if Reason.FACTORS in r:
+            dims = [problem.dims[d] for d in np.nonzero(self.bad_dims[i])[0]]
+            out.append("factors do not multiply to the problem size for "
+                       + ", ".join(f"{d} (size {problem.size(d)})" for d in dims))
+        if Reason.ORDER in r:
+            out.append("a loop permutation is not a permutation of the dimensions")
+        if Reason.FANOUT in r:
+            for l in np.nonzero(self.over_fanout[i])[0]:
+                fx, fy = arch.fanout(int(l))
+                out.append(f"spatial factors below {arch.levels[l].name} exceed its "
+                           f"fan-out of {fx}x{fy}")
+        if Reason.CAPACITY in r:
+            for l in range(arch.num_levels):
+                cap = self.capacity[l]
+                if cap >= 0 and self.usage[i, l] > cap:
+                    out.append(f"tiles kept in {arch.levels[l].name} need "
+                               f"{self.usage[i, l]} words, capacity is {cap}")
+        if Reason.UNKEPT in r:
+            names = [problem.tensor_names[t] for t in np.nonzero(self.unkept[i])[0]]
+            out.append("kept at no level: " + ", ".join(names))
+        if Reason.CONSTRAINT in r:
+            out.append("violates the mapspace constraints")
+        return out
+
+
+def words(problem: Problem, arch: Arch, tiles: np.ndarray) -> np.ndarray:
+    """``int64[B, L, T]``: words each tile occupies in each level (tiles ``[B, L, T]``)."""
+    out = tiles.astype(np.int64).copy()
+    for t, tensor in enumerate(problem.tensors):
+        if tensor.bits is None:
+            continue
+        dw = np.array([lv.datawidth for lv in arch.levels], np.int64)
+        out[:, :, t] = -(-tiles[:, :, t] * tensor.bits // dw)
+    return out
+
+
+def tiles_of(problem: Problem, m: MappingBatch) -> np.ndarray:
+    """``int64[B, L, T]``: elements of each tensor in each level's tile (kept or not)."""
+    ext = m.extents()[:, :-1]
+    return np.stack([problem.tile_size(t, ext) for t in range(problem.num_tensors)], axis=2)
+
+
+def check(problem: Problem, arch: Arch, m: MappingBatch) -> Validity:
+    """Validate a batch: factor products, positivity, permutations, fan-out, capacity, keep."""
+    B, L, D = m.temporal.shape
+    reasons = np.zeros(B, np.int64)
+    nonpos = ((m.temporal < 1) | (m.spatial < 1)).reshape(B, -1).any(axis=1)
+    reasons |= np.where(nonpos, int(Reason.NONPOSITIVE), 0)
+    prod = np.where(m.factors < 1, 0, m.factors).prod(axis=1)        # [B, D]
+    bad_dims = prod != np.array(problem.sizes, np.int64)
+    reasons |= np.where(bad_dims.any(axis=1), int(Reason.FACTORS), 0)
+    sorted_order = np.sort(m.order, axis=2)
+    bad_order = (sorted_order != np.arange(D)).reshape(B, -1).any(axis=1)
+    reasons |= np.where(bad_order, int(Reason.ORDER), 0)
+    sx, sy = m.spatial_xy()
+    fan = np.array([arch.fanout(l) for l in range(L)], np.int64)     # [L, 2]
+    over = (sx > fan[:, 0]) | (sy > fan[:, 1])
+    reasons |= np.where(over.any(axis=1), int(Reason.FANOUT), 0)
+    safe = MappingBatch(np.maximum(m.temporal, 1), np.maximum(m.spatial, 1), m.order,
+                        m.spatial_x, m.keep)
+    usage = (words(problem, arch, tiles_of(problem, safe)) * m.keep).sum(axis=2)
+    cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in arch.levels],
+                   np.int64)
+    overflow = ((cap >= 0) & (usage > cap)).any(axis=1)
+    reasons |= np.where(overflow, int(Reason.CAPACITY), 0)
+    unkept = ~m.keep.any(axis=1)
+    reasons |= np.where(unkept.any(axis=1), int(Reason.UNKEPT), 0)
+    return Validity(valid=reasons == 0, reasons=reasons, bad_dims=bad_dims, over_fanout=over,
+                    usage=usage, capacity=cap, unkept=unkept)
