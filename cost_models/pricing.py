@@ -1,0 +1,113 @@
+"""Pricing: data-movement counts -> cycles, energy (pJ), EDP, utilization (Timeloop rules).
+
+Pure functions over :class:`~cost_models.nest.DataMovement`; no loop-nest knowledge here.
+
+* Energy of a level and tensor: each action's per-instance count is rounded up to whole
+  vector accesses (``ceil(count / block_size)``), priced at the ERT's per-vector energy
+  (reads at ``read``, fills at ``write``, updates at ``update``) and multiplied by the
+  utilized instances.  Leakage: the ERT's per-cycle ``leak`` times the run's cycles
+  times the level's instances.  MACs: compute energy per MAC times the MACs.
+* Cycles of a level: the compute cycles (MACs per compute instance), stretched when the
+  per-instance traffic needs more than the level's bandwidth: reads against
+  ``read_bandwidth``, fills + updates against ``write_bandwidth``, all of them against
+  ``shared_bandwidth`` (words per cycle).  The run takes the slowest level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cost_models.nest import DataMovement
+from mapspace.arch import Arch
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Per-level arrays from an :class:`~mapspace.arch.Arch` (``L`` levels)."""
+
+    block: np.ndarray        # int64[L] words per vector access
+    read: np.ndarray         # float64[L] pJ per vector read
+    write: np.ndarray        # float64[L] pJ per vector fill
+    update: np.ndarray       # float64[L] pJ per vector update
+    leak: np.ndarray         # float64[L] pJ per cycle per instance
+    instances: np.ndarray    # int64[L] physical instances
+    read_bw: np.ndarray      # float64[L] words/cycle/instance (inf = unlimited)
+    write_bw: np.ndarray
+    shared_bw: np.ndarray
+    mac: float               # pJ per MAC
+    mac_leak: float
+    mac_instances: int
+
+    @staticmethod
+    def of(arch: Arch) -> Prices:
+        lv = arch.levels
+        inf = float("inf")
+
+        def bw(x: float | None) -> float:
+            return inf if x is None or x <= 0 else float(x)
+
+        return Prices(
+            block=np.array([x.block_size for x in lv], np.int64),
+            read=np.array([x.energy.read for x in lv]),
+            write=np.array([x.energy.write for x in lv]),
+            update=np.array([x.energy.update for x in lv]),
+            leak=np.array([x.energy.leak for x in lv]),
+            instances=np.array([x.instances for x in lv], np.int64),
+            read_bw=np.array([bw(x.read_bandwidth) for x in lv]),
+            write_bw=np.array([bw(x.write_bandwidth) for x in lv]),
+            shared_bw=np.array([bw(x.shared_bandwidth) for x in lv]),
+            mac=arch.compute.energy, mac_leak=arch.compute.leak,
+            mac_instances=arch.compute.instances,
+        )
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Costs of ``B`` mappings.  ``energy_breakdown: float64[B, L, T]`` pJ per level and
+    tensor (dynamic), ``level_cycles: int64[B, L]``; the rest ``[B]``."""
+
+    cycles: np.ndarray
+    energy: np.ndarray
+    edp: np.ndarray
+    utilization: np.ndarray
+    mac_energy: np.ndarray
+    leak_energy: np.ndarray
+    level_cycles: np.ndarray
+    energy_breakdown: np.ndarray
+
+
+def _ceil_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return -(-a // b)
+
+
+def price(arch: Arch, dm: DataMovement, prices: Prices | None = None) -> Cost:
+    """Cycles, energy (pJ), EDP (J x cycles) and utilization from data movement."""
+    p = prices or Prices.of(arch)
+    blk = p.block[None, :, None]
+    vec_r = _ceil_div(dm.reads, blk)
+    vec_f = _ceil_div(dm.fills, blk)
+    vec_u = _ceil_div(dm.updates, blk)
+    per_inst = (vec_r * p.read[None, :, None] + vec_f * p.write[None, :, None]
+                + vec_u * p.update[None, :, None])
+    breakdown = per_inst * dm.instances[:, :, None]
+
+    compute = dm.macs
+    reads = dm.reads.sum(axis=2).astype(np.float64)
+    writes = (dm.fills + dm.updates).sum(axis=2).astype(np.float64)
+    need = np.maximum.reduce([
+        reads / p.read_bw, writes / p.write_bw, (reads + writes) / p.shared_bw,
+    ])
+    level_cycles = np.maximum(compute[:, None], np.ceil(need).astype(np.int64))
+    cycles = level_cycles.max(axis=1)
+
+    total_macs = compute * dm.compute_instances
+    mac_energy = total_macs * p.mac
+    leak = cycles * ((p.leak * p.instances).sum() + p.mac_leak * p.mac_instances)
+    energy = breakdown.sum(axis=(1, 2)) + mac_energy + leak
+    utilization = total_macs / (cycles * p.mac_instances)
+    edp = energy * 1e-12 * cycles
+    return Cost(cycles=cycles, energy=energy, edp=edp, utilization=utilization,
+                mac_energy=mac_energy, leak_energy=leak, level_cycles=level_cycles,
+                energy_breakdown=breakdown)
