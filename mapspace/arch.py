@@ -30,7 +30,9 @@ class StorageLevel:
     """One storage level.  ``instances = mesh_x * mesh_y`` (across the whole chip).
 
     ``depth=None`` means unbounded (DRAM).  ``multiple_buffering`` divides the usable
-    capacity, like Timeloop's ``effective size``.
+    capacity, like Timeloop's ``effective size``.  A Timeloop ``dummy_storage`` level
+    (``cls="dummy_storage"``, see :attr:`is_dummy`) is an ordinary level that a mapping
+    normally has bypass every tensor; it exists to carry a spatial fan-out of its own.
     """
 
     name: str
@@ -65,6 +67,11 @@ class StorageLevel:
                 f"width {self.width} is not a multiple of datawidth {self.datawidth}",
                 where=where, key="width",
             )
+
+    @property
+    def is_dummy(self) -> bool:
+        """A Timeloop ``dummy_storage`` level (Timeloop hides these in its reports)."""
+        return self.cls == "dummy_storage"
 
     @property
     def block_size(self) -> int:
@@ -104,16 +111,14 @@ class Arch:
     """Storage levels from outermost (index 0, usually DRAM) to innermost, and the compute.
 
     ``cycle_seconds`` converts cycles to seconds for reports (Timeloop's
-    ``global_cycle_seconds``).  ``aliases`` maps each Timeloop ``dummy_storage`` level
-    (dropped from ``levels``) to the next outer real level, whose spatial fan-out the
-    dummy's spatial loops join (``(dummy_name, real_name)`` pairs, outermost first).
+    ``global_cycle_seconds``).  Timeloop ``dummy_storage`` levels are ordinary entries of
+    ``levels`` (:attr:`StorageLevel.is_dummy`), at their place in the hierarchy.
     """
 
     name: str
     levels: tuple[StorageLevel, ...]
     compute: ComputeUnit
     cycle_seconds: float = 1e-9
-    aliases: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         where = f"architecture {self.name!r}"
@@ -122,12 +127,6 @@ class Arch:
         names = [lv.name for lv in self.levels]
         if len(set(names)) != len(names):
             raise MapspaceError(f"duplicate level names in {names}", where=where)
-        for dummy, real in self.aliases:
-            if dummy in names or real not in names:
-                raise MapspaceError(
-                    f"alias {dummy!r} -> {real!r} must name a new level and an existing one",
-                    where=where, key="aliases",
-                )
         chain = [*self.levels, self.compute]
         for outer, inner in zip(chain, chain[1:], strict=False):
             if inner.mesh_x % outer.mesh_x or inner.mesh_y % outer.mesh_y:

@@ -8,12 +8,14 @@ Rules adopted from NVlabs/timeloop (``src/model/topology.cpp``, ``src/model/buff
   ``instances`` attribute.  Attributes of enclosing nodes are inherited (timeloopfe does
   this; ``instances``/``meshX``/``meshY`` are not).  Within a ``local`` list, the first
   component is the outermost.
-* Class (then ``subclass``) containing ``dummy`` -> a dummy level (dropped, recorded in
-  ``Arch.aliases`` against the next outer real level); containing ``DRAM``, ``SRAM``,
-  ``regfile``, ``smartbuffer`` or ``storage`` -> a storage level; containing ``mac`` or
-  ``compute`` -> the compute unit; anything else is ignored, except that the last leaf
-  becomes the compute unit when no compute class was found.  ``StorageLevel.cls`` keeps the
-  ``subclass`` when given (``smartbuffer_RF``), else the ``class``.
+* Class (then ``subclass``) containing ``dummy``, ``DRAM``, ``SRAM``, ``regfile``,
+  ``smartbuffer`` or ``storage`` -> a storage level; containing ``mac`` or ``compute`` ->
+  the compute unit; anything else is ignored, except that the last leaf becomes the compute
+  unit when no compute class was found.  ``StorageLevel.cls`` keeps the ``subclass`` when
+  given (``smartbuffer_RF``), else the ``class``.  A ``dummy_storage`` level is kept as an
+  ordinary level at its place (as Timeloop's nest analysis does), with its attributes as
+  written (typically width = depth = datawidth = 1) and ``cls="dummy_storage"``; its
+  energies come from the ERT like any level's (zeros without a table).
 * Word bits: ``word-bits`` | ``word_width`` | ``datawidth`` (default 16).  Block size
   (words per access): ``block-size`` | ``block_size`` | ``n_words``, else ``width /
   (word bits x cluster-size)`` when ``cluster-size`` is given, else ``width / word bits``,
@@ -80,15 +82,16 @@ class _Leaf:
 
     @property
     def cls(self) -> str:
-        """The informative class name (``subclass`` when given)."""
+        """The informative class name (``subclass`` when given; ``dummy_storage`` for any
+        dummy level)."""
+        if "dummy" in self.klass or "dummy" in self.subclass:
+            return "dummy_storage"
         return self.subclass or self.klass
 
     def kind(self) -> str:
-        """``dummy``, ``storage``, ``compute`` or ``other`` (by ``class``, then ``subclass``)."""
+        """``storage``, ``compute`` or ``other`` (by ``class``, then ``subclass``)."""
         for c in (self.klass, self.subclass):
-            if "dummy" in c:
-                return "dummy"
-            if any(s in c for s in _BUFFER):
+            if "dummy" in c or any(s in c for s in _BUFFER):
                 return "storage"
             if any(s in c for s in _COMPUTE):
                 return "compute"
@@ -277,16 +280,10 @@ def arch_from_dict(d: Any, where: str, ert: Any = None, ert_where: str | None = 
                             "'subtree' nor 'local'", where=where, key=base or None)
     walk = _walk(arch, where, base)
     levels: list[StorageLevel] = []
-    aliases: list[tuple[str, str]] = []
     compute: ComputeUnit | None = None
     for leaf in walk.leaves:
         kind = leaf.kind()
-        if kind == "dummy":
-            if not levels:
-                raise MapspaceError(f"dummy level {leaf.name!r} has no outer storage level",
-                                    where=where, key=leaf.key)
-            aliases.append((leaf.name, levels[-1].name))
-        elif kind == "storage":
+        if kind == "storage":
             if compute is not None:
                 raise MapspaceError(f"storage level {leaf.name!r} is inside the compute unit "
                                     f"{compute.name!r}", where=where, key=leaf.key)
@@ -297,7 +294,7 @@ def arch_from_dict(d: Any, where: str, ert: Any = None, ert_where: str | None = 
                                     f"{compute.name!r})", where=where, key=leaf.key)
             compute = _compute(leaf, where)
     if compute is None and walk.leaves and walk.leaves[-1].name not in {
-            lv.name for lv in levels} | {a for a, _ in aliases}:
+            lv.name for lv in levels}:
         compute = _compute(walk.leaves[-1], where)
     if compute is None:
         raise MapspaceError("no compute unit found (a component whose class contains 'mac' "
@@ -317,7 +314,7 @@ def arch_from_dict(d: Any, where: str, ert: Any = None, ert_where: str | None = 
                               leak=acts.get("leak", 0.0))
     try:
         return Arch(name=walk.top_name or "arch", levels=tuple(levels), compute=compute,
-                    cycle_seconds=walk.cycle_seconds or 1e-9, aliases=tuple(aliases))
+                    cycle_seconds=walk.cycle_seconds or 1e-9)
     except MapspaceError as e:
         raise relocate(e, where, base or "architecture") from None
 
@@ -352,11 +349,6 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
         local.append({"name": tag, **cls, "attributes": a})
         tables.append({"name": f"{arch.name}.{tag}", "actions": [
             {"name": n, "energy": getattr(lv.energy, n)} for n in _STORAGE_ACTIONS]})
-        for dummy, real in arch.aliases:
-            if real == lv.name:
-                local.append({"name": f"{dummy}[1..{lv.instances}]", "class": "dummy_storage",
-                              "attributes": {"width": 1, "depth": 1, "datawidth": 1,
-                                             "meshX": lv.mesh_x, "meshY": lv.mesh_y}})
     c = arch.compute
     tag = f"{c.name}[1..{c.instances}]"
     local.append({"name": tag, "class": "intmac", "attributes": {

@@ -13,11 +13,11 @@ Rules adopted from NVlabs/timeloop ``src/mapping/parser.cpp`` (``ParseAndConstru
   dimension names may be run together (``"PQCMRSN"``); otherwise separate them by spaces.
 * ``split`` (spatial only): dimensions at positions ``< split`` of the spatial permutation
   go along X, the rest along Y; absent -> the number of dimensions (all X).
-* No datatype/bypass directive for a (level, tensor) -> kept (Timeloop's ``X`` = keep).
+* No datatype/bypass directive for a (level, tensor) -> kept (Timeloop's ``X`` = keep),
+  except at a ``dummy_storage`` level (:attr:`~mapspace.arch.StorageLevel.is_dummy`),
+  which keeps nothing unless a directive says otherwise.  Otherwise dummy levels take
+  temporal, spatial and datatype directives like any level.
 * Levels without a temporal directive get all-1 factors (and the default order).
-* Dummy levels (``Arch.aliases``): temporal factors must all be 1, ``keep`` must be empty;
-  spatial factors multiply into the aliased real level's spatial factors with their own
-  X/Y split (a dimension split >1 both ways at once is an error).
 * The product of every dimension's factors must equal its size (Timeloop exits otherwise).
 """
 
@@ -106,37 +106,28 @@ def mapping_from_list(lst: Any, problem: Problem, arch: Arch, where: str,
         lst = lst["mapping"]
     lst = expect(lst, list, where, base)
     L, D, T = arch.num_levels, problem.num_dims, problem.num_tensors
-    alias = dict(arch.aliases)
     temporal = np.ones((L, D), dtype=np.int64)
     spatial = np.ones((L, D), dtype=np.int64)
     order = np.tile(np.arange(D, dtype=np.int64), (L, 1))
     sx = np.ones((L, D), dtype=bool)
     keep = np.ones((L, T), dtype=bool)
-    own_spatial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    dummy_spatial: dict[str, tuple[int, np.ndarray, np.ndarray, str]] = {}
+    keep[[lv.is_dummy for lv in arch.levels]] = False
     for i, dv in enumerate(lst):
         k = f"{base}[{i}]"
         dv = expect(dv, dict, where, k)
         target = dv.get("target")
-        if not isinstance(target, str) or (target not in arch.level_names and target
-                                           not in alias):
-            known = ", ".join([*arch.level_names, *alias])
+        if not isinstance(target, str) or target not in arch.level_names:
+            known = ", ".join(arch.level_names)
             raise MapspaceError(f"unknown target level {describe(target)} (levels are {known})",
                                 where=where, key=f"{k}.target")
         kind = dv.get("type")
         if kind not in _TYPES:
             raise MapspaceError(f"expected type temporal, spatial, datatype or bypass, found "
                                 f"{describe(kind)}", where=where, key=f"{k}.type")
-        is_dummy = target in alias
-        lvl = arch.level_index(alias.get(target, target))
+        lvl = arch.level_index(target)
         if kind in ("datatype", "bypass"):
             kept = _tensors(dv.get("keep"), problem, where, f"{k}.keep")
             dropped = _tensors(dv.get("bypass"), problem, where, f"{k}.bypass")
-            if is_dummy:
-                if kept:
-                    raise MapspaceError(f"dummy level {target!r} cannot keep tensors",
-                                        where=where, key=f"{k}.keep")
-                continue
             keep[lvl, kept] = True
             keep[lvl, dropped] = False
             continue
@@ -147,11 +138,6 @@ def mapping_from_list(lst: Any, problem: Problem, arch: Arch, where: str,
         perm = _permutation(expect(dv.get("permutation", ""), str, where,
                                    f"{k}.permutation"), problem, where, f"{k}.permutation")
         if kind == "temporal":
-            if is_dummy:
-                if (fac != 1).any():
-                    raise MapspaceError(f"dummy level {target!r} cannot have temporal factors "
-                                        "other than 1", where=where, key=f"{k}.factors")
-                continue
             temporal[lvl], order[lvl] = fac, perm
             continue
         split = dv.get("split", D)
@@ -160,21 +146,7 @@ def mapping_from_list(lst: Any, problem: Problem, arch: Arch, where: str,
                                 f"{describe(split)}", where=where, key=f"{k}.split")
         x = np.zeros(D, dtype=bool)
         x[perm[:split]] = True
-        if is_dummy:
-            dummy_spatial[target] = (lvl, fac, x, k)
-        else:
-            own_spatial[lvl] = (fac, x)
-    for lvl, (fac, x) in own_spatial.items():
         spatial[lvl], sx[lvl] = fac, x
-    for target, (lvl, fac, x, k) in dummy_spatial.items():
-        clash = (fac > 1) & (spatial[lvl] > 1) & (x != sx[lvl])
-        if clash.any():
-            dims = ", ".join(problem.dims[d] for d in np.flatnonzero(clash))
-            raise MapspaceError(f"dimension(s) {dims} split along both X and Y at "
-                                f"{arch.levels[lvl].name!r} (through dummy {target!r})",
-                                where=where, key=f"{k}.split")
-        spatial[lvl] *= fac
-        sx[lvl] = np.where(fac > 1, x, sx[lvl])
     if check_products:
         prod = (temporal * spatial).prod(axis=0)
         bad = [f"{d}: {int(p)} != {s}" for d, p, s in zip(problem.dims, prod, problem.sizes,

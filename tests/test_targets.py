@@ -18,7 +18,7 @@ _TARGETS = Path(__file__).resolve().parents[1] / "targets"
 def test_every_target_loads(name: str) -> None:
     a = load_target(name)
     assert a.levels[0].depth is None and a.compute.energy > 0
-    assert all(lv.energy.read > 0 for lv in a.levels)
+    assert all(lv.energy.read > 0 for lv in a.levels if not lv.is_dummy)
 
 
 def test_gemmini_variants() -> None:
@@ -34,10 +34,12 @@ def test_gemmini_variants() -> None:
 def test_eyeriss_and_simba() -> None:
     e = load_target("eyeriss-like")
     assert e.compute.instances == 168 and (e.compute.mesh_x, e.compute.mesh_y) == (14, 12)
-    assert dict(e.aliases) == {"inter_PE_column_spatial": "shared_glb",
-                               "inter_PE_spatial": "shared_glb"}
+    assert [lv.name for lv in e.levels if lv.is_dummy] == ["inter_PE_column_spatial",
+                                                           "inter_PE_spatial"]
+    assert e.fanout(e.level_index("inter_PE_column_spatial")) == (14, 1)
+    assert e.fanout(e.level_index("inter_PE_spatial")) == (1, 12)
     s = load_target("simba-like")
-    assert s.compute.instances == 256 and len(s.aliases) == 3
+    assert s.compute.instances == 256 and sum(lv.is_dummy for lv in s.levels) == 3
 
 
 def test_targets_match_reference(shared_dir: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mapspace import MapspaceError
+from mapspace.arch import ActionEnergy
 from mapspace.arch_yaml import arch_from_dict, arch_to_dict, load_arch
 from mapspace.yamlio import dump_yaml, load_yaml
 
@@ -41,7 +42,7 @@ def test_gemmini(shared_dir: Path) -> None:
     assert a.compute.name == "MACC" and a.compute.instances == 256
     assert (a.compute.mesh_x, a.compute.mesh_y) == (16, 16) and a.compute.energy == 0.40
     assert a.fanout(1) == (16, 1) and a.fanout(2) == (1, 16) and a.fanout(3) == (1, 1)
-    assert a.aliases == ()
+    assert not any(lv.is_dummy for lv in a.levels)
 
 
 def test_gemmini_upstream_v03_loads_unchanged(shared_dir: Path) -> None:
@@ -57,15 +58,39 @@ def test_gemmini_upstream_v03_loads_unchanged(shared_dir: Path) -> None:
     assert a.compute.energy == 0.0  # no ERT given
 
 
-def test_simba_dummies_are_aliases(shared_dir: Path) -> None:
+def test_simba_dummies_are_levels(shared_dir: Path) -> None:
     d = shared_dir / "conformance/ex_simba_like"
     a = load_arch(d / "input.yaml", d / "ERT.yaml")
-    assert "inter_PE_spatial" not in a.level_names
-    assert a.aliases == (("inter_PE_spatial", "GlobalBuffer"),
-                         ("inter_distributed_buffers_spatial", "PEInputBuffer"),
-                         ("inter_reg_mac_spatial", "PEAccuBuffer"))
+    assert a.level_names == ("DRAM", "GlobalBuffer", "inter_PE_spatial", "PEInputBuffer",
+                             "inter_distributed_buffers_spatial", "PEWeightBuffer",
+                             "PEAccuBuffer", "inter_reg_mac_spatial", "PEWeightRegs")
+    dummies = [lv.name for lv in a.levels if lv.is_dummy]
+    assert dummies == ["inter_PE_spatial", "inter_distributed_buffers_spatial",
+                       "inter_reg_mac_spatial"]
+    fan = {lv.name: a.fanout(i) for i, lv in enumerate(a.levels)}
+    assert fan["GlobalBuffer"] == (1, 1) and fan["inter_PE_spatial"] == (16, 1)
+    assert fan["PEInputBuffer"] == (1, 1) and fan["inter_distributed_buffers_spatial"] == (1, 4)
+    assert fan["PEAccuBuffer"] == (1, 1) and fan["inter_reg_mac_spatial"] == (1, 4)
+    for name, inst in (("inter_PE_spatial", 1), ("inter_distributed_buffers_spatial", 16),
+                       ("inter_reg_mac_spatial", 64)):
+        lv = a.levels[a.level_index(name)]
+        assert lv.cls == "dummy_storage" and lv.instances == inst
+        assert (lv.depth, lv.width, lv.datawidth, lv.capacity) == (1, 1, 1, 1)
+        assert lv.energy == ActionEnergy()  # no ERT table for dummies
     assert a.levels[a.level_index("PEWeightRegs")].capacity == 1  # cluster_size 64 -> block 1
     assert a.compute.energy == 0.315 and a.compute.leak == 0.0036
+
+
+def test_eyeriss_dummies_are_levels(shared_dir: Path) -> None:
+    d = shared_dir / "conformance/ex_eyeriss_like"
+    a = load_arch(d / "input.yaml", d / "ERT.yaml")
+    assert a.level_names == ("DRAM", "shared_glb", "inter_PE_column_spatial",
+                             "inter_PE_spatial", "ifmap_spad", "weights_spad", "psum_spad")
+    assert [lv.is_dummy for lv in a.levels] == [False, False, True, True, False, False, False]
+    col, pe = a.level_index("inter_PE_column_spatial"), a.level_index("inter_PE_spatial")
+    assert a.fanout(a.level_index("shared_glb")) == (1, 1)
+    assert a.fanout(col) == (14, 1) and a.fanout(pe) == (1, 12)
+    assert (a.levels[col].instances, a.levels[pe].instances) == (1, 14)
 
 
 @pytest.mark.parametrize("case", CONFORMANCE)
@@ -73,8 +98,9 @@ def test_conformance_arch_matches_timeloop_specs(shared_dir: Path, case: str) ->
     d = shared_dir / "conformance" / case
     a = load_arch(d / "input.yaml", d / "ERT.yaml")
     stats = parse_stats(d / "timeloop-model.stats.txt")
-    assert set(stats.levels) == set(a.level_names)
-    for lv in a.levels:
+    real = [lv for lv in a.levels if not lv.is_dummy]  # Timeloop hides dummy levels
+    assert set(stats.levels) == {lv.name for lv in real}
+    for lv in real:
         s = stats.levels[lv.name]
         assert s.size == (None if lv.depth is None else lv.depth * lv.block_size), lv.name
         assert (s.block_size, s.word_bits, s.instances) == (

@@ -88,15 +88,33 @@ def test_conformance_mappings(shared_dir: Path, case: str) -> None:
     assert again.equals(m).all()
 
 
-def test_eyeriss_two_dummies_merge_into_glb(shared_dir: Path) -> None:
+def test_eyeriss_dummies_keep_their_own_spatial_factors(shared_dir: Path) -> None:
     d = shared_dir / "conformance/ex_eyeriss_like"
     a, p = load_arch(d / "input.yaml", d / "ERT.yaml"), load_problem(d / "input.yaml")
     m = load_mapping(d / "input.yaml", p, a)
-    glb = a.level_index("shared_glb")
-    sp = dict(zip(p.dims, m.spatial[0, glb], strict=True))
-    assert (sp["C"], sp["S"], sp["Q"]) == (3, 3, 14)
+    glb, col = a.level_index("shared_glb"), a.level_index("inter_PE_column_spatial")
+    pe = a.level_index("inter_PE_spatial")
+    assert (m.spatial[0, glb] == 1).all()
+    sp_col = dict(zip(p.dims, m.spatial[0, col], strict=True))
+    sp_pe = dict(zip(p.dims, m.spatial[0, pe], strict=True))
+    assert sp_col["Q"] == 14 and m.spatial[0, col].prod() == 14
+    assert (sp_pe["C"], sp_pe["S"]) == (3, 3) and m.spatial[0, pe].prod() == 9
     x, y = m.spatial_xy()
-    assert (x[0, glb], y[0, glb]) == (14, 9)
+    assert (x[0, col], y[0, col]) == (14, 1) and (x[0, pe], y[0, pe]) == (1, 9)
+    assert not m.keep[0, col].any() and not m.keep[0, pe].any()
+
+
+def test_dummy_without_datatype_directive_keeps_nothing(shared_dir: Path) -> None:
+    p, a = _tut(shared_dir)
+    dummy = a.level_index("inter_PE_spatial")
+    assert a.levels[dummy].is_dummy
+    m = mapping_from_list([], p, a, "m.yaml", check_products=False)
+    assert not m.keep[0, dummy].any()
+    real = [not lv.is_dummy for lv in a.levels]
+    assert m.keep[0, real].all()  # real levels keep everything by default
+    m = mapping_from_list([{"target": "inter_PE_spatial", "type": "datatype",
+                            "keep": ["Inputs"]}], p, a, "m.yaml", check_products=False)
+    assert [p.tensor_names[t] for t in np.flatnonzero(m.keep[0, dummy])] == ["Inputs"]
 
 
 def _tut(shared_dir: Path):
@@ -137,10 +155,6 @@ def _bad(shared_dir: Path, directive: dict, key: str, words: str) -> None:
     ({"target": "GlobalBuffer", "type": "spatial", "split": -1}, "mapping[0].split",
      "split"),
     ({"target": "GlobalBuffer", "type": "skew"}, "mapping[0].type", "temporal, spatial"),
-    ({"target": "inter_PE_spatial", "type": "temporal", "factors": "C2"},
-     "mapping[0].factors", "dummy level"),
-    ({"target": "inter_PE_spatial", "type": "datatype", "keep": ["Inputs"]},
-     "mapping[0].keep", "dummy level"),
 ])
 def test_bad_mapping(shared_dir: Path, directive: dict, key: str, words: str) -> None:
     _bad(shared_dir, directive, key, words)
