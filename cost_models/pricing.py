@@ -5,8 +5,11 @@ Pure functions over :class:`~cost_models.nest.DataMovement`; no loop-nest knowle
 * Energy of a level and tensor: each action's per-instance count is rounded up to whole
   vector accesses (``ceil(count / block_size)``), priced at the ERT's per-vector energy
   (reads at ``read``, fills at ``write``, updates at ``update``) and multiplied by the
-  utilized instances.  Leakage: the ERT's per-cycle ``leak`` times the run's cycles
-  times the level's instances.  MACs: compute energy per MAC times the MACs.
+  utilized clusters (``min(utilized instances, instances / cluster_size)``; with no
+  clustering, the utilized instances).  Leakage: the ERT's per-cycle ``leak`` times the
+  run's cycles times the level's *utilized* instances.  MACs: compute energy per MAC times
+  the MACs; Timeloop charges the MAC array no leakage.  Networks cost nothing (Timeloop's
+  inferred legacy networks default to zero wire, router and adder energy).
 * Cycles of a level: the compute cycles (MACs per compute instance), stretched when the
   per-instance traffic needs more than the level's bandwidth: reads against
   ``read_bandwidth``, fills + updates against ``write_bandwidth``, all of them against
@@ -32,12 +35,11 @@ class Prices:
     write: np.ndarray        # float64[L] pJ per vector fill
     update: np.ndarray       # float64[L] pJ per vector update
     leak: np.ndarray         # float64[L] pJ per cycle per instance
-    instances: np.ndarray    # int64[L] physical instances
+    clusters: np.ndarray     # int64[L] physical clusters (instances / cluster_size)
     read_bw: np.ndarray      # float64[L] words/cycle/instance (inf = unlimited)
     write_bw: np.ndarray
     shared_bw: np.ndarray
     mac: float               # pJ per MAC
-    mac_leak: float
     mac_instances: int
 
     @staticmethod
@@ -54,12 +56,11 @@ class Prices:
             write=np.array([x.energy.write for x in lv]),
             update=np.array([x.energy.update for x in lv]),
             leak=np.array([x.energy.leak for x in lv]),
-            instances=np.array([x.instances for x in lv], np.int64),
+            clusters=np.array([max(1, x.instances // x.cluster_size) for x in lv], np.int64),
             read_bw=np.array([bw(x.read_bandwidth) for x in lv]),
             write_bw=np.array([bw(x.write_bandwidth) for x in lv]),
             shared_bw=np.array([bw(x.shared_bandwidth) for x in lv]),
-            mac=arch.compute.energy, mac_leak=arch.compute.leak,
-            mac_instances=arch.compute.instances,
+            mac=arch.compute.energy, mac_instances=arch.compute.instances,
         )
 
 
@@ -91,20 +92,23 @@ def price(arch: Arch, dm: DataMovement, prices: Prices | None = None) -> Cost:
     vec_u = _ceil_div(dm.updates, blk)
     per_inst = (vec_r * p.read[None, :, None] + vec_f * p.write[None, :, None]
                 + vec_u * p.update[None, :, None])
-    breakdown = per_inst * dm.instances[:, :, None]
+    clusters = np.minimum(dm.instances, p.clusters[None, :])
+    breakdown = per_inst * clusters[:, :, None]
 
-    compute = dm.macs
-    reads = dm.reads.sum(axis=2).astype(np.float64)
-    writes = (dm.fills + dm.updates).sum(axis=2).astype(np.float64)
-    need = np.maximum.reduce([
-        reads / p.read_bw, writes / p.write_bw, (reads + writes) / p.shared_bw,
+    # Bandwidth throttling in Timeloop's floating-point form (per-instance demand per cycle).
+    cc = dm.macs.astype(np.float64)[:, None]
+    rd = (dm.reads / cc[:, :, None]).sum(axis=2)
+    wd = ((dm.fills + dm.updates) / cc[:, :, None]).sum(axis=2)
+    slow = np.minimum.reduce([
+        np.ones_like(rd), p.read_bw / np.maximum(rd, 1e-300),
+        p.write_bw / np.maximum(wd, 1e-300), p.shared_bw / np.maximum(wd + rd, 1e-300),
     ])
-    level_cycles = np.maximum(compute[:, None], np.ceil(need).astype(np.int64))
+    level_cycles = np.ceil(cc / slow).astype(np.int64)
     cycles = level_cycles.max(axis=1)
 
-    total_macs = compute * dm.compute_instances
+    total_macs = dm.macs * dm.compute_instances
     mac_energy = total_macs * p.mac
-    leak = cycles * ((p.leak * p.instances).sum() + p.mac_leak * p.mac_instances)
+    leak = cycles * (p.leak[None, :] * np.maximum(dm.instances, 1)).sum(axis=1)
     energy = breakdown.sum(axis=(1, 2)) + mac_energy + leak
     utilization = total_macs / (cycles * p.mac_instances)
     edp = energy * 1e-12 * cycles

@@ -29,6 +29,9 @@ class ActionEnergy:
 class StorageLevel:
     """One storage level.  ``instances = mesh_x * mesh_y`` (across the whole chip).
 
+    ``cluster_size`` instances share one physical ``width``-bit access (Timeloop's
+    ``cluster_size``): energy is charged per utilized cluster.
+
     ``depth=None`` means unbounded (DRAM).  ``multiple_buffering`` divides the usable
     capacity, like Timeloop's ``effective size``.  A Timeloop ``dummy_storage`` level
     (``cls="dummy_storage"``, see :attr:`is_dummy`) is an ordinary level that a mapping
@@ -48,6 +51,7 @@ class StorageLevel:
     shared_bandwidth: float | None = None
     multiple_buffering: float = 1.0
     energy: ActionEnergy = ActionEnergy()
+    cluster_size: int = 1
 
     def __post_init__(self) -> None:
         where = f"architecture level {self.name!r}"

@@ -210,6 +210,7 @@ def _storage(leaf: _Leaf, where: str) -> StorageLevel:
             write_bandwidth=wr if wr is not None else (bw / 2 if bw is not None else None),
             shared_bandwidth=_attr(a, float, where, k, "shared_bandwidth"),
             multiple_buffering=_attr(a, float, where, k, "multiple-buffering") or 1.0,
+            cluster_size=cluster or 1,
         )
     except MapspaceError as e:
         raise relocate(e, where, k) from None
@@ -338,7 +339,10 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
         a: dict[str, Any] = {}
         if lv.depth is not None:
             a["depth"] = lv.depth
-        a.update(width=lv.width, datawidth=lv.datawidth, meshX=lv.mesh_x, meshY=lv.mesh_y)
+        a.update(width=lv.width * lv.cluster_size, datawidth=lv.datawidth, meshX=lv.mesh_x,
+                 meshY=lv.mesh_y)
+        if lv.cluster_size > 1:
+            a["cluster_size"] = lv.cluster_size
         for k in ("read_bandwidth", "write_bandwidth", "shared_bandwidth"):
             if getattr(lv, k) is not None:
                 a[k] = _num(getattr(lv, k))
