@@ -33,7 +33,11 @@ def prime_factors(n: int) -> list[int]:
 
 def random_mappings(problem: Problem, arch: Arch, n: int, rng: np.random.Generator,
                     keep: np.ndarray | None = None) -> MappingBatch:
-    """``n`` random structurally sound mappings; ``keep: bool[L, T]`` (default: all kept)."""
+    """``n`` random structurally sound mappings.
+
+    ``keep: bool[L, T]`` is shared by all of them (default: every real level keeps every
+    tensor, dummy levels keep nothing).
+    """
     L, D, T = arch.num_levels, problem.num_dims, problem.num_tensors
     fan = np.array([arch.fanout(l) for l in range(L)])
     spatial_ok = fan.prod(axis=1) > 1
@@ -52,7 +56,7 @@ def random_mappings(problem: Problem, arch: Arch, n: int, rng: np.random.Generat
     both = ((fx > 1) & (fy > 1))[None, :, None]
     spatial_x = np.where(both, rng.random((n, L, D)) < 0.5, (fx > 1)[None, :, None])
     if keep is None:
-        keep = np.ones((L, T), bool)
+        keep = np.array([[not lv.is_dummy] * T for lv in arch.levels], bool)
     keep_b = np.broadcast_to(np.asarray(keep, bool)[None], (n, L, T)).copy()
     return MappingBatch(temporal, spatial, order, spatial_x, keep_b)
 
