@@ -79,37 +79,26 @@ class Cost:
     energy_breakdown: np.ndarray
 
 
-def _ceil_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return -(-a // b)
-
-
 def price(arch: Arch, dm: DataMovement, prices: Prices | None = None) -> Cost:
-    """Cycles, energy (pJ), EDP (J x cycles) and utilization from data movement."""
+    """Cycles, energy (pJ), EDP (J x cycles) and utilization from data movement.
+
+    Runs compiled and in parallel over the batch (``cost_models/_pricing_kernel.py``).
+    """
+    from cost_models._pricing_kernel import pricing_kernel
+
     p = prices or Prices.of(arch)
-    blk = p.block[None, :, None]
-    vec_r = _ceil_div(dm.reads, blk)
-    vec_f = _ceil_div(dm.fills, blk)
-    vec_u = _ceil_div(dm.updates, blk)
-    per_inst = (vec_r * p.read[None, :, None] + vec_f * p.write[None, :, None]
-                + vec_u * p.update[None, :, None])
-    clusters = np.minimum(dm.instances, p.clusters[None, :])
-    breakdown = per_inst * clusters[:, :, None]
-
-    # Bandwidth throttling in Timeloop's floating-point form (per-instance demand per cycle).
-    cc = dm.macs.astype(np.float64)[:, None]
-    rd = (dm.reads / cc[:, :, None]).sum(axis=2)
-    wd = ((dm.fills + dm.updates) / cc[:, :, None]).sum(axis=2)
-    slow = np.minimum.reduce([
-        np.ones_like(rd), p.read_bw / np.maximum(rd, 1e-300),
-        p.write_bw / np.maximum(wd, 1e-300), p.shared_bw / np.maximum(wd + rd, 1e-300),
-    ])
-    level_cycles = np.ceil(cc / slow).astype(np.int64)
-    cycles = level_cycles.max(axis=1)
-
+    B, L, T = dm.reads.shape
+    cycles = np.zeros(B, np.int64)
+    energy = np.zeros(B)
+    mac_energy = np.zeros(B)
+    leak = np.zeros(B)
+    level_cycles = np.zeros((B, L), np.int64)
+    breakdown = np.zeros((B, L, T))
+    pricing_kernel(dm.reads, dm.fills, dm.updates, dm.instances, dm.macs, dm.compute_instances,
+                   p.block, p.read, p.write, p.update, p.leak, p.clusters, p.read_bw,
+                   p.write_bw, p.shared_bw, p.mac, cycles, energy, mac_energy, leak,
+                   level_cycles, breakdown)
     total_macs = dm.macs * dm.compute_instances
-    mac_energy = total_macs * p.mac
-    leak = cycles * (p.leak[None, :] * np.maximum(dm.instances, 1)).sum(axis=1)
-    energy = breakdown.sum(axis=(1, 2)) + mac_energy + leak
     utilization = total_macs / (cycles * p.mac_instances)
     edp = energy * 1e-12 * cycles
     return Cost(cycles=cycles, energy=energy, edp=edp, utilization=utilization,

@@ -76,17 +76,6 @@ class Validity:
         return out
 
 
-def words(problem: Problem, arch: Arch, tiles: np.ndarray) -> np.ndarray:
-    """``int64[B, L, T]``: words each tile occupies in each level (tiles ``[B, L, T]``)."""
-    out = tiles.astype(np.int64).copy()
-    for t, tensor in enumerate(problem.tensors):
-        if tensor.bits is None:
-            continue
-        dw = np.array([lv.datawidth for lv in arch.levels], np.int64)
-        out[:, :, t] = -(-tiles[:, :, t] * tensor.bits // dw)
-    return out
-
-
 def tiles_of(problem: Problem, m: MappingBatch) -> np.ndarray:
     """``int64[B, L, T]``: elements of each tensor in each level's tile (kept or not)."""
     ext = m.extents()[:, :-1]
@@ -94,29 +83,29 @@ def tiles_of(problem: Problem, m: MappingBatch) -> np.ndarray:
 
 
 def check(problem: Problem, arch: Arch, m: MappingBatch) -> Validity:
-    """Validate a batch: factor products, positivity, permutations, fan-out, capacity, keep."""
+    """Validate a batch: factor products, positivity, permutations, fan-out, capacity, keep.
+
+    Runs compiled and in parallel over the batch (``mapspace/_kernels.py``).  Capacity is
+    in words of the level: ``ceil(elements * bits / datawidth)`` for a tensor with a bit
+    width, one word per element otherwise.
+    """
+    from mapspace._kernels import term_tables, validity_kernel
+
     B, L, D = m.temporal.shape
-    reasons = np.zeros(B, np.int64)
-    nonpos = ((m.temporal < 1) | (m.spatial < 1)).reshape(B, -1).any(axis=1)
-    reasons |= np.where(nonpos, int(Reason.NONPOSITIVE), 0)
-    prod = np.where(m.factors < 1, 0, m.factors).prod(axis=1)        # [B, D]
-    bad_dims = prod != np.array(problem.sizes, np.int64)
-    reasons |= np.where(bad_dims.any(axis=1), int(Reason.FACTORS), 0)
-    sorted_order = np.sort(m.order, axis=2)
-    bad_order = (sorted_order != np.arange(D)).reshape(B, -1).any(axis=1)
-    reasons |= np.where(bad_order, int(Reason.ORDER), 0)
-    sx, sy = m.spatial_xy()
-    fan = np.array([arch.fanout(l) for l in range(L)], np.int64)     # [L, 2]
-    over = (sx > fan[:, 0]) | (sy > fan[:, 1])
-    reasons |= np.where(over.any(axis=1), int(Reason.FANOUT), 0)
-    safe = MappingBatch(np.maximum(m.temporal, 1), np.maximum(m.spatial, 1), m.order,
-                        m.spatial_x, m.keep)
-    usage = (words(problem, arch, tiles_of(problem, safe)) * m.keep).sum(axis=2)
+    T = problem.num_tensors
+    tdim, tcoef = term_tables(problem.projections, problem.sizes)
+    fan = np.array([arch.fanout(l) for l in range(L)], np.int64).reshape(L, 2)
     cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in arch.levels],
                    np.int64)
-    overflow = ((cap >= 0) & (usage > cap)).any(axis=1)
-    reasons |= np.where(overflow, int(Reason.CAPACITY), 0)
-    unkept = ~m.keep.any(axis=1)
-    reasons |= np.where(unkept.any(axis=1), int(Reason.UNKEPT), 0)
+    bits = np.array([t.bits or 0 for t in problem.tensors], np.int64)
+    dw = np.array([lv.datawidth for lv in arch.levels], np.int64)
+    reasons = np.zeros(B, np.int64)
+    bad_dims = np.zeros((B, D), bool)
+    over = np.zeros((B, L), bool)
+    usage = np.zeros((B, L), np.int64)
+    unkept = np.zeros((B, T), bool)
+    validity_kernel(m.temporal, m.spatial, m.order, m.spatial_x, m.keep,
+                    np.array(problem.sizes, np.int64), fan[:, 0].copy(), fan[:, 1].copy(), cap,
+                    bits, dw, tdim, tcoef, reasons, bad_dims, over, usage, unkept)
     return Validity(valid=reasons == 0, reasons=reasons, bad_dims=bad_dims, over_fanout=over,
                     usage=usage, capacity=cap, unkept=unkept)
