@@ -39,22 +39,30 @@ def random_mappings(problem: Problem, arch: Arch, n: int, rng: np.random.Generat
     tensor, dummy levels keep nothing).
     """
     L, D, T = arch.num_levels, problem.num_dims, problem.num_tensors
-    fan = np.array([arch.fanout(l) for l in range(L)])
+    fan = np.array([arch.fanout(l) for l in range(L)], np.int64).reshape(L, 2)
+    fx, fy = fan[:, 0], fan[:, 1]
     spatial_ok = fan.prod(axis=1) > 1
     slots = np.array([*range(L), *(L + np.nonzero(spatial_ok)[0])])   # temporal, spatial
+    both = ((fx > 1) & (fy > 1))[None, :, None]
+    spatial_x = np.where(both, rng.random((n, L, D)) < 0.5, (fx > 1)[None, :, None])
     temporal = np.ones((n, L, D), np.int64)
     spatial = np.ones((n, L, D), np.int64)
+    used = np.ones((n, L, 2), np.int64)          # spatial product so far along X, Y
+    rows = np.arange(n)
     for d, size in enumerate(problem.sizes):
         for p in prime_factors(size):
             pick = slots[rng.integers(0, len(slots), n)]
-            t_rows = pick < L
-            temporal[np.nonzero(t_rows)[0], pick[t_rows], d] *= p
-            s_rows = ~t_rows
-            spatial[np.nonzero(s_rows)[0], pick[s_rows] - L, d] *= p
+            lvl = np.where(pick < L, pick, pick - L)
+            axis = np.where(spatial_x[rows, lvl, d], 0, 1)
+            limit = fan[lvl, axis]
+            # A prime that would overflow the fan-out goes to that level's temporal loop.
+            fits = (pick >= L) & (used[rows, lvl, axis] * p <= limit)
+            s_rows = np.nonzero(fits)[0]
+            spatial[s_rows, lvl[s_rows], d] *= p
+            used[s_rows, lvl[s_rows], axis[s_rows]] *= p
+            t_rows = np.nonzero(~fits)[0]
+            temporal[t_rows, lvl[t_rows], d] *= p
     order = np.argsort(rng.random((n, L, D)), axis=2).astype(np.int64)
-    fx, fy = fan[:, 0], fan[:, 1]
-    both = ((fx > 1) & (fy > 1))[None, :, None]
-    spatial_x = np.where(both, rng.random((n, L, D)) < 0.5, (fx > 1)[None, :, None])
     if keep is None:
         keep = np.array([[not lv.is_dummy] * T for lv in arch.levels], bool)
     keep_b = np.broadcast_to(np.asarray(keep, bool)[None], (n, L, T)).copy()
