@@ -1,0 +1,92 @@
+"""Batch vs scalar evaluation speed of the analytical model (issue: core).
+
+100K random *valid* mappings of BERT-Base FFN1 (512x768x3072) on ``gemmini`` are evaluated
+(validity + data movement + pricing) as one batch, with 1 and with all threads, and a
+sample of them one at a time through the same API (the scalar path is a batch of one).
+Both runs happen here, now, on this machine; the last line printed is one JSON object.
+
+    .venv/bin/python benchmarks/bench_evaluate.py [--samples 100000] [--scalar 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=100_000)
+    ap.add_argument("--scalar", type=int, default=2_000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    import numba
+
+    from cost_models import evaluate
+    from mapspace.mapping_yaml import load_mapping
+    from mapspace.random import random_valid
+    from mapspace.workloads import workload
+    from targets import load_target
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    arch = load_target("gemmini")
+    problem = workload("bert-base/ffn1")
+    keep = load_mapping(os.path.join(root, "targets/gemmini/examples/bert_ffn1_good.yaml"),
+                        problem, arch).keep[0]
+    t = time.perf_counter()
+    batch, drawn = random_valid(problem, arch, args.samples, args.seed, keep)
+    gen_s = time.perf_counter() - t
+    print(f"generated {len(batch)} valid mappings from {drawn} candidates in {gen_s:.1f} s")
+
+    evaluate(problem, arch, batch[:16])                       # compile / load the kernels
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    t1 = best_of(lambda: evaluate(problem, arch, batch))
+    numba.set_num_threads(threads)
+    tn = best_of(lambda: evaluate(problem, arch, batch))
+    full = evaluate(problem, arch, batch)
+    assert full.valid.all()
+
+    k = min(args.scalar, len(batch))
+    t = time.perf_counter()
+    singles = [evaluate(problem, arch, batch[i]) for i in range(k)]
+    ts = (time.perf_counter() - t) / k
+    same = all(s.cost.cycles[0] == full.cost.cycles[i] and s.cost.energy[0] == full.cost.energy[i]
+               for i, s in enumerate(singles))
+
+    n = len(batch)
+    result = {
+        "benchmark": "bench_evaluate",
+        "problem": problem.name, "target": "gemmini", "mappings": n,
+        "threads": threads,
+        "batch_evals_per_s": n / tn,
+        "batch_evals_per_s_1thread": n / t1,
+        "scalar_evals_per_s": 1 / ts,
+        "batch_over_scalar": (n / tn) * ts,
+        "scalar_equals_batch": same,
+        "goal_evals_per_s": 1_000_000,
+        "best_edp_J_cycles": float(np.nanmin(full.cost.edp)),
+        "generation_s": gen_s,
+    }
+    print(f"batch: {n / tn:,.0f} evaluations/s ({threads} threads), "
+          f"{n / t1:,.0f}/s (1 thread); scalar: {1 / ts:,.0f}/s; "
+          f"ratio {result['batch_over_scalar']:.0f}x; scalar == batch: {same}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
