@@ -136,7 +136,7 @@ def _deltas(tdim, tcoef, dense, t, temporal, spatial, order, ext, level, tile, s
 @njit(cache=True, inline="always")
 def _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile_o, reads_o,
          fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, ext, union, deltas, content, part, G,
-         scratch):
+         tiles, fans, scratch):
     L, D = temporal.shape[1], temporal.shape[2]
     T = keep.shape[2]
     tm = temporal[b]
@@ -152,25 +152,31 @@ def _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile
     macs = 1
     for l in range(L):
         inst_o[b, l] = inst
+        fan = 1
         for d in range(D):
-            inst *= sp[l, d]
+            fan *= sp[l, d]
             macs *= tm[l, d]
+        fans[l] = fan
+        inst *= fan
     macs_o[b] = macs
     cinst_o[b] = inst
     for t in range(T):
         for l in range(L):
-            G[l] = _distinct(tdim, tcoef, t, sp[l], ext[l + 1])
-        part[0] = _tile(tdim, tcoef, t, ext[0])
+            tiles[l] = _tile(tdim, tcoef, t, ext[l])
+            G[l] = _distinct(tdim, tcoef, t, sp[l], ext[l + 1]) if fans[l] > 1 else 1
+        part[0] = tiles[0]
         for l in range(1, L):
-            for d in range(D):
-                union[d] = ext[l, d] * sp[l - 1, d]
-            part[l] = part[l - 1] * _tile(tdim, tcoef, t, ext[l]) // _tile(tdim, tcoef, t,
-                                                                           union)
+            if fans[l - 1] > 1:
+                for d in range(D):
+                    union[d] = ext[l, d] * sp[l - 1, d]
+                part[l] = part[l - 1] * tiles[l] // _tile(tdim, tcoef, t, union)
+            else:
+                part[l] = part[l - 1]
         for l in range(L):
             deltas[l] = 0
             if kp[l, t]:
-                deltas[l] = _deltas(tdim, tcoef, dense, t, tm, sp, od, ext, l,
-                                    _tile(tdim, tcoef, t, ext[l]), scratch)
+                deltas[l] = _deltas(tdim, tcoef, dense, t, tm, sp, od, ext, l, tiles[l],
+                                    scratch)
         content[L - 1] = G[L - 1] * macs
         for l in range(L - 2, -1, -1):
             below = deltas[l + 1] if kp[l + 1, t] else content[l + 1]
@@ -184,7 +190,7 @@ def _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile
                 updates_o[b, l, t] = 0
                 fills_o[b, l, t] = 0
                 continue
-            tile_o[b, l, t] = _tile(tdim, tcoef, t, ext[l])
+            tile_o[b, l, t] = tiles[l]
             part_o[b, l, t] = part[l]
             if read_write[t]:
                 reads_o[b, l, t] = content[l] - part[l]
@@ -212,6 +218,8 @@ def nest_kernel(temporal, spatial, order, keep, tdim, tcoef, dense, read_write,
         content = np.zeros(L, np.int64)
         part = np.zeros(L, np.int64)
         G = np.ones(L, np.int64)
+        tiles = np.zeros(L, np.int64)
+        fans = np.ones(L, np.int64)
         scratch = (np.empty(A, np.int64), np.zeros(A, np.bool_), np.zeros(S, np.int64),
                    np.zeros(S, np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
                    np.zeros(A, np.int64), np.zeros(A, np.int64))
@@ -220,4 +228,4 @@ def nest_kernel(temporal, spatial, order, keep, tdim, tcoef, dense, read_write,
         for b in range(lo, hi):
             _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile_o, reads_o,
                  fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, ext, union, deltas,
-                 content, part, G, scratch)
+                 content, part, G, tiles, fans, scratch)
