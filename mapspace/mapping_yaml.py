@@ -170,7 +170,7 @@ def mapping_to_list(batch: MappingBatch, problem: Problem, arch: Arch) -> list[d
     """The Timeloop list form of a batch of one (innermost level first).
 
     Every level gets a datatype and a temporal directive; a spatial directive is written
-    where the level fans out, or where any spatial factor is > 1 or goes along Y (so that
+    where the level fans out or any spatial factor is > 1 (so that
     ``mapping_from_list(mapping_to_list(m)) == m``).  Spatial permutations list the X
     dimensions first, ``split`` = their number.
     """
@@ -189,7 +189,7 @@ def mapping_to_list(batch: MappingBatch, problem: Problem, arch: Arch) -> list[d
     for lvl in reversed(range(arch.num_levels)):
         name = arch.levels[lvl].name
         t, s, x = batch.temporal[0, lvl], batch.spatial[0, lvl], batch.spatial_x[0, lvl]
-        if arch.fanout(lvl) != (1, 1) or (s > 1).any() or not x.all():
+        if arch.fanout(lvl) != (1, 1) or (s > 1).any():
             xs = [d for d in range(len(dims)) if x[d]]
             ys = [d for d in range(len(dims)) if not x[d]]
             out.append({"target": name, "type": "spatial",

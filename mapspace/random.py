@@ -44,7 +44,8 @@ def random_mappings(problem: Problem, arch: Arch, n: int, rng: np.random.Generat
     spatial_ok = fan.prod(axis=1) > 1
     slots = np.array([*range(L), *(L + np.nonzero(spatial_ok)[0])])   # temporal, spatial
     both = ((fx > 1) & (fy > 1))[None, :, None]
-    spatial_x = np.where(both, rng.random((n, L, D)) < 0.5, (fx > 1)[None, :, None])
+    only_y = ((fx == 1) & (fy > 1))[None, :, None]       # else X, as the YAML loader does
+    spatial_x = np.where(both, rng.random((n, L, D)) < 0.5, ~only_y)
     temporal = np.ones((n, L, D), np.int64)
     spatial = np.ones((n, L, D), np.int64)
     used = np.ones((n, L, 2), np.int64)          # spatial product so far along X, Y
