@@ -215,41 +215,68 @@ class Mapspace:
         return fixed, value
 
     # -------------------------------------------------------------- decoding
+    @cached_property
+    def _flat_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        flat = np.concatenate([t.ravel() for t in self.tables]) if self.tables else \
+            np.zeros(0, np.int64)
+        sizes = [t.size for t in self.tables]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        level = np.array([l for l, _ in self.slots], np.int64)
+        spatial = np.array([sp for _, sp in self.slots], bool)
+        return flat.astype(np.int64), offsets, level, spatial
+
     def decode(self, dec: Decisions) -> MappingBatch:
-        """The mappings these decisions describe."""
+        """The mappings these decisions describe (compiled gather from the tables)."""
+        from mapspace._sampler import decode_kernel
+
         B = len(dec)
         L, D = self.arch.num_levels, self.problem.num_dims
-        temporal = np.ones((B, L, D), np.int64)
-        spatial = np.ones((B, L, D), np.int64)
-        for d, table in enumerate(self.tables):
-            rows = table[dec.factor[:, d]]                       # [B, S]
-            for s, (l, sp) in enumerate(self.slots):
-                (spatial if sp else temporal)[:, l, d] = rows[:, s]
+        temporal = np.empty((B, L, D), np.int64)
+        spatial = np.empty((B, L, D), np.int64)
+        decode_kernel(np.ascontiguousarray(dec.factor), *self._flat_tables, temporal, spatial)
         return MappingBatch(temporal, spatial, dec.order, dec.spatial_x, dec.keep)
 
     # -------------------------------------------------------------- sampling
-    def random_decisions(self, n: int, rng: np.random.Generator) -> Decisions:
-        """``n`` decisions drawn uniformly from every axis of the space."""
-        L, D, T = self.arch.num_levels, self.problem.num_dims, self.problem.num_tensors
-        factor = np.stack([rng.integers(0, len(t), n) for t in self.tables], axis=1) \
-            if D else np.zeros((n, 0), np.int64)
-        order = np.empty((n, L, D), np.int64)
+    @cached_property
+    def _sampler_args(self) -> tuple[np.ndarray, ...]:
+        L, D = self.arch.num_levels, self.problem.num_dims
+        sizes = np.array([len(t) for t in self.tables], np.int64)
+        prefix_len = np.array([len(p) for p in self._order_prefix], np.int64)
+        order_init = np.zeros((L, D), np.int64)
         for l, prefix in enumerate(self._order_prefix):
-            free = np.array([d for d in range(D) if d not in prefix], np.int64)
-            perm = np.argsort(rng.random((n, len(free))), axis=1)
-            order[:, l, :len(prefix)] = prefix
-            order[:, l, len(prefix):] = free[perm]
-        spatial_x = np.ones((n, L, D), bool)
-        for l in range(L):
-            fixed = self._split(l)
-            spatial_x[:, l] = fixed if fixed is not None else rng.random((n, D)) < 0.5
+            order_init[l] = list(prefix) + [d for d in range(D) if d not in prefix]
+        free_len = D - prefix_len
+        xy_free = np.array([self._split(l) is None for l in range(L)], bool)
+        x_fixed = np.stack([self._split(l) if self._split(l) is not None else np.ones(D, bool)
+                            for l in range(L)]) if L else np.zeros((0, D), bool)
         fixed_k, value_k = self._keep_fixed
-        keep = np.where(fixed_k, value_k, rng.random((n, L, T)) < 0.5)
-        return Decisions(factor.astype(np.int64), order, spatial_x, keep)
+        return sizes, prefix_len, order_init, free_len, xy_free, x_fixed, ~fixed_k, value_k
+
+    def draw(self, n: int, seed: int, first_chunk: int = 0) -> Decisions:
+        """``n`` decisions drawn uniformly from every axis of the space (compiled).
+
+        Candidates come in chunks of 4096 with their own random streams derived from
+        ``(seed, chunk index)``, so the result does not depend on the number of threads;
+        ``first_chunk`` continues a previous draw.
+        """
+        from mapspace._sampler import sample_kernel
+
+        L, D, T = self.arch.num_levels, self.problem.num_dims, self.problem.num_tensors
+        factor = np.empty((n, D), np.int64)
+        order = np.empty((n, L, D), np.int64)
+        spatial_x = np.empty((n, L, D), bool)
+        keep = np.empty((n, L, T), bool)
+        sample_kernel(np.uint64(seed % (1 << 64)), first_chunk, *self._sampler_args,
+                      factor, order, spatial_x, keep)
+        return Decisions(factor, order, spatial_x, keep)
+
+    def random_decisions(self, n: int, rng: np.random.Generator) -> Decisions:
+        """``n`` uniform decisions with the seed taken from ``rng`` (for search strategies)."""
+        return self.draw(n, int(rng.integers(0, 2**63 - 1)))
 
     def sample(self, n: int, seed: int) -> tuple[MappingBatch, Decisions]:
         """``n`` mappings drawn uniformly from the (unfiltered) space."""
-        dec = self.random_decisions(n, np.random.default_rng(seed))
+        dec = self.draw(n, seed)
         return self.decode(dec), dec
 
     # ---------------------------------------------------------------- sizes
