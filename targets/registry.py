@@ -1,7 +1,8 @@
 """Built-in targets: Timeloop-format architecture + energy table files shipped in this package.
 
-``load_target(name)`` gives the :class:`~mapspace.arch.Arch`; ``list_targets()`` summarises
-each target (levels with capacity and instances, PE count, DRAM bandwidth) for the CLI.
+``load_target(name)`` gives the :class:`~mapspace.arch.Arch`; ``default_constraints(name)``
+its built-in mapspace constraints; ``list_targets()`` summarises each target (levels with
+capacity and instances, PE count, DRAM bandwidth) for the CLI.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from mapspace.arch import Arch
 from mapspace.arch_yaml import load_arch
+from mapspace.constraints import Constraints
+from mapspace.constraints_yaml import constraints_from_list, load_constraints
 from mapspace.errors import MapspaceError
 
 _ROOT = Path(__file__).resolve().parent
@@ -91,3 +94,45 @@ def target_info(name: str) -> TargetInfo:
 def list_targets() -> list[TargetInfo]:
     """Every built-in target, in registry order."""
     return [target_info(n) for n in TARGETS]
+
+
+_ALL = ["Weights", "Inputs", "Outputs"]
+
+#: keep/bypass directives of the timeloop-accelergy-exercises mappings of the eyeriss-like
+#: and simba-like designs (their ``mapping:`` datatype entries); dummy levels keep nothing.
+_DATATYPE_DEFAULTS: dict[str, list[tuple[str, list[str]]]] = {
+    "eyeriss-like": [
+        ("DRAM", _ALL), ("shared_glb", ["Inputs", "Outputs"]),
+        ("inter_PE_column_spatial", []), ("inter_PE_spatial", []),
+        ("ifmap_spad", ["Inputs"]), ("weights_spad", ["Weights"]), ("psum_spad", ["Outputs"]),
+    ],
+    "simba-like": [
+        ("DRAM", _ALL), ("GlobalBuffer", ["Inputs", "Outputs"]), ("inter_PE_spatial", []),
+        ("PEInputBuffer", ["Inputs"]), ("inter_distributed_buffers_spatial", []),
+        ("PEWeightBuffer", ["Weights"]), ("PEAccuBuffer", ["Outputs"]),
+        ("inter_reg_mac_spatial", []), ("PEWeightRegs", ["Weights"]),
+    ],
+}
+
+
+@cache
+def default_constraints(name: str) -> Constraints:
+    """The built-in constraints of a target (``strict=False``: names a problem lacks are
+    dropped when resolved).
+
+    Gemmini and its variants: the ``architecture_constraints`` of their ``arch.yaml``
+    (weights stationary in the PE registers, outputs in the accumulator, scratchpad fan-out
+    over M only, accumulator fan-out over C only along Y).  Eyeriss-like and simba-like:
+    keep/bypass per level as in their reference mappings, dummy levels keeping nothing.
+    """
+    folder = _ROOT / _folder(name)
+    if name in _DATATYPE_DEFAULTS:
+        arch = load_target(name)
+        keeps = dict(_DATATYPE_DEFAULTS[name])
+        for lv in arch.levels:
+            if lv.is_dummy:
+                keeps.setdefault(lv.name, [])
+        lst = [{"target": lvl, "type": "datatype", "keep": keep,
+                "bypass": [t for t in _ALL if t not in keep]} for lvl, keep in keeps.items()]
+        return constraints_from_list(lst, f"default constraints of {name!r}", strict=False)
+    return load_constraints(folder / "arch.yaml", strict=False)
