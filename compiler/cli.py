@@ -188,3 +188,212 @@ def evaluate(arch, ert, problem, mapping, input_, target, workload, as_json) -> 
 
 if __name__ == "__main__":
     main()
+
+
+def _constraints(target: str | None, arch_path: str | None, constraints: str | None):
+    """Target defaults (or the architecture file's own constraints) plus a user file."""
+    from mapspace.constraints import NONE
+    from mapspace.constraints_yaml import load_constraints
+
+    base = NONE
+    if target:
+        from targets import default_constraints
+
+        base = default_constraints(target)
+    elif arch_path:
+        from mapspace.yamlio import load_yaml
+
+        doc = load_yaml(arch_path)
+        keys = ("architecture_constraints", "mapspace_constraints", "constraints")
+        if isinstance(doc, dict) and any(k in doc for k in keys):
+            base = load_constraints(arch_path, strict=False)
+    if constraints:
+        base = base.merged(load_constraints(constraints))
+    return base
+
+
+def _check_out(path: str | None, what: str) -> None:
+    """Fail before any work when ``path`` cannot be written."""
+    import os
+
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise MapspaceError(f"folder {folder!r} does not exist", where=what)
+    if not os.access(folder, os.W_OK):
+        raise MapspaceError(f"folder {folder!r} is not writable", where=what)
+    if os.path.isdir(path):
+        raise MapspaceError(f"{path!r} is a folder, expected a file path", where=what)
+
+
+def _atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename (never half-written)."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".mapspace-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _mapping_yaml(mappings, problem, arch) -> str:
+    import yaml
+
+    from mapspace.mapping_yaml import mapping_to_list
+
+    return yaml.safe_dump({"mapping": mapping_to_list(mappings, problem, arch)},
+                          sort_keys=False, default_flow_style=None, width=100)
+
+
+def _edp_plot(edp, title: str, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = np.logspace(np.log10(edp.min()), np.log10(edp.max()) + 1e-9, 60)
+    ax.hist(edp, bins=bins, color="#4472c4")
+    ax.set_xscale("log")
+    ax.set_xlabel("EDP (J x cycles), log scale")
+    ax.set_ylabel("mappings")
+    ax.set_title(title)
+    ax.axvline(edp.min(), color="k", lw=1, ls="--", label=f"best {edp.min():.3g}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format=path.rsplit(".", 1)[-1] if "." in path else "png", dpi=120)
+    plt.close(fig)
+
+
+_INPUT_OPTIONS = [
+    click.option("--arch", type=click.Path(), help="Timeloop architecture YAML."),
+    click.option("--ert", type=click.Path(), help="Timeloop energy reference table YAML."),
+    click.option("--problem", type=click.Path(), help="Timeloop problem YAML."),
+    click.option("--constraints", type=click.Path(), help="Timeloop mapspace constraints YAML "
+                 "(added to the target's defaults)."),
+    click.option("--target", help="A built-in target (see `mapspace targets`)."),
+    click.option("--workload", help="A zoo operator (see `mapspace workloads`)."),
+]
+
+
+def _inputs(fn):
+    for opt in reversed(_INPUT_OPTIONS):
+        fn = opt(fn)
+    return fn
+
+
+@main.command()
+@_inputs
+@click.option("--samples", type=int, default=100_000, show_default=True,
+              help="Valid mappings to sample.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), help="Parquet file for every sample and its costs.")
+@click.option("--plot", type=click.Path(), help="Save a log-scale EDP histogram (PNG/SVG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@guarded("explore")
+def explore(arch, ert, problem, constraints, target, workload, samples, seed, out, plot,
+            as_json) -> None:
+    """Sample valid mappings uniformly and characterise their EDP distribution."""
+    from compiler.explore import explore as run
+
+    if samples is None or samples < 1:
+        raise MapspaceError(f"must be a positive integer, found {samples}",
+                            where="options", key="--samples")
+    _check_out(out, "--out")
+    _check_out(plot, "--plot")
+    p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
+                       workload=workload)
+    cons = _constraints(target, arch, constraints)
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task(f"sampling {p.name}", total=samples)
+        result = run(p, a, cons, samples, seed,
+                     progress=lambda have, drawn: bar.update(task, completed=have))
+    s = result.summary
+    best = result.mappings[result.best_index()]
+    s["best_mapping_yaml"] = _mapping_yaml(best, p, a)
+    if out:
+        _atomic_write(out, lambda tmp: result.frame.to_parquet(tmp, index=False))
+        s["out"] = out
+    if plot:
+        _atomic_write(plot, lambda tmp: _edp_plot(result.frame["edp"].to_numpy(),
+                                                  f"{p.name} on {a.name}: {s['valid']:,} "
+                                                  "random valid mappings", tmp))
+        s["plot"] = plot
+    if as_json:
+        click.echo(json.dumps(s))
+        return
+    click.echo(f"{p.name} on {a.name}: {s['valid']:,} valid mappings "
+               f"({s['candidates']:,} candidates, acceptance {100 * s['acceptance']:.2f}%) "
+               f"in {s['seconds']:.2f} s = {s['evals_per_s']:,.0f} valid/s")
+    click.echo(f"EDP (J x cycles): min {s['edp_min']:.4g}  median {s['edp_median']:.4g}  "
+               f"max {s['edp_max']:.4g}")
+    click.echo(f"spread {s['spread_orders_of_magnitude']:.2f} orders of magnitude; median "
+               f"{s['median_over_best']:.0f}x the best; {100 * s['within_2x_of_best']:.3f}% "
+               "within 2x of the best")
+    click.echo("best mapping:")
+    click.echo(s["best_mapping_yaml"])
+    if out:
+        click.echo(f"wrote {out}")
+    if plot:
+        click.echo(f"wrote {plot}")
+
+
+@main.command("map")
+@_inputs
+@click.option("--strategy", default="genetic", show_default=True,
+              help="random, exhaustive, genetic, anneal or optimal.")
+@click.option("--budget", type=int, help="Evaluations to spend.")
+@click.option("--time", "time_limit", type=float, help="Seconds to spend.")
+@click.option("--objective", default="edp", show_default=True,
+              type=click.Choice(["edp", "energy", "latency"]))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(), help="Write the best mapping as Timeloop YAML.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("map")
+def map_(arch, ert, problem, constraints, target, workload, strategy, budget, time_limit,
+         objective, seed, out, as_json) -> None:
+    """Search the mapspace for the best mapping and print it with its stats."""
+    from compiler.mapper import find_mapping
+    from cost_models import evaluate as run_eval
+
+    if budget is not None and budget < 1:
+        raise MapspaceError(f"must be a positive integer, found {budget}", where="options",
+                            key="--budget")
+    if time_limit is not None and time_limit <= 0:
+        raise MapspaceError(f"must be positive, found {time_limit}", where="options",
+                            key="--time")
+    _check_out(out, "--out")
+    p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
+                       workload=workload)
+    cons = _constraints(target, arch, constraints)
+    result = find_mapping(p, a, cons, strategy=strategy, objective=objective, seed=seed,
+                          budget=budget, time_limit=time_limit)
+    best = result.best_mapping
+    stats = run_eval(p, a, best).stats(0)
+    text = _mapping_yaml(best, p, a)
+    if out:
+        _atomic_write(out, lambda tmp: open(tmp, "w").write(text))
+    info = {"strategy": strategy, "objective": objective, "seed": seed,
+            "evaluations": result.evaluations, "valid_evaluations": result.valid_evaluations,
+            "seconds": result.seconds, "stopped_by": result.stopped_by,
+            "best_mapping_yaml": text, **stats}
+    if as_json:
+        click.echo(json.dumps({"problem": p.name, "arch": a.name, **info}))
+        return
+    click.echo(f"{strategy} search ({objective}): {result.evaluations:,} evaluations "
+               f"({result.valid_evaluations:,} valid) in {result.seconds:.2f} s, stopped by "
+               f"{result.stopped_by}")
+    _print_stats(stats, p.name, a.name)
+    click.echo(text)
+    if out:
+        click.echo(f"wrote {out}")

@@ -42,13 +42,12 @@ class Exploration:
 
 
 def valid_mask(space: Mapspace, m: MappingBatch) -> np.ndarray:
-    """Validity plus the constraints the tables cannot express (minimum utilization)."""
+    """Validity, plus the constraints the sampler cannot build in (minimum utilization)."""
     ok = check(space.problem, space.arch, m).valid
-    for dv in space.constraints.directives:
-        if dv.kind == "utilization" and dv.min_utilization is not None:
-            l = space.arch.level_index(dv.target)
-            fx, fy = space.arch.fanout(l)
-            ok &= m.spatial[:, l].prod(axis=1) >= dv.min_utilization * fx * fy
+    if any(dv.min_utilization is not None for dv in space.constraints.directives):
+        from mapspace.constraint_check import satisfies
+
+        ok &= satisfies(space.constraints, space.problem, space.arch, m)
     return ok
 
 

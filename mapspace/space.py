@@ -90,6 +90,14 @@ class Mapspace:
         self.arch = arch
         self.constraints = constraints
 
+    @cached_property
+    def resolved(self) -> Constraints:
+        """The constraints checked against the problem and arch (names that the problem
+        lacks dropped unless strict); raises :class:`MapspaceError` for bad names."""
+        from mapspace.constraints_yaml import resolve
+
+        return resolve(self.constraints, self.problem, self.arch)
+
     # ------------------------------------------------------------ structure
     @cached_property
     def slots(self) -> tuple[tuple[int, bool], ...]:
@@ -117,7 +125,7 @@ class Mapspace:
     @cached_property
     def _bounds(self) -> dict[tuple[int, bool, int], list[FactorBound]]:
         out: dict[tuple[int, bool, int], list[FactorBound]] = {}
-        for dv in self.constraints.directives:
+        for dv in self.resolved.directives:
             if dv.kind not in ("temporal", "spatial"):
                 continue
             where = dv.source or f"constraints on {dv.target}"
@@ -143,7 +151,7 @@ class Mapspace:
         D = self.problem.num_dims
         if fx == 1 or fy == 1:
             return np.full(D, fy == 1)
-        for dv in self.constraints.on(self.arch.levels[level].name, "spatial"):
+        for dv in self.resolved.on(self.arch.levels[level].name, "spatial"):
             if dv.split is not None and dv.permutation is not None:
                 x = np.zeros(D, bool)
                 for i, name in enumerate(dv.permutation):
@@ -185,7 +193,7 @@ class Mapspace:
         out = []
         for lv in self.arch.levels:
             prefix: tuple[int, ...] = ()
-            for dv in self.constraints.on(lv.name, "temporal"):
+            for dv in self.resolved.on(lv.name, "temporal"):
                 if dv.permutation:
                     prefix = tuple(self.problem.dim_index(n) for n in dv.permutation
                                    if n in self.problem.dims)
@@ -201,7 +209,7 @@ class Mapspace:
         for l, lv in enumerate(self.arch.levels):
             if lv.is_dummy:
                 fixed[l] = True
-        for dv in self.constraints.directives:
+        for dv in self.resolved.directives:
             if dv.kind != "datatype":
                 continue
             where = dv.source or f"constraints on {dv.target}"
