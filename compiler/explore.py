@@ -22,9 +22,10 @@ from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.space import Decisions, Mapspace
-from mapspace.validity import check
+from mapspace.validity import Validity, check
 
-ROUND_CHUNKS = 32            # candidates per round = 32 chunks of 4096
+CHUNK = 4096                 # the sampler's chunk (one random stream each)
+ROUND_CHUNKS = 16            # candidates per round: 16 chunks
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,17 @@ class Exploration:
 
 def valid_mask(space: Mapspace, m: MappingBatch) -> np.ndarray:
     """Validity, plus the constraints the sampler cannot build in (minimum utilization)."""
-    ok = check(space.problem, space.arch, m).valid
+    return _validity(space, m)[0]
+
+
+def _validity(space: Mapspace, m: MappingBatch):
+    v = check(space.problem, space.arch, m)
+    ok = v.valid
     if any(dv.min_utilization is not None for dv in space.constraints.directives):
         from mapspace.constraint_check import satisfies
 
-        ok &= satisfies(space.constraints, space.problem, space.arch, m)
-    return ok
+        ok = ok & satisfies(space.constraints, space.problem, space.arch, m)
+    return ok, v
 
 
 def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int, seed: int,
@@ -61,21 +67,25 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     t0 = time.perf_counter()
     space = Mapspace(problem, arch, constraints)
     _ = space.tables                                 # raise early on empty factorizations
-    got: list[Decisions] = []
+    decs: list[Decisions] = []
+    maps: list[MappingBatch] = []
+    costs: list[tuple[np.ndarray, ...]] = []
     have = drawn = 0
-    chunk = 4096
     first = 0
-    while have < samples:
-        if drawn >= max_candidates:
-            break
-        n = ROUND_CHUNKS * chunk
+    while have < samples and drawn < max_candidates:
+        n = ROUND_CHUNKS * CHUNK
         dec = space.draw(n, seed, first_chunk=first)
         first += ROUND_CHUNKS
         drawn += n
-        ok = valid_mask(space, space.decode(dec))
+        m = space.decode(dec)
+        ok, v = _validity(space, m)
         idx = np.nonzero(ok)[0][: samples - have]
         if len(idx):
-            got.append(dec.take(idx))
+            sub = m[idx]
+            ev = evaluate(problem, arch, sub, validity=_rows(v, idx))
+            decs.append(dec.take(idx))
+            maps.append(sub)
+            costs.append((ev.cost.cycles, ev.cost.energy, ev.cost.edp, ev.cost.utilization))
             have += len(idx)
         if progress:
             progress(have, drawn)
@@ -83,12 +93,11 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         raise MapspaceError(
             f"no valid mapping among {drawn:,} candidates: the constraints or the buffer "
             "capacities leave nothing that fits", where="explore")
-    dec = Decisions.concat(got)
-    maps = space.decode(dec)
-    ev = evaluate(problem, arch, maps)
+    dec = Decisions.concat(decs)
+    mall = MappingBatch.concat(maps)
+    cycles, energy, edp, util = (np.concatenate(c) for c in zip(*costs, strict=True))
     seconds = time.perf_counter() - t0
-    frame = _frame(space, dec, ev)
-    edp = frame["edp"].to_numpy()
+    frame = _frame(space, dec, cycles, energy, edp, util)
     best = float(edp.min())
     summary = {
         "problem": problem.name, "arch": arch.name, "seed": seed,
@@ -98,13 +107,20 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         "spread_orders_of_magnitude": float(np.log10(edp.max() / best)),
         "median_over_best": float(np.median(edp) / best),
         "within_2x_of_best": float((edp <= 2 * best).mean()),
-        "energy_min_pJ": float(frame["energy_pJ"].min()),
-        "cycles_min": int(frame["cycles"].min()),
+        "energy_min_pJ": float(energy.min()),
+        "cycles_min": int(cycles.min()),
     }
-    return Exploration(space, dec, maps, frame, summary)
+    return Exploration(space, dec, mall, frame, summary)
 
 
-def _frame(space: Mapspace, dec: Decisions, ev) -> pd.DataFrame:
+def _rows(v: Validity, idx: np.ndarray) -> Validity:
+    return Validity(valid=v.valid[idx], reasons=v.reasons[idx], bad_dims=v.bad_dims[idx],
+                    over_fanout=v.over_fanout[idx], usage=v.usage[idx], capacity=v.capacity,
+                    unkept=v.unkept[idx])
+
+
+def _frame(space: Mapspace, dec: Decisions, cycles: np.ndarray, energy: np.ndarray,
+           edp: np.ndarray, util: np.ndarray) -> pd.DataFrame:
     """Encoded decisions and costs, one row per sample (Parquet-friendly columns)."""
     p, a = space.problem, space.arch
     cols: dict[str, np.ndarray] = {}
@@ -117,8 +133,8 @@ def _frame(space: Mapspace, dec: Decisions, ev) -> pd.DataFrame:
         cols[f"x_mask.{lv.name}"] = (dec.spatial_x[:, l] * (1 << np.arange(D))).sum(axis=1)
         cols[f"keep_mask.{lv.name}"] = (dec.keep[:, l] * (1 << np.arange(p.num_tensors))
                                         ).sum(axis=1)
-    cols["cycles"] = ev.cost.cycles
-    cols["energy_pJ"] = ev.cost.energy
-    cols["edp"] = ev.cost.edp
-    cols["utilization"] = ev.cost.utilization
+    cols["cycles"] = cycles
+    cols["energy_pJ"] = energy
+    cols["edp"] = edp
+    cols["utilization"] = util
     return pd.DataFrame(cols)

@@ -97,11 +97,13 @@ class Evaluation:
 
 
 def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
-             prices: Prices | None = None) -> Evaluation:
+             prices: Prices | None = None, validity: Validity | None = None) -> Evaluation:
     """Evaluate ``B`` mappings; shapes are checked by :class:`MappingBatch`.
 
     Invalid mappings are analysed with their factors clamped to 1 so the batch never
-    raises; their costs are reported as NaN by :meth:`Evaluation.frame`.
+    raises; their costs are reported as NaN by :meth:`Evaluation.frame`.  ``validity`` is
+    the result of :func:`mapspace.validity.check` on these mappings when the caller already
+    has it (it is not recomputed).
     """
     if mappings.num_levels != arch.num_levels or mappings.num_dims != problem.num_dims \
             or mappings.num_tensors != problem.num_tensors:
@@ -110,7 +112,8 @@ def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
             f"mapping batch has {mappings.num_levels} levels, {mappings.num_dims} dims, "
             f"{mappings.num_tensors} tensors; expected {arch.num_levels}, "
             f"{problem.num_dims}, {problem.num_tensors}", where="evaluate")
-    validity = check(problem, arch, mappings)
+    if validity is None:
+        validity = check(problem, arch, mappings)
     safe = mappings
     if not validity.valid.all():
         safe = MappingBatch(np.maximum(mappings.temporal, 1), np.maximum(mappings.spatial, 1),
