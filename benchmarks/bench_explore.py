@@ -1,0 +1,81 @@
+"""Sampling + evaluation throughput of ``explore`` (issue: mapspace), and end-to-end CLI time.
+
+For BERT-Base FFN1 and ResNet-50 conv3_x on ``gemmini`` (default constraints), measured in
+this run: valid mappings sampled and priced per second (best of 3), the acceptance rate,
+and a 100K-sample ``mapspace explore ... --out run.parquet`` from process start to the
+Parquet file written.  Baseline in the same run: the simple rejection generator
+(``mapspace.random``) + the same evaluation.  The last line is one JSON object.
+
+    .venv/bin/python benchmarks/bench_explore.py [--samples 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=100_000)
+    args = ap.parse_args()
+
+    from compiler.explore import explore
+    from cost_models import evaluate
+    from mapspace.random import random_valid
+    from mapspace.workloads import workload
+    from targets import default_constraints, load_target
+
+    arch = load_target("gemmini")
+    cons = default_constraints("gemmini")
+    out: dict = {"benchmark": "bench_explore", "samples": args.samples, "layers": {}}
+    for name in ("bert-base/ffn1", "resnet50/conv3_x"):
+        p = workload(name)
+        explore(p, arch, cons, 1000, 0)                          # compile / load kernels
+        times = []
+        for rep in range(3):
+            t = time.perf_counter()
+            r = explore(p, arch, cons, args.samples, rep)
+            times.append(time.perf_counter() - t)
+        best = min(times)
+        # baseline: the issue-2 rejection generator, then the same evaluation
+        keep = r.mappings.keep[0]
+        n_base = max(1000, args.samples // 20)
+        t = time.perf_counter()
+        m, _ = random_valid(p, arch, n_base, 0, keep)
+        evaluate(p, arch, m)
+        base = (time.perf_counter() - t) / n_base
+        out["layers"][name] = {
+            "valid_per_s": args.samples / best,
+            "acceptance": r.summary["acceptance"],
+            "baseline_valid_per_s": 1 / base,
+            "speedup_over_baseline": (args.samples / best) * base,
+            "edp_min": r.summary["edp_min"],
+            "spread_orders_of_magnitude": r.summary["spread_orders_of_magnitude"],
+            "median_over_best": r.summary["median_over_best"],
+            "within_2x_of_best": r.summary["within_2x_of_best"],
+        }
+        print(f"{name}: {args.samples / best:,.0f} valid mappings/s "
+              f"(acceptance {100 * r.summary['acceptance']:.1f}%), baseline generator "
+              f"{1 / base:,.0f}/s")
+    exe = os.path.join(os.path.dirname(sys.executable), "mapspace")
+    with tempfile.TemporaryDirectory() as tmp:
+        parquet = os.path.join(tmp, "run.parquet")
+        t = time.perf_counter()
+        subprocess.run([exe, "explore", "--target", "gemmini", "--workload", "bert-base/ffn1",
+                        "--samples", str(args.samples), "--seed", "0", "--out", parquet,
+                        "--json"], check=True, capture_output=True)
+        out["cli_end_to_end_s"] = time.perf_counter() - t
+        out["parquet_bytes"] = os.path.getsize(parquet)
+    out["goals"] = {"bert-base/ffn1": 1_000_000, "resnet50/conv3_x": 300_000, "cli_s": 3.0}
+    print(f"CLI explore of {args.samples:,} samples end to end: {out['cli_end_to_end_s']:.2f} s")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
