@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/mapspace evaluate --target gemmini --workload bert-base/ffn1 --mapping targets/gemmini/examples/bert_ffn1_good.yaml
+	$(BIN)/mapspace explore --target gemmini --workload bert-base/ffn1 --samples 20000 --seed 0
 
 test: $(STAMP)
 	$(BIN)/ruff check .

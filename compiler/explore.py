@@ -72,6 +72,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     costs: list[tuple[np.ndarray, ...]] = []
     have = drawn = 0
     first = 0
+    last: tuple[MappingBatch, Validity] | None = None
     while have < samples and drawn < max_candidates:
         n = ROUND_CHUNKS * CHUNK
         dec = space.draw(n, seed, first_chunk=first)
@@ -79,6 +80,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         drawn += n
         m = space.decode(dec)
         ok, v = _validity(space, m)
+        last = (m, v)
         idx = np.nonzero(ok)[0][: samples - have]
         if len(idx):
             sub = m[idx]
@@ -90,9 +92,8 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         if progress:
             progress(have, drawn)
     if have == 0:
-        raise MapspaceError(
-            f"no valid mapping among {drawn:,} candidates: the constraints or the buffer "
-            "capacities leave nothing that fits", where="explore")
+        raise MapspaceError(f"no valid mapping among {drawn:,} candidates: "
+                            + diagnose(space, *last), where="explore")
     dec = Decisions.concat(decs)
     mall = MappingBatch.concat(maps)
     cycles, energy, edp, util = (np.concatenate(c) for c in zip(*costs, strict=True))
@@ -111,6 +112,34 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         "cycles_min": int(cycles.min()),
     }
     return Exploration(space, dec, mall, frame, summary)
+
+
+def diagnose(space: Mapspace, m: MappingBatch, v: Validity) -> str:
+    """Why a batch of candidates is entirely invalid, naming levels and constraints."""
+    from mapspace.validity import Reason
+
+    parts = []
+    L = space.arch.num_levels
+    for l in range(L):
+        cap = v.capacity[l]
+        if cap >= 0 and (v.usage[:, l] > cap).all():
+            lv = space.arch.levels[l].name
+            kept = sorted({space.problem.tensor_names[t] for t in range(space.problem.num_tensors)
+                           if m.keep[:, l, t].any()})
+            srcs = [dv.source or f"{dv.target} {dv.kind}" for dv in space.resolved.directives
+                    if dv.target == lv]
+            need = int(v.usage[:, l].min())
+            parts.append(f"every candidate overflows {lv} (the smallest needs {need} words "
+                         f"for {', '.join(kept)}, capacity {cap})"
+                         + (f"; constraints on {lv}: {'; '.join(srcs)}" if srcs else ""))
+    if (v.reasons & int(Reason.FANOUT)).all():
+        parts.append("every candidate exceeds a spatial fan-out")
+    if (v.reasons & int(Reason.UNKEPT)).all():
+        parts.append("some tensor is kept at no level (check the keep/bypass constraints)")
+    if not parts:
+        parts.append("the constraints (minimum utilization) or capacities leave nothing that "
+                     "fits")
+    return "; ".join(parts)
 
 
 def _rows(v: Validity, idx: np.ndarray) -> Validity:
