@@ -86,7 +86,25 @@ def _deltas(tdim, tcoef, dense, t, temporal, spatial, order, ext, level, tile, s
         sliding[a] = nt > 1
         any_sliding |= nt > 1
         backU[a] = 0                     # axis displacement undone by active inner loops
-    S = 1 + 2 * A if any_sliding else 1
+    if not any_sliding:
+        # No window can overlap its neighbour: the tile is refetched whenever the innermost
+        # relevant loop above it, or any loop outside that one, advances (rule N4).
+        mult = 1
+        seen = False
+        for lp in range(level - 1, -1, -1):
+            for k in range(D):
+                d = order[lp, k]
+                n = temporal[lp, d]
+                if n <= 1:
+                    continue
+                if not seen:
+                    for a in range(A):
+                        if dense[t, a, d] != 0:
+                            seen = True
+                if seen:
+                    mult *= n
+        return tile * mult
+    S = 1 + 2 * A
     for s in range(S):
         C[s] = 0
         out[s] = s
