@@ -350,7 +350,7 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
 
 @main.command("map")
 @_inputs
-@click.option("--strategy", default="genetic", show_default=True,
+@click.option("--strategy", default="anneal", show_default=True,
               help="random, exhaustive, genetic, anneal or optimal.")
 @click.option("--budget", type=int, help="Evaluations to spend.")
 @click.option("--time", "time_limit", type=float, help="Seconds to spend.")

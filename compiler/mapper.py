@@ -15,7 +15,7 @@ from mapspace.search import SearchResult, run
 from mapspace.space import Mapspace
 
 OBJECTIVES = ("edp", "energy", "latency")
-DEFAULT_STRATEGY = "genetic"
+DEFAULT_STRATEGY = "anneal"
 
 
 def cost_function(space: Mapspace, objective: str):
