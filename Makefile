@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test lint bench bench-peers setup clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evaluate.py
+
+# ZigZag (the closest peer) in its own venv .venv-peers (it pins its own numpy/pandas);
+# zigzag imports six without declaring it.
+bench-peers: $(STAMP)
+	test -x .venv-peers/bin/python || $(PY) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install -q "zigzag-dse==3.9.1" "six==1.17.0"
+	$(BIN)/python benchmarks/bench_vs_zigzag.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
