@@ -84,7 +84,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         idx = np.nonzero(ok)[0][: samples - have]
         if len(idx):
             sub = m[idx]
-            ev = evaluate(problem, arch, sub, validity=_rows(v, idx))
+            ev = evaluate(problem, arch, sub)
             decs.append(dec.take(idx))
             maps.append(sub)
             costs.append((ev.cost.cycles, ev.cost.energy, ev.cost.edp, ev.cost.utilization))
@@ -140,12 +140,6 @@ def diagnose(space: Mapspace, m: MappingBatch, v: Validity) -> str:
         parts.append("the constraints (minimum utilization) or capacities leave nothing that "
                      "fits")
     return "; ".join(parts)
-
-
-def _rows(v: Validity, idx: np.ndarray) -> Validity:
-    return Validity(valid=v.valid[idx], reasons=v.reasons[idx], bad_dims=v.bad_dims[idx],
-                    over_fanout=v.over_fanout[idx], usage=v.usage[idx], capacity=v.capacity,
-                    unkept=v.unkept[idx])
 
 
 def _frame(space: Mapspace, dec: Decisions, cycles: np.ndarray, energy: np.ndarray,

@@ -8,46 +8,56 @@ import numpy as np
 from numba import njit, prange
 
 
+@njit(cache=True, inline="always")
+def price_one(b, reads, fills, updates, instances, macs, cinst, block, e_read, e_write,
+              e_update, e_leak, clusters, read_bw, write_bw, shared_bw, e_mac,
+              cycles_o, energy_o, mac_o, leak_o, level_cycles_o, breakdown_o):
+    """Cycles and energy of mapping ``b`` from its data movement (rules P1-P7)."""
+    L, T = reads.shape[1], reads.shape[2]
+    cc = float(macs[b])
+    cyc = macs[b]
+    dyn = 0.0
+    for l in range(L):
+        uc = min(instances[b, l], clusters[l])
+        rd = 0.0
+        wd = 0.0
+        for t in range(T):
+            r = reads[b, l, t]
+            f = fills[b, l, t]
+            u = updates[b, l, t]
+            bs = block[l]
+            e = (-(-r // bs) * e_read[l] + -(-f // bs) * e_write[l]
+                 + -(-u // bs) * e_update[l]) * uc
+            breakdown_o[b, l, t] = e
+            dyn += e
+            rd += r / cc
+            wd += (f + u) / cc
+        slow = 1.0
+        if read_bw[l] < rd:
+            slow = min(slow, read_bw[l] / rd)
+        if write_bw[l] < wd:
+            slow = min(slow, write_bw[l] / wd)
+        if shared_bw[l] < rd + wd:
+            slow = min(slow, shared_bw[l] / (rd + wd))
+        lc = np.int64(math.ceil(cc / slow))
+        level_cycles_o[b, l] = lc
+        cyc = max(cyc, lc)
+    lk = 0.0
+    for l in range(L):
+        lk += e_leak[l] * max(instances[b, l], 1)
+    lk *= cyc
+    mac = float(macs[b] * cinst[b]) * e_mac
+    cycles_o[b] = cyc
+    mac_o[b] = mac
+    leak_o[b] = lk
+    energy_o[b] = dyn + mac + lk
+
+
 @njit(cache=True, parallel=True)
 def pricing_kernel(reads, fills, updates, instances, macs, cinst, block, e_read, e_write,
                    e_update, e_leak, clusters, read_bw, write_bw, shared_bw, e_mac,
                    cycles_o, energy_o, mac_o, leak_o, level_cycles_o, breakdown_o):
-    B, L, T = reads.shape
-    for b in prange(B):
-        cc = float(macs[b])
-        cyc = macs[b]
-        dyn = 0.0
-        for l in range(L):
-            uc = min(instances[b, l], clusters[l])
-            rd = 0.0
-            wd = 0.0
-            for t in range(T):
-                r = reads[b, l, t]
-                f = fills[b, l, t]
-                u = updates[b, l, t]
-                bs = block[l]
-                e = (-(-r // bs) * e_read[l] + -(-f // bs) * e_write[l]
-                     + -(-u // bs) * e_update[l]) * uc
-                breakdown_o[b, l, t] = e
-                dyn += e
-                rd += r / cc
-                wd += (f + u) / cc
-            slow = 1.0
-            if read_bw[l] < rd:
-                slow = min(slow, read_bw[l] / rd)
-            if write_bw[l] < wd:
-                slow = min(slow, write_bw[l] / wd)
-            if shared_bw[l] < rd + wd:
-                slow = min(slow, shared_bw[l] / (rd + wd))
-            lc = np.int64(math.ceil(cc / slow))
-            level_cycles_o[b, l] = lc
-            cyc = max(cyc, lc)
-        lk = 0.0
-        for l in range(L):
-            lk += e_leak[l] * max(instances[b, l], 1)
-        lk *= cyc
-        mac = float(macs[b] * cinst[b]) * e_mac
-        cycles_o[b] = cyc
-        mac_o[b] = mac
-        leak_o[b] = lk
-        energy_o[b] = dyn + mac + lk
+    for b in prange(reads.shape[0]):
+        price_one(b, reads, fills, updates, instances, macs, cinst, block, e_read, e_write,
+                  e_update, e_leak, clusters, read_bw, write_bw, shared_bw, e_mac,
+                  cycles_o, energy_o, mac_o, leak_o, level_cycles_o, breakdown_o)

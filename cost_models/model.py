@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cost_models.nest import DataMovement, analyze
-from cost_models.pricing import Cost, Prices, price
+from cost_models.nest import DataMovement
+from cost_models.pricing import Cost, Prices
 from mapspace.arch import Arch
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
-from mapspace.validity import Validity, check
+from mapspace.validity import Validity
 
 
 @dataclass(frozen=True)
@@ -97,14 +97,16 @@ class Evaluation:
 
 
 def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
-             prices: Prices | None = None, validity: Validity | None = None) -> Evaluation:
-    """Evaluate ``B`` mappings; shapes are checked by :class:`MappingBatch`.
+             prices: Prices | None = None) -> Evaluation:
+    """Evaluate ``B`` mappings in one compiled pass (``cost_models/_evaluate_kernel.py``):
+    validity, then data movement and pricing of the valid ones.
 
-    Invalid mappings are analysed with their factors clamped to 1 so the batch never
-    raises; their costs are reported as NaN by :meth:`Evaluation.frame`.  ``validity`` is
-    the result of :func:`mapspace.validity.check` on these mappings when the caller already
-    has it (it is not recomputed).
+    Invalid mappings keep their validity detail; their counts are zero and their costs NaN
+    (cycles 0), so the batch never raises.
     """
+    from cost_models._evaluate_kernel import evaluate_kernel
+    from mapspace._kernels import term_tables
+
     if mappings.num_levels != arch.num_levels or mappings.num_dims != problem.num_dims \
             or mappings.num_tensors != problem.num_tensors:
         from mapspace.errors import MapspaceError
@@ -112,11 +114,56 @@ def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
             f"mapping batch has {mappings.num_levels} levels, {mappings.num_dims} dims, "
             f"{mappings.num_tensors} tensors; expected {arch.num_levels}, "
             f"{problem.num_dims}, {problem.num_tensors}", where="evaluate")
-    if validity is None:
-        validity = check(problem, arch, mappings)
-    safe = mappings
-    if not validity.valid.all():
-        safe = MappingBatch(np.maximum(mappings.temporal, 1), np.maximum(mappings.spatial, 1),
-                            mappings.order, mappings.spatial_x, mappings.keep)
-    dm = analyze(problem, arch, safe)
-    return Evaluation(problem, arch, validity, dm, price(arch, dm, prices))
+    B, L, D = mappings.temporal.shape
+    T = problem.num_tensors
+    p = prices or Prices.of(arch)
+    tdim, tcoef = term_tables(problem.projections, problem.sizes)
+    dense = np.zeros((T, tdim.shape[1], D), np.int64)
+    live = np.array(problem.sizes) > 1
+    for t, proj in enumerate(problem.projections):
+        dense[t, :proj.shape[0]] = proj * live
+    fan = np.array([arch.fanout(l) for l in range(L)], np.int64).reshape(L, 2)
+    cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in arch.levels],
+                   np.int64)
+    bits = np.array([t.bits or 0 for t in problem.tensors], np.int64)
+    dw = np.array([lv.datawidth for lv in arch.levels], np.int64)
+    rw = np.array([t.read_write for t in problem.tensors])
+
+    reasons = np.empty(B, np.int64)
+    bad_dims = np.empty((B, D), bool)
+    over = np.empty((B, L), bool)
+    usage = np.empty((B, L), np.int64)
+    unkept = np.empty((B, T), bool)
+    tile = np.empty((B, L, T), np.int64)
+    reads, fills, updates, partition = (np.empty_like(tile) for _ in range(4))
+    instances = np.empty((B, L), np.int64)
+    macs = np.empty(B, np.int64)
+    cinst = np.empty(B, np.int64)
+    cycles = np.empty(B, np.int64)
+    energy, mac_e, leak = np.empty(B), np.empty(B), np.empty(B)
+    level_cycles = np.empty((B, L), np.int64)
+    breakdown = np.empty((B, L, T))
+    m = mappings
+    evaluate_kernel(
+        np.ascontiguousarray(m.temporal), np.ascontiguousarray(m.spatial),
+        np.ascontiguousarray(m.order), np.ascontiguousarray(m.spatial_x),
+        np.ascontiguousarray(m.keep),
+        np.array(problem.sizes, np.int64), fan[:, 0].copy(), fan[:, 1].copy(), cap, bits, dw,
+        tdim, tcoef, dense, rw,
+        p.block, p.read, p.write, p.update, p.leak, p.clusters, p.read_bw, p.write_bw,
+        p.shared_bw, p.mac,
+        reasons, bad_dims, over, usage, unkept,
+        tile, reads, fills, updates, partition, instances, macs, cinst,
+        cycles, energy, mac_e, leak, level_cycles, breakdown)
+    validity = Validity(valid=reasons == 0, reasons=reasons, bad_dims=bad_dims,
+                        over_fanout=over, usage=usage, capacity=cap, unkept=unkept)
+    dm = DataMovement(tile=tile, reads=reads, fills=fills, updates=updates,
+                      partition=partition, instances=instances, macs=macs,
+                      compute_instances=cinst, keep=m.keep)
+    total_macs = macs * cinst
+    with np.errstate(divide="ignore", invalid="ignore"):
+        utilization = np.where(validity.valid, total_macs / (cycles * p.mac_instances), np.nan)
+    cost = Cost(cycles=cycles, energy=energy, edp=energy * 1e-12 * cycles,
+                utilization=utilization, mac_energy=mac_e, leak_energy=leak,
+                level_cycles=level_cycles, energy_breakdown=breakdown)
+    return Evaluation(problem, arch, validity, dm, cost)

@@ -50,68 +50,80 @@ def tile_size(tdim, tcoef, t, ext):
 _FACTORS, _NONPOS, _ORDER, _FANOUT, _CAPACITY, _UNKEPT = 1, 2, 4, 8, 16, 32
 
 
+@njit(cache=True, inline="always")
+def validate_one(b, temporal, spatial, order, spatial_x, keep, sizes, fan_x, fan_y, capacity,
+                 bits, datawidth, tdim, tcoef, reasons_o, bad_dims_o, over_o, usage_o,
+                 unkept_o, ext, seen):
+    """Reason bits and detail rows of mapping ``b`` (``ext``, ``seen``: scratch ``[D]``)."""
+    L, D = temporal.shape[1], temporal.shape[2]
+    T = keep.shape[2]
+    r = 0
+    for d in range(D):
+        ext[d] = 1
+    for l in range(L - 1, -1, -1):
+        sx = 1
+        sy = 1
+        for d in range(D):
+            tf = temporal[b, l, d]
+            sf = spatial[b, l, d]
+            if tf < 1 or sf < 1:
+                r |= _NONPOS
+                tf = max(tf, 1)
+                sf = max(sf, 1)
+            ext[d] *= tf * sf
+            if spatial_x[b, l, d]:
+                sx *= sf
+            else:
+                sy *= sf
+        over = sx > fan_x[l] or sy > fan_y[l]
+        over_o[b, l] = over
+        if over:
+            r |= _FANOUT
+        for d in range(D):
+            seen[d] = False
+        for d in range(D):
+            o = order[b, l, d]
+            if o < 0 or o >= D or seen[o]:
+                r |= _ORDER
+            else:
+                seen[o] = True
+        used = 0
+        for t in range(T):
+            if keep[b, l, t]:
+                n = tile_size(tdim, tcoef, t, ext)
+                if bits[t] > 0:
+                    n = -(-n * bits[t] // datawidth[l])
+                used += n
+        usage_o[b, l] = used
+        if capacity[l] >= 0 and used > capacity[l]:
+            r |= _CAPACITY
+    for d in range(D):
+        bad = ext[d] != sizes[d]
+        bad_dims_o[b, d] = bad
+        if bad:
+            r |= _FACTORS
+    for t in range(T):
+        any_keep = False
+        for l in range(L):
+            any_keep |= keep[b, l, t]
+        unkept_o[b, t] = not any_keep
+        if not any_keep:
+            r |= _UNKEPT
+    reasons_o[b] = r
+    return r
+
+
 @njit(cache=True, parallel=True)
 def validity_kernel(temporal, spatial, order, spatial_x, keep, sizes, fan_x, fan_y, capacity,
                     bits, datawidth, tdim, tcoef, reasons_o, bad_dims_o, over_o, usage_o,
                     unkept_o):
     """Per mapping: reason bits and the detail arrays of :class:`mapspace.validity.Validity`."""
     B, L, D = temporal.shape
-    T = keep.shape[2]
     nchunks = min(B, 64)
     for c in prange(nchunks):
         ext = np.ones(D, np.int64)
         seen = np.zeros(D, np.bool_)
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
-            r = 0
-            for d in range(D):
-                ext[d] = 1
-            for l in range(L - 1, -1, -1):
-                sx = 1
-                sy = 1
-                for d in range(D):
-                    tf = temporal[b, l, d]
-                    sf = spatial[b, l, d]
-                    if tf < 1 or sf < 1:
-                        r |= _NONPOS
-                        tf = max(tf, 1)
-                        sf = max(sf, 1)
-                    ext[d] *= tf * sf
-                    if spatial_x[b, l, d]:
-                        sx *= sf
-                    else:
-                        sy *= sf
-                over = sx > fan_x[l] or sy > fan_y[l]
-                over_o[b, l] = over
-                if over:
-                    r |= _FANOUT
-                for d in range(D):
-                    seen[d] = False
-                for d in range(D):
-                    o = order[b, l, d]
-                    if o < 0 or o >= D or seen[o]:
-                        r |= _ORDER
-                    else:
-                        seen[o] = True
-                used = 0
-                for t in range(T):
-                    if keep[b, l, t]:
-                        n = tile_size(tdim, tcoef, t, ext)
-                        if bits[t] > 0:
-                            n = -(-n * bits[t] // datawidth[l])
-                        used += n
-                usage_o[b, l] = used
-                if capacity[l] >= 0 and used > capacity[l]:
-                    r |= _CAPACITY
-            for d in range(D):
-                bad = ext[d] != sizes[d]
-                bad_dims_o[b, d] = bad
-                if bad:
-                    r |= _FACTORS
-            for t in range(T):
-                any_keep = False
-                for l in range(L):
-                    any_keep |= keep[b, l, t]
-                unkept_o[b, t] = not any_keep
-                if not any_keep:
-                    r |= _UNKEPT
-            reasons_o[b] = r
+            validate_one(b, temporal, spatial, order, spatial_x, keep, sizes, fan_x, fan_y,
+                         capacity, bits, datawidth, tdim, tcoef, reasons_o, bad_dims_o, over_o,
+                         usage_o, unkept_o, ext, seen)

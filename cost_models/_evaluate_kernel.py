@@ -1,0 +1,74 @@
+"""Compiled evaluation of a batch in one pass: validity, data movement, pricing per mapping.
+
+The three stages are the same per-mapping functions the separate kernels use
+(``mapspace._kernels.validate_one``, ``_nest_kernel._one``, ``_pricing_kernel.price_one``);
+this driver only chains them, skipping analysis and pricing of invalid mappings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from cost_models._nest_kernel import _one
+from cost_models._pricing_kernel import price_one
+from mapspace._kernels import validate_one
+
+
+@njit(cache=True, parallel=True)
+def evaluate_kernel(temporal, spatial, order, spatial_x, keep,
+                    sizes, fan_x, fan_y, capacity, bits, datawidth,
+                    tdim, tcoef, dense, read_write,
+                    block, e_read, e_write, e_update, e_leak, clusters, read_bw, write_bw,
+                    shared_bw, e_mac,
+                    reasons_o, bad_dims_o, over_o, usage_o, unkept_o,
+                    tile_o, reads_o, fills_o, updates_o, part_o, inst_o, macs_o, cinst_o,
+                    cycles_o, energy_o, mac_o, leak_o, level_cycles_o, breakdown_o):
+    B, L, D = temporal.shape
+    T = keep.shape[2]
+    A = tdim.shape[1]
+    S = 1 + 2 * A
+    nchunks = min(B, 64)
+    for c in prange(nchunks):
+        ext = np.ones((L + 1, D), np.int64)
+        ext1 = np.ones(D, np.int64)
+        seen = np.zeros(D, np.bool_)
+        union = np.empty(D, np.int64)
+        deltas = np.zeros(L, np.int64)
+        content = np.zeros(L, np.int64)
+        part = np.zeros(L, np.int64)
+        G = np.ones(L, np.int64)
+        tiles = np.zeros(L, np.int64)
+        fans = np.ones(L, np.int64)
+        scratch = (np.empty(A, np.int64), np.zeros(A, np.bool_), np.zeros(S, np.int64),
+                   np.zeros(S, np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
+                   np.zeros(A, np.int64), np.zeros(A, np.int64))
+        for b in range(c * B // nchunks, (c + 1) * B // nchunks):
+            r = validate_one(b, temporal, spatial, order, spatial_x, keep, sizes, fan_x, fan_y,
+                             capacity, bits, datawidth, tdim, tcoef, reasons_o, bad_dims_o,
+                             over_o, usage_o, unkept_o, ext1, seen)
+            if r == 0:
+                _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile_o,
+                     reads_o, fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, ext, union,
+                     deltas, content, part, G, tiles, fans, scratch)
+                price_one(b, reads_o, fills_o, updates_o, inst_o, macs_o, cinst_o, block,
+                          e_read, e_write, e_update, e_leak, clusters, read_bw, write_bw,
+                          shared_bw, e_mac, cycles_o, energy_o, mac_o, leak_o, level_cycles_o,
+                          breakdown_o)
+                continue
+            for l in range(L):
+                inst_o[b, l] = 0
+                level_cycles_o[b, l] = 0
+                for t in range(T):
+                    tile_o[b, l, t] = 0
+                    reads_o[b, l, t] = 0
+                    fills_o[b, l, t] = 0
+                    updates_o[b, l, t] = 0
+                    part_o[b, l, t] = 0
+                    breakdown_o[b, l, t] = np.nan
+            macs_o[b] = 0
+            cinst_o[b] = 0
+            cycles_o[b] = 0
+            energy_o[b] = np.nan
+            mac_o[b] = np.nan
+            leak_o[b] = np.nan
