@@ -14,6 +14,7 @@ from mapspace.search.anneal import Anneal
 from mapspace.search.base import CostFn, SearchResult, Strategy, run
 from mapspace.search.exhaustive import Exhaustive
 from mapspace.search.genetic import Genetic
+from mapspace.search.optimal import Optimal
 from mapspace.search.random import RandomSearch
 from mapspace.space import Mapspace
 
@@ -22,6 +23,7 @@ STRATEGIES: dict[str, type] = {
     "exhaustive": Exhaustive,
     "genetic": Genetic,
     "anneal": Anneal,
+    "optimal": Optimal,
 }
 
 
@@ -37,5 +39,5 @@ def make_strategy(name: str, space: Mapspace, seed: int = 0, **kw: Any) -> Strat
     return cls(space, **kw)
 
 
-__all__ = ["STRATEGIES", "Anneal", "CostFn", "Exhaustive", "Genetic", "RandomSearch",
+__all__ = ["STRATEGIES", "Anneal", "CostFn", "Exhaustive", "Genetic", "Optimal", "RandomSearch",
            "SearchResult", "Strategy", "make_strategy", "run"]

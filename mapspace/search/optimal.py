@@ -64,10 +64,11 @@ Formulation (``T_d`` = the space's table of dimension ``d``, ``S`` slots):
   (one order per pair, duplicates removed).  The model's own stationary choice comes
   first.  Combinations across levels are capped at ``ORDER_CAP`` per solution.
 
-Determinism: CP-SAT runs with ``random_seed = seed``, ``num_workers = 2`` and
-``interleave_search``, which is deterministic whatever the number of workers.  Each solve
-is bounded by deterministic time, with wall time (twice that) only as a safety net.  A
-run is therefore reproducible unless the wall limit cuts a solve short.  The local search
+Determinism: CP-SAT runs single-threaded with ``random_seed = seed`` (with two workers the
+order in which solutions reach the callback varied between runs).  ``time_limit`` is spent
+in CP-SAT's *deterministic* time, so the number of solves does not depend on how busy the
+machine is; wall time (ten times the share + 5 s) is only a safety net.  A run is therefore
+reproducible unless the safety net cuts a solve short.  The local search
 is deterministic given the costs it is told.
 """
 
@@ -186,7 +187,6 @@ class Optimal:
     def _solve(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         from ortools.sat.python import cp_model
 
-        t0 = time.perf_counter()
         m = _Model(self, cp_model)
         found: dict[bytes, tuple[np.ndarray, ...]] = {}
 
@@ -198,18 +198,20 @@ class Optimal:
                     found[key] = sol
                     m.pending.append(m.values(cb))
 
-        left = self.time_limit - (time.perf_counter() - t0)
+        # budget in CP-SAT's deterministic time, so the number of solves (and the result)
+        # does not depend on how busy the machine is
+        left = self.time_limit
         k = 0
-        while len(found) < self.top_k and left > 0:
+        while len(found) < self.top_k and left > 1e-3:
             # the first solve gets 40% of the time, later ones share the rest evenly
             share = 0.4 * left if k == 0 else left / max(1, self.top_k - len(found))
             share = max(share, min(left, MIN_SOLVE))
             solver = cp_model.CpSolver()
             solver.parameters.random_seed = self.seed
-            solver.parameters.num_workers = 2
+            solver.parameters.num_workers = 1
             solver.parameters.interleave_search = True
             solver.parameters.max_deterministic_time = share
-            solver.parameters.max_time_in_seconds = 2 * share
+            solver.parameters.max_time_in_seconds = 10 * share + 5.0
             m.model.minimize(m.objective(WEIGHTS[k % len(WEIGHTS)]))
             k += 1
             status = solver.solve(m.model, Collect())
@@ -220,7 +222,7 @@ class Optimal:
             if not m.pending:
                 break                      # infeasible, or nothing more within the time
             m.exclude_pending()
-            left = self.time_limit - (time.perf_counter() - t0)
+            left -= max(solver.response_proto.deterministic_time, 1e-3)
         self.cp_solutions = len(found)
         # a prime allocation outside the table has row -1: dropped
         return [sol for sol in found.values() if sol[0].min() >= 0]
