@@ -31,61 +31,84 @@ def _below(state, n):
     return state, np.int64(u * n)
 
 
+@njit(cache=True, inline="always")
+def chunk_state(seed, chunk):
+    """The random stream of one chunk."""
+    state = np.uint64(seed) ^ (np.uint64(chunk) * np.uint64(0xD1B54A32D192ED03))
+    state, _ = _next(state)
+    return state
+
+
+@njit(cache=True, inline="always")
+def sample_one(state, i, table_sizes, prefix_len, order_init, free_len, xy_free, x_fixed,
+               keep_free, keep_value, factor_o, order_o, spatial_x_o, keep_o):
+    """Draw candidate ``i`` (all axes uniform); returns the advanced stream state."""
+    D = table_sizes.shape[0]
+    L = prefix_len.shape[0]
+    T = keep_free.shape[1]
+    for d in range(D):
+        state, r = _below(state, table_sizes[d])
+        factor_o[i, d] = r
+    for l in range(L):
+        for d in range(D):
+            order_o[i, l, d] = order_init[l, d]
+        p = prefix_len[l]
+        m = free_len[l]
+        for k in range(m - 1, 0, -1):             # Fisher-Yates on the free part
+            state, j = _below(state, k + 1)
+            tmp = order_o[i, l, p + k]
+            order_o[i, l, p + k] = order_o[i, l, p + j]
+            order_o[i, l, p + j] = tmp
+        for d in range(D):
+            if xy_free[l]:
+                state, r = _below(state, 2)
+                spatial_x_o[i, l, d] = r == 1
+            else:
+                spatial_x_o[i, l, d] = x_fixed[l, d]
+        for t in range(T):
+            if keep_free[l, t]:
+                state, r = _below(state, 2)
+                keep_o[i, l, t] = r == 1
+            else:
+                keep_o[i, l, t] = keep_value[l, t]
+    return state
+
+
+@njit(cache=True, inline="always")
+def decode_one(i, factor, flat, offsets, slot_level, slot_spatial, temporal_o, spatial_o):
+    """Write the loop factors of candidate ``i`` from its table rows."""
+    D = factor.shape[1]
+    S = slot_level.shape[0]
+    L = temporal_o.shape[1]
+    for l in range(L):
+        for d in range(D):
+            temporal_o[i, l, d] = 1
+            spatial_o[i, l, d] = 1
+    for d in range(D):
+        base = offsets[d] + factor[i, d] * S
+        for s in range(S):
+            if slot_spatial[s]:
+                spatial_o[i, slot_level[s], d] = flat[base + s]
+            else:
+                temporal_o[i, slot_level[s], d] = flat[base + s]
+
+
 @njit(cache=True, parallel=True)
 def sample_kernel(seed, first_chunk, table_sizes, prefix_len, order_init, free_len,
                   xy_free, x_fixed, keep_free, keep_value,
                   factor_o, order_o, spatial_x_o, keep_o):
     n = factor_o.shape[0]
-    D = table_sizes.shape[0]
-    L = prefix_len.shape[0]
-    T = keep_free.shape[1]
-    nchunks = (n + 4095) // 4096
+    nchunks = (n + CHUNK - 1) // CHUNK
     for c in prange(nchunks):
-        state = np.uint64(seed) ^ (np.uint64(first_chunk + c) * np.uint64(0xD1B54A32D192ED03))
-        state, _ = _next(state)
-        for i in range(c * 4096, min(n, (c + 1) * 4096)):
-            for d in range(D):
-                state, r = _below(state, table_sizes[d])
-                factor_o[i, d] = r
-            for l in range(L):
-                for d in range(D):
-                    order_o[i, l, d] = order_init[l, d]
-                p = prefix_len[l]
-                m = free_len[l]
-                for k in range(m - 1, 0, -1):             # Fisher-Yates on the free part
-                    state, j = _below(state, k + 1)
-                    tmp = order_o[i, l, p + k]
-                    order_o[i, l, p + k] = order_o[i, l, p + j]
-                    order_o[i, l, p + j] = tmp
-                for d in range(D):
-                    if xy_free[l]:
-                        state, r = _below(state, 2)
-                        spatial_x_o[i, l, d] = r == 1
-                    else:
-                        spatial_x_o[i, l, d] = x_fixed[l, d]
-                for t in range(T):
-                    if keep_free[l, t]:
-                        state, r = _below(state, 2)
-                        keep_o[i, l, t] = r == 1
-                    else:
-                        keep_o[i, l, t] = keep_value[l, t]
+        state = chunk_state(seed, first_chunk + c)
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            state = sample_one(state, i, table_sizes, prefix_len, order_init, free_len,
+                               xy_free, x_fixed, keep_free, keep_value, factor_o, order_o,
+                               spatial_x_o, keep_o)
 
 
 @njit(cache=True, parallel=True)
 def decode_kernel(factor, flat, offsets, slot_level, slot_spatial, temporal_o, spatial_o):
     """Write the loop factors chosen by ``factor`` (rows of the per-dimension tables)."""
-    n, D = factor.shape
-    S = slot_level.shape[0]
-    L = temporal_o.shape[1]
-    for i in prange(n):
-        for l in range(L):
-            for d in range(D):
-                temporal_o[i, l, d] = 1
-                spatial_o[i, l, d] = 1
-        for d in range(D):
-            base = offsets[d] + factor[i, d] * S
-            for s in range(S):
-                if slot_spatial[s]:
-                    spatial_o[i, slot_level[s], d] = flat[base + s]
-                else:
-                    temporal_o[i, slot_level[s], d] = flat[base + s]
+    for i in prange(factor.shape[0]):
+        decode_one(i, factor, flat, offsets, slot_level, slot_spatial, temporal_o, spatial_o)
