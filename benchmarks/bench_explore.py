@@ -44,7 +44,7 @@ def main() -> None:
             times.append(time.perf_counter() - t)
         best = min(times)
         # baseline: the issue-2 rejection generator, then the same evaluation
-        keep = r.mappings.keep[0]
+        keep = r.best_mapping().keep[0]
         n_base = max(1000, args.samples // 20)
         t = time.perf_counter()
         m, _ = random_valid(p, arch, n_base, 0, keep)

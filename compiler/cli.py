@@ -319,7 +319,7 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
         result = run(p, a, cons, samples, seed,
                      progress=lambda have, drawn: bar.update(task, completed=have))
     s = result.summary
-    best = result.mappings[result.best_index()]
+    best = result.best_mapping()
     s["best_mapping_yaml"] = _mapping_yaml(best, p, a)
     if out:
         _atomic_write(out, lambda tmp: result.frame.to_parquet(tmp, index=False))

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from cost_models import evaluate
 from mapspace.arch import Arch
 from mapspace.constraints import Constraints
 from mapspace.errors import MapspaceError
@@ -30,16 +29,23 @@ ROUND_CHUNKS = 16            # candidates per round: 16 chunks
 
 @dataclass(frozen=True)
 class Exploration:
-    """The valid samples (``decisions``, ``mappings``), their costs and the summary."""
+    """The valid samples (``decisions``), their costs (``frame``) and the summary."""
 
     space: Mapspace
     decisions: Decisions
-    mappings: MappingBatch
     frame: pd.DataFrame
     summary: dict
 
+    @property
+    def mappings(self) -> MappingBatch:
+        """The sampled mappings (decoded on demand)."""
+        return self.space.decode(self.decisions)
+
     def best_index(self) -> int:
         return int(np.argmin(self.frame["edp"].to_numpy()))
+
+    def best_mapping(self) -> MappingBatch:
+        return self.space.decode(self.decisions.take(np.array([self.best_index()])))
 
 
 def valid_mask(space: Mapspace, m: MappingBatch) -> np.ndarray:
@@ -50,53 +56,63 @@ def valid_mask(space: Mapspace, m: MappingBatch) -> np.ndarray:
 def _validity(space: Mapspace, m: MappingBatch):
     v = check(space.problem, space.arch, m)
     ok = v.valid
-    if any(dv.min_utilization is not None for dv in space.constraints.directives):
+    if _has_utilization(space):
         from mapspace.constraint_check import satisfies
 
         ok = ok & satisfies(space.constraints, space.problem, space.arch, m)
     return ok, v
 
 
+def _has_utilization(space: Mapspace) -> bool:
+    return any(dv.min_utilization is not None for dv in space.constraints.directives)
+
+
 def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int, seed: int,
             progress: Callable[[int, int], None] | None = None,
             max_candidates: int = 2_000_000_000) -> Exploration:
-    """``samples`` uniformly drawn valid mappings with their costs (see module doc)."""
+    """``samples`` uniformly drawn valid mappings with their costs (see module doc).
+
+    Candidates are drawn, validated and priced in one compiled pass
+    (``cost_models/_explore_kernel.py``) with the same random streams as
+    :meth:`Mapspace.draw`, so ``explore`` and ``draw`` + ``evaluate`` agree exactly.
+    """
     if samples < 1:
         raise MapspaceError(f"--samples must be a positive integer, found {samples}",
                             where="explore")
     t0 = time.perf_counter()
     space = Mapspace(problem, arch, constraints)
     _ = space.tables                                 # raise early on empty factorizations
+    run = _Runner(space)
     decs: list[Decisions] = []
-    maps: list[MappingBatch] = []
     costs: list[tuple[np.ndarray, ...]] = []
     have = drawn = 0
     first = 0
-    last: tuple[MappingBatch, Validity] | None = None
+    last: Decisions | None = None
     while have < samples and drawn < max_candidates:
         n = ROUND_CHUNKS * CHUNK
-        dec = space.draw(n, seed, first_chunk=first)
+        dec, ok, cycles, energy, util = run(n, seed, first)
         first += ROUND_CHUNKS
         drawn += n
-        m = space.decode(dec)
-        ok, v = _validity(space, m)
-        last = (m, v)
+        last = dec
+        if _has_utilization(space) and ok.any():
+            from mapspace.constraint_check import satisfies
+
+            idx = np.nonzero(ok)[0]
+            ok[idx] &= satisfies(space.constraints, problem, arch, space.decode(dec.take(idx)))
         idx = np.nonzero(ok)[0][: samples - have]
         if len(idx):
-            sub = m[idx]
-            ev = evaluate(problem, arch, sub)
             decs.append(dec.take(idx))
-            maps.append(sub)
-            costs.append((ev.cost.cycles, ev.cost.energy, ev.cost.edp, ev.cost.utilization))
+            costs.append((cycles[idx], energy[idx], util[idx]))
             have += len(idx)
         if progress:
             progress(have, drawn)
     if have == 0:
+        m = space.decode(last)
         raise MapspaceError(f"no valid mapping among {drawn:,} candidates: "
-                            + diagnose(space, *last), where="explore")
+                            + diagnose(space, m, check(problem, arch, m)), where="explore")
     dec = Decisions.concat(decs)
-    mall = MappingBatch.concat(maps)
-    cycles, energy, edp, util = (np.concatenate(c) for c in zip(*costs, strict=True))
+    cycles, energy, util = (np.concatenate(c) for c in zip(*costs, strict=True))
+    edp = energy * 1e-12 * cycles
     seconds = time.perf_counter() - t0
     frame = _frame(space, dec, cycles, energy, edp, util)
     best = float(edp.min())
@@ -111,7 +127,56 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         "energy_min_pJ": float(energy.min()),
         "cycles_min": int(cycles.min()),
     }
-    return Exploration(space, dec, mall, frame, summary)
+    return Exploration(space, dec, frame, summary)
+
+
+class _Runner:
+    """Draw ``n`` candidates from chunk ``first`` on and price the valid ones (compiled)."""
+
+    def __init__(self, space: Mapspace):
+        from cost_models.pricing import Prices
+        from mapspace._kernels import term_tables
+
+        p, a = space.problem, space.arch
+        L, D, T = a.num_levels, p.num_dims, p.num_tensors
+        self.space = space
+        self.prices = Prices.of(a)
+        tdim, tcoef = term_tables(p.projections, p.sizes)
+        dense = np.zeros((T, tdim.shape[1], D), np.int64)
+        live = np.array(p.sizes) > 1
+        for t, proj in enumerate(p.projections):
+            dense[t, :proj.shape[0]] = proj * live
+        fan = np.array([a.fanout(l) for l in range(L)], np.int64).reshape(L, 2)
+        cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in a.levels],
+                       np.int64)
+        pr = self.prices
+        self.args = (
+            *space._sampler_args, *space._flat_tables,
+            np.array(p.sizes, np.int64), fan[:, 0].copy(), fan[:, 1].copy(), cap,
+            np.array([t.bits or 0 for t in p.tensors], np.int64),
+            np.array([lv.datawidth for lv in a.levels], np.int64),
+            tdim, tcoef, dense, np.array([t.read_write for t in p.tensors]),
+            pr.block, pr.read, pr.write, pr.update, pr.leak, pr.clusters, pr.read_bw,
+            pr.write_bw, pr.shared_bw, pr.mac,
+        )
+
+    def __call__(self, n: int, seed: int, first: int):
+        from cost_models._explore_kernel import explore_kernel
+
+        p, a = self.space.problem, self.space.arch
+        L, D, T = a.num_levels, p.num_dims, p.num_tensors
+        factor = np.empty((n, D), np.int64)
+        order = np.empty((n, L, D), np.int64)
+        spatial_x = np.empty((n, L, D), bool)
+        keep = np.empty((n, L, T), bool)
+        ok = np.empty(n, bool)
+        cycles = np.empty(n, np.int64)
+        energy = np.empty(n)
+        util = np.empty(n)
+        explore_kernel(np.uint64(seed % (1 << 64)), first, *self.args,
+                       factor, order, spatial_x, keep, ok, cycles, energy, util)
+        util /= self.prices.mac_instances
+        return Decisions(factor, order, spatial_x, keep), ok, cycles, energy, util
 
 
 def diagnose(space: Mapspace, m: MappingBatch, v: Validity) -> str:
