@@ -21,17 +21,18 @@ def price_one(b, reads, fills, updates, instances, macs, cinst, block, e_read, e
         uc = min(instances[b, l], clusters[l])
         rd = 0.0
         wd = 0.0
+        bs = block[l]
         for t in range(T):
             r = reads[b, l, t]
             f = fills[b, l, t]
             u = updates[b, l, t]
-            bs = block[l]
-            e = (-(-r // bs) * e_read[l] + -(-f // bs) * e_write[l]
-                 + -(-u // bs) * e_update[l]) * uc
+            if bs != 1:                      # whole vector accesses (rule P1)
+                r, f, u = -(-r // bs), -(-f // bs), -(-u // bs)
+            e = (r * e_read[l] + f * e_write[l] + u * e_update[l]) * uc
             breakdown_o[b, l, t] = e
             dyn += e
-            rd += r / cc
-            wd += (f + u) / cc
+            rd += reads[b, l, t] / cc
+            wd += (fills[b, l, t] + updates[b, l, t]) / cc
         slow = 1.0
         if read_bw[l] < rd:
             slow = min(slow, read_bw[l] / rd)
