@@ -85,7 +85,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     run = _Runner(space)
     decs: list[Decisions] = []
     costs: list[tuple[np.ndarray, ...]] = []
-    have = drawn = 0
+    have = drawn = valid_seen = 0
     first = 0
     last: Decisions | None = None
     while have < samples and drawn < max_candidates:
@@ -99,6 +99,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
 
             idx = np.nonzero(ok)[0]
             ok[idx] &= satisfies(space.constraints, problem, arch, space.decode(dec.take(idx)))
+        valid_seen += int(ok.sum())
         idx = np.nonzero(ok)[0][: samples - have]
         if len(idx):
             decs.append(dec.take(idx))
@@ -118,7 +119,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     best = float(edp.min())
     summary = {
         "problem": problem.name, "arch": arch.name, "seed": seed,
-        "valid": int(have), "candidates": int(drawn), "acceptance": have / drawn,
+        "valid": int(have), "candidates": int(drawn), "acceptance": valid_seen / drawn,
         "seconds": seconds, "evals_per_s": have / seconds,
         "edp_min": best, "edp_median": float(np.median(edp)), "edp_max": float(edp.max()),
         "spread_orders_of_magnitude": float(np.log10(edp.max() / best)),
