@@ -135,31 +135,13 @@ class _Runner:
     """Draw ``n`` candidates from chunk ``first`` on and price the valid ones (compiled)."""
 
     def __init__(self, space: Mapspace):
+        from cost_models.model import kernel_arrays
         from cost_models.pricing import Prices
-        from mapspace._kernels import term_tables
 
-        p, a = space.problem, space.arch
-        L, D, T = a.num_levels, p.num_dims, p.num_tensors
         self.space = space
-        self.prices = Prices.of(a)
-        tdim, tcoef = term_tables(p.projections, p.sizes)
-        dense = np.zeros((T, tdim.shape[1], D), np.int64)
-        live = np.array(p.sizes) > 1
-        for t, proj in enumerate(p.projections):
-            dense[t, :proj.shape[0]] = proj * live
-        fan = np.array([a.fanout(l) for l in range(L)], np.int64).reshape(L, 2)
-        cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in a.levels],
-                       np.int64)
-        pr = self.prices
-        self.args = (
-            *space._sampler_args, *space._flat_tables,
-            np.array(p.sizes, np.int64), fan[:, 0].copy(), fan[:, 1].copy(), cap,
-            np.array([t.bits or 0 for t in p.tensors], np.int64),
-            np.array([lv.datawidth for lv in a.levels], np.int64),
-            tdim, tcoef, dense, np.array([t.read_write for t in p.tensors]),
-            pr.block, pr.read, pr.write, pr.update, pr.leak, pr.clusters, pr.read_bw,
-            pr.write_bw, pr.shared_bw, pr.mac,
-        )
+        self.prices = Prices.of(space.arch)
+        self.args = (*space._sampler_args, *space._flat_tables,
+                     *kernel_arrays(space.problem, space.arch, self.prices))
 
     def __call__(self, n: int, seed: int, first: int):
         from cost_models._explore_kernel import explore_kernel

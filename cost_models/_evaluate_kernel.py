@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from cost_models._nest_kernel import _one
+from cost_models._nest_kernel import _one, nest_work
 from cost_models._pricing_kernel import price_one
 from mapspace._kernels import validate_one
 
@@ -26,31 +26,18 @@ def evaluate_kernel(temporal, spatial, order, spatial_x, keep,
                     cycles_o, energy_o, mac_o, leak_o, level_cycles_o, breakdown_o):
     B, L, D = temporal.shape
     T = keep.shape[2]
-    A = tdim.shape[1]
-    S = 1 + 2 * A
     nchunks = min(B, 64)
     for c in prange(nchunks):
-        ext = np.ones((L + 1, D), np.int64)
+        work = nest_work(L, D, tdim.shape[1])
         ext1 = np.ones(D, np.int64)
         seen = np.zeros(D, np.bool_)
-        union = np.empty(D, np.int64)
-        deltas = np.zeros(L, np.int64)
-        content = np.zeros(L, np.int64)
-        part = np.zeros(L, np.int64)
-        G = np.ones(L, np.int64)
-        tiles = np.zeros(L, np.int64)
-        fans = np.ones(L, np.int64)
-        scratch = (np.empty(A, np.int64), np.zeros(A, np.bool_), np.zeros(S, np.int64),
-                   np.zeros(S, np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
-                   np.zeros(A, np.int64), np.zeros(A, np.int64))
         for b in range(c * B // nchunks, (c + 1) * B // nchunks):
             r = validate_one(b, temporal, spatial, order, spatial_x, keep, sizes, fan_x, fan_y,
                              capacity, bits, datawidth, tdim, tcoef, reasons_o, bad_dims_o,
                              over_o, usage_o, unkept_o, ext1, seen)
             if r == 0:
                 _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile_o,
-                     reads_o, fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, ext, union,
-                     deltas, content, part, G, tiles, fans, scratch)
+                     reads_o, fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, work)
                 price_one(b, reads_o, fills_o, updates_o, inst_o, macs_o, cinst_o, block,
                           e_read, e_write, e_update, e_leak, clusters, read_bw, write_bw,
                           shared_bw, e_mac, cycles_o, energy_o, mac_o, leak_o, level_cycles_o,

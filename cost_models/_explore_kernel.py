@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from cost_models._nest_kernel import _one
+from cost_models._nest_kernel import _one, nest_work
 from cost_models._pricing_kernel import price_one
 from mapspace._kernels import validate_one
 from mapspace._sampler import CHUNK, chunk_state, decode_one, sample_one
@@ -32,8 +32,6 @@ def explore_kernel(seed, first_chunk,
     D = table_sizes.shape[0]
     L = prefix_len.shape[0]
     T = keep_free.shape[1]
-    A = tdim.shape[1]
-    S = 1 + 2 * A
     nchunks = (n + CHUNK - 1) // CHUNK
     for c in prange(nchunks):
         lo = c * CHUNK
@@ -64,19 +62,9 @@ def explore_kernel(seed, first_chunk,
         leak = np.zeros(1)
         level_cycles = np.zeros((1, L), np.int64)
         breakdown = np.zeros((1, L, T))
-        ext = np.ones((L + 1, D), np.int64)
+        work = nest_work(L, D, tdim.shape[1])
         ext1 = np.ones(D, np.int64)
         seen = np.zeros(D, np.bool_)
-        union = np.empty(D, np.int64)
-        deltas = np.zeros(L, np.int64)
-        content = np.zeros(L, np.int64)
-        part = np.zeros(L, np.int64)
-        G = np.ones(L, np.int64)
-        tiles = np.zeros(L, np.int64)
-        fans = np.ones(L, np.int64)
-        scratch = (np.empty(A, np.int64), np.zeros(A, np.bool_), np.zeros(S, np.int64),
-                   np.zeros(S, np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
-                   np.zeros(A, np.int64), np.zeros(A, np.int64))
         state = chunk_state(seed, first_chunk + c)
         for i in range(lo, hi):
             state = sample_one(state, i, table_sizes, prefix_len, order_init, free_len,
@@ -101,8 +89,7 @@ def explore_kernel(seed, first_chunk,
                 util_o[i] = np.nan
                 continue
             _one(0, tm, sp, od, kp, tdim, tcoef, dense, read_write, tile, reads, fills,
-                 updates, part_o, inst, macs, cinst, ext, union, deltas, content, part, G,
-                 tiles, fans, scratch)
+                 updates, part_o, inst, macs, cinst, work)
             price_one(0, reads, fills, updates, inst, macs, cinst, block, e_read, e_write,
                       e_update, e_leak, clusters, read_bw, write_bw, shared_bw, e_mac, cyc,
                       energy, mac_e, leak, level_cycles, breakdown)

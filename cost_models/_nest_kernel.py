@@ -153,10 +153,10 @@ def _deltas(tdim, tcoef, dense, t, temporal, spatial, order, ext, level, tile, s
 
 @njit(cache=True, inline="always")
 def _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile_o, reads_o,
-         fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, ext, union, deltas, content, part, G,
-         tiles, fans, scratch):
+         fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, work):
     L, D = temporal.shape[1], temporal.shape[2]
     T = keep.shape[2]
+    ext, union, deltas, content, part, G, tiles, fans, scratch = work
     tm = temporal[b]
     sp = spatial[b]
     od = order[b]
@@ -221,29 +221,26 @@ def _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile
             outermost = False
 
 
+@njit(cache=True)
+def nest_work(L, D, A):
+    """Per-thread scratch arrays for :func:`_one` (``L`` levels, ``D`` dims, ``A`` axes)."""
+    S = 1 + 2 * A
+    scratch = (np.empty(A, np.int64), np.zeros(A, np.bool_), np.zeros(S, np.int64),
+               np.zeros(S, np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
+               np.zeros(A, np.int64), np.zeros(A, np.int64))
+    return (np.ones((L + 1, D), np.int64), np.empty(D, np.int64), np.zeros(L, np.int64),
+            np.zeros(L, np.int64), np.zeros(L, np.int64), np.ones(L, np.int64),
+            np.zeros(L, np.int64), np.ones(L, np.int64), scratch)
+
+
 @njit(cache=True, parallel=True)
 def nest_kernel(temporal, spatial, order, keep, tdim, tcoef, dense, read_write,
                 tile_o, reads_o, fills_o, updates_o, part_o, inst_o, macs_o, cinst_o):
     """Fill the ``*_o`` output arrays for every mapping of the batch (chunked by thread)."""
     B, L, D = temporal.shape
-    A = tdim.shape[1]
-    S = 1 + 2 * A
     nchunks = min(B, 64)
     for c in prange(nchunks):
-        ext = np.ones((L + 1, D), np.int64)
-        union = np.empty(D, np.int64)
-        deltas = np.zeros(L, np.int64)
-        content = np.zeros(L, np.int64)
-        part = np.zeros(L, np.int64)
-        G = np.ones(L, np.int64)
-        tiles = np.zeros(L, np.int64)
-        fans = np.ones(L, np.int64)
-        scratch = (np.empty(A, np.int64), np.zeros(A, np.bool_), np.zeros(S, np.int64),
-                   np.zeros(S, np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
-                   np.zeros(A, np.int64), np.zeros(A, np.int64))
-        lo = c * B // nchunks
-        hi = (c + 1) * B // nchunks
-        for b in range(lo, hi):
-            _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile_o, reads_o,
-                 fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, ext, union, deltas,
-                 content, part, G, tiles, fans, scratch)
+        work = nest_work(L, D, tdim.shape[1])
+        for b in range(c * B // nchunks, (c + 1) * B // nchunks):
+            _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile_o,
+                 reads_o, fills_o, updates_o, part_o, inst_o, macs_o, cinst_o, work)

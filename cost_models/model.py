@@ -96,6 +96,29 @@ class Evaluation:
         }
 
 
+def kernel_arrays(problem: Problem, arch: Arch, p: Prices) -> tuple[np.ndarray, ...]:
+    """The constant inputs of the compiled evaluation, in kernel argument order: validity
+    (sizes, fan-out X/Y, capacity, bits, datawidth), projections (term tables, dense
+    coefficients of live terms, read-write flags) and prices."""
+    from mapspace._kernels import term_tables
+
+    L, D, T = arch.num_levels, problem.num_dims, problem.num_tensors
+    tdim, tcoef = term_tables(problem.projections, problem.sizes)
+    dense = np.zeros((T, tdim.shape[1], D), np.int64)
+    live = np.array(problem.sizes) > 1
+    for t, proj in enumerate(problem.projections):
+        dense[t, :proj.shape[0]] = proj * live
+    fan = np.array([arch.fanout(l) for l in range(L)], np.int64).reshape(L, 2)
+    cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in arch.levels],
+                   np.int64)
+    return (np.array(problem.sizes, np.int64), fan[:, 0].copy(), fan[:, 1].copy(), cap,
+            np.array([t.bits or 0 for t in problem.tensors], np.int64),
+            np.array([lv.datawidth for lv in arch.levels], np.int64),
+            tdim, tcoef, dense, np.array([t.read_write for t in problem.tensors]),
+            p.block, p.read, p.write, p.update, p.leak, p.clusters, p.read_bw, p.write_bw,
+            p.shared_bw, p.mac)
+
+
 def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
              prices: Prices | None = None) -> Evaluation:
     """Evaluate ``B`` mappings in one compiled pass (``cost_models/_evaluate_kernel.py``):
@@ -105,7 +128,6 @@ def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
     (cycles 0), so the batch never raises.
     """
     from cost_models._evaluate_kernel import evaluate_kernel
-    from mapspace._kernels import term_tables
 
     if mappings.num_levels != arch.num_levels or mappings.num_dims != problem.num_dims \
             or mappings.num_tensors != problem.num_tensors:
@@ -117,18 +139,7 @@ def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
     B, L, D = mappings.temporal.shape
     T = problem.num_tensors
     p = prices or Prices.of(arch)
-    tdim, tcoef = term_tables(problem.projections, problem.sizes)
-    dense = np.zeros((T, tdim.shape[1], D), np.int64)
-    live = np.array(problem.sizes) > 1
-    for t, proj in enumerate(problem.projections):
-        dense[t, :proj.shape[0]] = proj * live
-    fan = np.array([arch.fanout(l) for l in range(L)], np.int64).reshape(L, 2)
-    cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in arch.levels],
-                   np.int64)
-    bits = np.array([t.bits or 0 for t in problem.tensors], np.int64)
-    dw = np.array([lv.datawidth for lv in arch.levels], np.int64)
-    rw = np.array([t.read_write for t in problem.tensors])
-
+    static = kernel_arrays(problem, arch, p)
     reasons = np.empty(B, np.int64)
     bad_dims = np.empty((B, D), bool)
     over = np.empty((B, L), bool)
@@ -147,16 +158,12 @@ def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
     evaluate_kernel(
         np.ascontiguousarray(m.temporal), np.ascontiguousarray(m.spatial),
         np.ascontiguousarray(m.order), np.ascontiguousarray(m.spatial_x),
-        np.ascontiguousarray(m.keep),
-        np.array(problem.sizes, np.int64), fan[:, 0].copy(), fan[:, 1].copy(), cap, bits, dw,
-        tdim, tcoef, dense, rw,
-        p.block, p.read, p.write, p.update, p.leak, p.clusters, p.read_bw, p.write_bw,
-        p.shared_bw, p.mac,
+        np.ascontiguousarray(m.keep), *static,
         reasons, bad_dims, over, usage, unkept,
         tile, reads, fills, updates, partition, instances, macs, cinst,
         cycles, energy, mac_e, leak, level_cycles, breakdown)
     validity = Validity(valid=reasons == 0, reasons=reasons, bad_dims=bad_dims,
-                        over_fanout=over, usage=usage, capacity=cap, unkept=unkept)
+                        over_fanout=over, usage=usage, capacity=static[3], unkept=unkept)
     dm = DataMovement(tile=tile, reads=reads, fills=fills, updates=updates,
                       partition=partition, instances=instances, macs=macs,
                       compute_instances=cinst, keep=m.keep)
