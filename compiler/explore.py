@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -29,12 +30,17 @@ ROUND_CHUNKS = 16            # candidates per round: 16 chunks
 
 @dataclass(frozen=True)
 class Exploration:
-    """The valid samples (``decisions``), their costs (``frame``) and the summary."""
+    """The valid samples (``decisions``), their costs and the summary; ``frame`` is the
+    Parquet-ready table (built on first use)."""
 
     space: Mapspace
     decisions: Decisions
-    frame: pd.DataFrame
+    costs: dict[str, np.ndarray]          # cycles, energy_pJ, edp, utilization
     summary: dict
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        return _frame(self.space, self.decisions, self.costs)
 
     @property
     def mappings(self) -> MappingBatch:
@@ -42,7 +48,7 @@ class Exploration:
         return self.space.decode(self.decisions)
 
     def best_index(self) -> int:
-        return int(np.argmin(self.frame["edp"].to_numpy()))
+        return int(np.argmin(self.costs["edp"]))
 
     def best_mapping(self) -> MappingBatch:
         return self.space.decode(self.decisions.take(np.array([self.best_index()])))
@@ -115,7 +121,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     cycles, energy, util = (np.concatenate(c) for c in zip(*costs, strict=True))
     edp = energy * 1e-12 * cycles
     seconds = time.perf_counter() - t0
-    frame = _frame(space, dec, cycles, energy, edp, util)
+    costs = {"cycles": cycles, "energy_pJ": energy, "edp": edp, "utilization": util}
     best = float(edp.min())
     summary = {
         "problem": problem.name, "arch": arch.name, "seed": seed,
@@ -128,7 +134,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         "energy_min_pJ": float(energy.min()),
         "cycles_min": int(cycles.min()),
     }
-    return Exploration(space, dec, frame, summary)
+    return Exploration(space, dec, costs, summary)
 
 
 class _Runner:
@@ -190,8 +196,7 @@ def diagnose(space: Mapspace, m: MappingBatch, v: Validity) -> str:
     return "; ".join(parts)
 
 
-def _frame(space: Mapspace, dec: Decisions, cycles: np.ndarray, energy: np.ndarray,
-           edp: np.ndarray, util: np.ndarray) -> pd.DataFrame:
+def _frame(space: Mapspace, dec: Decisions, costs: dict[str, np.ndarray]) -> pd.DataFrame:
     """Encoded decisions and costs, one row per sample (Parquet-friendly columns)."""
     p, a = space.problem, space.arch
     cols: dict[str, np.ndarray] = {}
@@ -204,8 +209,5 @@ def _frame(space: Mapspace, dec: Decisions, cycles: np.ndarray, energy: np.ndarr
         cols[f"x_mask.{lv.name}"] = (dec.spatial_x[:, l] * (1 << np.arange(D))).sum(axis=1)
         cols[f"keep_mask.{lv.name}"] = (dec.keep[:, l] * (1 << np.arange(p.num_tensors))
                                         ).sum(axis=1)
-    cols["cycles"] = cycles
-    cols["energy_pJ"] = energy
-    cols["edp"] = edp
-    cols["utilization"] = util
+    cols.update(costs)
     return pd.DataFrame(cols)
