@@ -21,7 +21,7 @@ space exactly (Python integers).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from math import factorial, prod
 
 import numpy as np
@@ -171,13 +171,13 @@ class Mapspace:
                 bounds = self._bounds.get((l, sp, d), [])
                 allowed.append([f for f in _divisors(size)
                                 if f <= lim and all(b.allows(f) for b in bounds)])
-            rows: list[tuple[int, ...]] = []
-            _factorizations(allowed, 0, size, (), rows)
+            rows = _table(size, tuple(tuple(a) for a in allowed))
             if not rows:
                 raise MapspaceError(
                     f"no factorization of {self.problem.dims[d]}={size} satisfies the "
                     f"constraints ({self._describe_bounds(d)})", where="mapspace")
             out.append(np.array(rows, np.int64).reshape(len(rows), len(self.slots)))
+            out[-1].flags.writeable = False
         return tuple(out)
 
     def _describe_bounds(self, d: int) -> str:
@@ -354,6 +354,14 @@ class Mapspace:
         nf = len(fan_levels)
         distinct = sum(c * prod(factorial(k) for k in st[2 * nf:]) for st, c in states.items())
         return total, distinct
+
+
+@lru_cache(maxsize=256)
+def _table(size: int, allowed: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:
+    """Every ordered factorization of ``size`` with factor ``i`` in ``allowed[i]`` (cached)."""
+    rows: list[tuple[int, ...]] = []
+    _factorizations([list(a) for a in allowed], 0, size, (), rows)
+    return tuple(rows)
 
 
 def _factorizations(allowed: list[list[int]], i: int, rest: int, acc: tuple[int, ...],
