@@ -146,7 +146,7 @@ class _Runner:
 
         self.space = space
         self.prices = Prices.of(space.arch)
-        self.args = (*space._sampler_args, *space._flat_tables,
+        self.args = (*space.sampler_args, *space.flat_tables,
                      *kernel_arrays(space.problem, space.arch, self.prices))
 
     def __call__(self, n: int, seed: int, first: int):

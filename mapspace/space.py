@@ -140,12 +140,12 @@ class Mapspace:
         if not spatial:
             return self.problem.sizes[dim]
         fx, fy = self.arch.fanout(level)
-        x = self._split(level)
+        x = self.split(level)
         if x is not None:
             return fx if x[dim] else fy
         return max(fx, fy)
 
-    def _split(self, level: int) -> np.ndarray | None:
+    def split(self, level: int) -> np.ndarray | None:
         """``bool[D]`` X/Y of each dimension if a spatial ``split`` (or a 1-D fan-out) fixes it."""
         fx, fy = self.arch.fanout(level)
         D = self.problem.num_dims
@@ -189,7 +189,8 @@ class Mapspace:
         return "; ".join(parts) or "fan-out limits"
 
     @cached_property
-    def _order_prefix(self) -> tuple[tuple[int, ...], ...]:
+    def order_prefix(self) -> tuple[tuple[int, ...], ...]:
+        """Per level, the dimensions a ``permutation`` constraint fixes innermost, in order."""
         out = []
         for lv in self.arch.levels:
             prefix: tuple[int, ...] = ()
@@ -201,7 +202,7 @@ class Mapspace:
         return tuple(out)
 
     @cached_property
-    def _keep_fixed(self) -> tuple[np.ndarray, np.ndarray]:
+    def keep_fixed(self) -> tuple[np.ndarray, np.ndarray]:
         """``(fixed: bool[L, T], value: bool[L, T])``."""
         L, T = self.arch.num_levels, self.problem.num_tensors
         fixed = np.zeros((L, T), bool)
@@ -224,7 +225,9 @@ class Mapspace:
 
     # -------------------------------------------------------------- decoding
     @cached_property
-    def _flat_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def flat_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The tables for the compiled decoder: ``(flat rows, offset per dimension, level per
+        slot, is-spatial per slot)``."""
         flat = np.concatenate([t.ravel() for t in self.tables]) if self.tables else \
             np.zeros(0, np.int64)
         sizes = [t.size for t in self.tables]
@@ -241,23 +244,25 @@ class Mapspace:
         L, D = self.arch.num_levels, self.problem.num_dims
         temporal = np.empty((B, L, D), np.int64)
         spatial = np.empty((B, L, D), np.int64)
-        decode_kernel(np.ascontiguousarray(dec.factor), *self._flat_tables, temporal, spatial)
+        decode_kernel(np.ascontiguousarray(dec.factor), *self.flat_tables, temporal, spatial)
         return MappingBatch(temporal, spatial, dec.order, dec.spatial_x, dec.keep)
 
     # -------------------------------------------------------------- sampling
     @cached_property
-    def _sampler_args(self) -> tuple[np.ndarray, ...]:
+    def sampler_args(self) -> tuple[np.ndarray, ...]:
+        """The space's axes for the compiled sampler (table sizes, order prefixes, fixed X/Y
+        and keep choices)."""
         L, D = self.arch.num_levels, self.problem.num_dims
         sizes = np.array([len(t) for t in self.tables], np.int64)
-        prefix_len = np.array([len(p) for p in self._order_prefix], np.int64)
+        prefix_len = np.array([len(p) for p in self.order_prefix], np.int64)
         order_init = np.zeros((L, D), np.int64)
-        for l, prefix in enumerate(self._order_prefix):
+        for l, prefix in enumerate(self.order_prefix):
             order_init[l] = list(prefix) + [d for d in range(D) if d not in prefix]
         free_len = D - prefix_len
-        xy_free = np.array([self._split(l) is None for l in range(L)], bool)
-        x_fixed = np.stack([self._split(l) if self._split(l) is not None else np.ones(D, bool)
+        xy_free = np.array([self.split(l) is None for l in range(L)], bool)
+        x_fixed = np.stack([self.split(l) if self.split(l) is not None else np.ones(D, bool)
                             for l in range(L)]) if L else np.zeros((0, D), bool)
-        fixed_k, value_k = self._keep_fixed
+        fixed_k, value_k = self.keep_fixed
         return sizes, prefix_len, order_init, free_len, xy_free, x_fixed, ~fixed_k, value_k
 
     def draw(self, n: int, seed: int, first_chunk: int = 0) -> Decisions:
@@ -274,7 +279,7 @@ class Mapspace:
         order = np.empty((n, L, D), np.int64)
         spatial_x = np.empty((n, L, D), bool)
         keep = np.empty((n, L, T), bool)
-        sample_kernel(np.uint64(seed % (1 << 64)), first_chunk, *self._sampler_args,
+        sample_kernel(np.uint64(seed % (1 << 64)), first_chunk, *self.sampler_args,
                       factor, order, spatial_x, keep)
         return Decisions(factor, order, spatial_x, keep)
 
@@ -293,10 +298,10 @@ class Mapspace:
         L, D = self.arch.num_levels, self.problem.num_dims
         raw_f = prod(len(t) for t in self.tables)
         fan_levels = [l for l in range(L) if self.arch.fanout(l) != (1, 1)]
-        free_xy = [l for l in fan_levels if self._split(l) is None]
+        free_xy = [l for l in fan_levels if self.split(l) is None]
         spatial_choices = 2 ** (D * len(free_xy))
-        orders = prod(factorial(D - len(p)) for p in self._order_prefix)
-        fixed_k, _ = self._keep_fixed
+        orders = prod(factorial(D - len(p)) for p in self.order_prefix)
+        fixed_k, _ = self.keep_fixed
         bypass = 2 ** int((~fixed_k).sum())
         fs, distinct_orders_sum = self._count_factor_spatial(fan_levels, free_xy)
         return SpaceSize(
@@ -310,7 +315,7 @@ class Mapspace:
         """DP over dimensions: (factorization, X/Y) pairs within every fan-out, and the sum
         over them of the number of loop orders up to unit loops."""
         L = self.arch.num_levels
-        prefix = self._order_prefix
+        prefix = self.order_prefix
         fan = {l: self.arch.fanout(l) for l in fan_levels}
         slot_of = {l: s for s, (l, sp) in enumerate(self.slots) if sp}
         # state: (x, y products per fan level..., non-unit free loops per level...) -> count
@@ -324,7 +329,7 @@ class Mapspace:
                     if l in free_xy:
                         options.append([(f, 1), (1, f)])
                     else:
-                        x = self._split(l)
+                        x = self.split(l)
                         options.append([(f, 1)] if x[d] else [(1, f)])
                 units = tuple(int(row[s] > 1 and d not in prefix[l])
                               for s, (l, sp) in enumerate(self.slots) if not sp)

@@ -181,7 +181,7 @@ def test_unit_loop_position_does_not_change_cost() -> None:
 def _raw_decisions(space: Mapspace) -> Decisions:
     """Every raw decision of :func:`tiny_space` (all orders, X/Y and keeps)."""
     L, D = space.arch.num_levels, space.problem.num_dims
-    fixed_k, value_k = space._keep_fixed
+    fixed_k, value_k = space.keep_fixed
     free_k = np.argwhere(~fixed_k)
     rows = []
     for f in product(*(range(len(t)) for t in space.tables)):
@@ -250,10 +250,10 @@ def test_operators_keep_fixed_genes_fixed() -> None:
     space = gemmini_space(conv2d(1, 16, 8, 8, 16, 3, 3))
     rng = np.random.default_rng(0)
     a, b = space.random_decisions(200, rng), space.random_decisions(200, rng)
-    fixed_k, value_k = space._keep_fixed
+    fixed_k, value_k = space.keep_fixed
     for dec in (mutate(space, a, rng, 0.5), crossover(a, b, rng), neighbour(space, a, rng)):
         assert np.all(dec.keep[:, fixed_k] == value_k[fixed_k])
-        for l, p in enumerate(space._order_prefix):
+        for l, p in enumerate(space.order_prefix):
             assert (dec.order[:, l, :len(p)] == p).all()
         assert (np.sort(dec.order, axis=2) == np.arange(space.problem.num_dims)).all()
         for d, t in enumerate(space.tables):

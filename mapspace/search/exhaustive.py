@@ -81,14 +81,14 @@ class Exhaustive:
         """``int64[L, D]``: each level's prefix, then the free dimensions ascending."""
         D = self.space.problem.num_dims
         return np.array([list(p) + [d for d in range(D) if d not in p]
-                         for p in self.space._order_prefix], np.int64).reshape(-1, D)
+                         for p in self.space.order_prefix], np.int64).reshape(-1, D)
 
     def _bases(self) -> Iterator[tuple[Decisions, np.ndarray, np.ndarray]]:
         """Chunks of ``(bases, orders int64[N], non-unit free loops bool[N, L, D])``."""
         sp = self.space
         L, D = sp.arch.num_levels, sp.problem.num_dims
         sizes = [len(t) for t in sp.tables]
-        fixed_k, value_k = sp._keep_fixed
+        fixed_k, value_k = sp.keep_fixed
         free_k = np.argwhere(~fixed_k)
         n_keep = 1 << len(free_k)
         keeps = np.broadcast_to(value_k, (n_keep, *value_k.shape)).copy()
@@ -96,14 +96,14 @@ class Exhaustive:
         keeps[:, free_k[:, 0], free_k[:, 1]] = bits.astype(bool)
         canon = self._canonical_order()
         in_prefix = np.zeros((L, D), bool)
-        for l, p in enumerate(sp._order_prefix):
+        for l, p in enumerate(sp.order_prefix):
             in_prefix[l, list(p)] = True
         sx_default = np.ones((L, D), bool)
         for l in range(L):
-            fixed = sp._split(l)
+            fixed = sp.split(l)
             if fixed is not None:
                 sx_default[l] = fixed
-        free_xy = [l for l in range(L) if sp._split(l) is None]
+        free_xy = [l for l in range(L) if sp.split(l) is None]
         chunk = max(1, self.batch // n_keep)
         total = prod(sizes)
         for start in range(0, total, chunk):
@@ -129,7 +129,7 @@ class Exhaustive:
         """``int64[k!, D]``: the orders of ``level`` whose non-unit free loops are ``nonunit``."""
         key = (level, nonunit.tobytes())
         if key not in self._perms:
-            prefix = list(self.space._order_prefix[level])
+            prefix = list(self.space.order_prefix[level])
             D = len(nonunit)
             nu = [d for d in range(D) if nonunit[d] and d not in prefix]
             unit = [d for d in range(D) if not nonunit[d] and d not in prefix]

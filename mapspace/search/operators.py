@@ -25,10 +25,10 @@ def gene_table(space: Mapspace) -> np.ndarray:
     (a dimension with several factorizations, a level with at least two free loops, a level
     with a free 2-D split, a level with a free keep choice)."""
     L, D = space.arch.num_levels, space.problem.num_dims
-    fixed_keep, _ = space._keep_fixed
+    fixed_keep, _ = space.keep_fixed
     genes = [(FACTOR, d) for d, t in enumerate(space.tables) if len(t) > 1]
-    genes += [(ORDER, l) for l, p in enumerate(space._order_prefix) if D - len(p) >= 2]
-    genes += [(SPATIAL_X, l) for l in range(L) if space._split(l) is None]
+    genes += [(ORDER, l) for l, p in enumerate(space.order_prefix) if D - len(p) >= 2]
+    genes += [(SPATIAL_X, l) for l in range(L) if space.split(l) is None]
     genes += [(KEEP, l) for l in range(L) if not fixed_keep[l].all()]
     return np.array(genes, np.int64).reshape(len(genes), 2)
 
@@ -37,7 +37,7 @@ def _swap_free(space: Mapspace, order: np.ndarray, rows: np.ndarray, levels: np.
                rng: np.random.Generator) -> None:
     """In place: swap two distinct free (non-prefix) positions of ``order[rows, levels]``."""
     D = order.shape[2]
-    start = np.array([len(p) for p in space._order_prefix], np.int64)[levels]
+    start = np.array([len(p) for p in space.order_prefix], np.int64)[levels]
     width = D - start
     ok = width >= 2
     rows, levels, start, width = rows[ok], levels[ok], start[ok], width[ok]

@@ -153,13 +153,13 @@ class Optimal:
         self._tables = sp.tables
         self._slots = sp.slots
         self._sslot = {l: s for s, (l, isp) in enumerate(self._slots) if isp}
-        self._prefix = sp._order_prefix
-        self._split = [sp._split(l) for l in range(self._L)]
+        self._prefix = sp.order_prefix
+        self._split = [sp.split(l) for l in range(self._L)]
         self._fan = [sp.arch.fanout(l) for l in range(self._L)]
         self._free_xy = [self._fan[l] != (1, 1) and self._split[l] is None
                          for l in range(self._L)]
-        fixed, value = sp._keep_fixed
-        self._keep_fixed = fixed
+        fixed, value = sp.keep_fixed
+        self.keep_fixed = fixed
         self._keep_value = value
         self._rel = sp.problem.relevance
         self._row_index = [{tuple(int(v) for v in r): i for i, r in enumerate(t)}
@@ -388,7 +388,7 @@ class Optimal:
                         x = sx.copy()
                         x[l, d] = not x[l, d]
                         out.append((rows, order, x, keep))
-        for l, t in zip(*np.nonzero(~self._keep_fixed), strict=True):   # flip keep
+        for l, t in zip(*np.nonzero(~self.keep_fixed), strict=True):   # flip keep
             k = keep.copy()
             k[l, t] = not k[l, t]
             out.append((rows, order, sx, k))
@@ -408,7 +408,7 @@ class _Model:
         bonus = []
         for l in range(L):
             for t in range(T):
-                if opt._keep_fixed[l, t]:
+                if opt.keep_fixed[l, t]:
                     self.keep[(l, t)] = bool(opt._keep_value[l, t])
                 else:
                     self.keep[(l, t)] = v = m.new_bool_var(f"k{l}_{t}")
