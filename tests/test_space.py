@@ -211,3 +211,23 @@ def test_capacity_that_fits_nothing_is_reported():
                     strict=True)
     with pytest.raises(MapspaceError, match="no valid mapping"):
         explore(p, a, c, 10, 0, max_candidates=200_000)
+
+
+def test_explore_matches_draw_and_evaluate_and_is_thread_independent():
+    from cost_models import evaluate
+
+    p, a = workload("resnet50/conv3_x"), load_target("gemmini")
+    c = default_constraints("gemmini")
+    r2 = explore(p, a, c, 4000, 9)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        r1 = explore(p, a, c, 4000, 9)
+    finally:
+        numba.set_num_threads(threads)
+    assert (r1.costs["edp"] == r2.costs["edp"]).all()
+    space = Mapspace(p, a, c)
+    ev = evaluate(p, a, space.decode(space.draw(65536, 9)))
+    idx = np.nonzero(ev.valid)[0][:4000]
+    assert (ev.cost.cycles[idx] == r2.costs["cycles"]).all()
+    assert np.allclose(ev.cost.energy[idx], r2.costs["energy_pJ"], rtol=1e-12)
