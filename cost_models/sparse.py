@@ -269,56 +269,79 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
     def prod(ts: set[int]) -> float:
         return math.prod(dens[t] for t in sorted(ts))
 
-    # per (level, tensor): sets of tensors whose zeros remove the access (S2, S4)
     keep = dm.keep
     compressed = {k for k, f in formats.items() if f.kind != "uncompressed"}
-    skip_r: dict[tuple[int, int], set[int]] = {}
-    gate_r: dict[tuple[int, int], set[int]] = {}
-    mac_skip: set[int] = set()
-    mac_gate: set[int] = set()
+    mac_skip = {c for kind, l, _, cond in actions if l < 0 and kind == "skip" for c in cond}
+    mac_gate = {c for kind, l, _, cond in actions if l < 0 and kind == "gate" for c in cond}
+    # a storage action applies at the nearest level at or above its own that keeps the
+    # target, per mapping (Sparseloop's target_dspace_level); none -> invalid (S4)
+    storage = []
+    no_keeper = np.zeros(B, bool)
+    why_no_keeper: list[tuple[np.ndarray, str]] = []
     for kind, l, t, cond in actions:
         if l < 0:
-            (mac_skip if kind == "skip" else mac_gate).update(cond)
-        else:
-            (skip_r if kind == "skip" else gate_r).setdefault((l, t), set()).update(cond)
+            continue
+        k = keep[:, :l + 1, t]
+        has = k.any(axis=1)
+        storage.append((kind, t, set(cond), np.where(has, l - np.argmax(k[:, ::-1], axis=1),
+                                                     -1)))
+        no_keeper |= ~has
+        why_no_keeper.append((~has, f"no level at or above {arch.levels[l].name} keeps "
+                                    f"{problem.tensor_names[t]}, so its {kind} has no target"))
+    every = np.ones(B, bool)
+
+    def factor(terms: list[tuple[set[int], np.ndarray]]) -> np.ndarray:
+        """Per row, the product of the densities of the union of the applicable sets."""
+        f = np.ones(B)
+        for c in range(T):
+            inc = np.zeros(B, bool)
+            for cs, mask in terms:
+                if c in cs:
+                    inc |= mask
+            f = np.where(inc, f * dens[c], f)
+        return f
+
+    def split(base: np.ndarray, skip: list, gate: list) -> tuple[np.ndarray, np.ndarray]:
+        """(performed, gated) expected counts."""
+        done, spent = factor(skip + gate), factor(skip)
+        return base * done, base * (spent - done)
 
     f64 = np.float64
     reads, fills, updates = (x.astype(f64) for x in (dm.reads, dm.fills, dm.updates))
-    out = {k: np.zeros((B, L, T)) for k in ("reads", "fills", "updates", "g_reads", "g_fills",
-                                            "g_updates", "md_reads", "md_fills", "occ")}
+    names = ("reads", "fills", "updates", "g_reads", "g_fills", "g_updates", "md_reads",
+             "md_fills", "g_md_reads", "g_md_fills", "occ")
+    out = {k: np.zeros((B, L, T)) for k in names}
     for t in range(T):
+        acts = [(kind, cs, e) for kind, tt, cs, e in storage if tt == t]
         for l in range(L):
-            own = {t} if (l, t) in compressed else set()
-            # reads of (l, t), and updates when the target is the output
-            s, g = own | skip_r.get((l, t), set()), gate_r.get((l, t), set())
-            done, spent = prod(s | g), prod(s)
-            out["reads"][:, l, t] = reads[:, l, t] * done
-            out["g_reads"][:, l, t] = reads[:, l, t] * (spent - done)
-            if t == rw and (skip_r.get((l, t)) or gate_r.get((l, t))):
-                us, ug = skip_r.get((l, t), set()), gate_r.get((l, t), set())
-                out["updates"][:, l, t] = updates[:, l, t] * prod(us | ug)
-                out["g_updates"][:, l, t] = updates[:, l, t] * (prod(us) - prod(us | ug))
+            own = [({t}, every)] if (l, t) in compressed else []
+            here = [(kind, cs, e == l) for kind, cs, e in acts]
+            above = [(kind, cs, (e >= 0) & (e < l)) for kind, cs, e in acts]
+            d_skip = [(cs, m) for kind, cs, m in here if kind == "skip"]
+            d_gate = [(cs, m) for kind, cs, m in here if kind == "gate"]
+            i_skip = [(cs, m) for kind, cs, m in above if kind == "skip"]
+            i_gate = [(cs, m) for kind, cs, m in above if kind == "gate"]
+            # reads: own compression, actions here and above; fills: compression and
+            # actions above (what the parent does not deliver is not filled) (S2, S4)
+            out["reads"][:, l, t], out["g_reads"][:, l, t] = split(
+                reads[:, l, t], own + d_skip + i_skip, d_gate + i_gate)
+            out["fills"][:, l, t], out["g_fills"][:, l, t] = split(
+                fills[:, l, t], own + i_skip, i_gate)
+            if t == rw:          # output updates change only when the output is targeted (S8)
+                out["updates"][:, l, t], out["g_updates"][:, l, t] = split(
+                    updates[:, l, t], d_skip + i_skip, d_gate + i_gate)
             else:
                 out["updates"][:, l, t] = updates[:, l, t]
-            # fills of (l, t): what the parent keeper delivers (S2, S4)
-            kq = keep[:, :l, t]                                   # [B, l]
-            has = kq.any(axis=1)
-            pq = np.where(has, l - 1 - np.argmax(kq[:, ::-1], axis=1), -1) if l else \
-                np.full(B, -1)
-            done_f, spent_f = np.full(B, prod(own)), np.full(B, prod(own))
-            for q in range(l):
-                qs, qg = own | skip_r.get((q, t), set()), gate_r.get((q, t), set())
-                done_f = np.where(pq == q, prod(qs | qg), done_f)
-                spent_f = np.where(pq == q, prod(qs), spent_f)
-            out["fills"][:, l, t] = fills[:, l, t] * done_f
-            out["g_fills"][:, l, t] = fills[:, l, t] * (spent_f - done_f)
-            # metadata (S3): per dense element moved, read or filled with the data
+            # metadata (S3): per dense element moved, read or filled with the data; it is
+            # read to find the nonzeros, so only actions above remove it
             fmt = formats.get((l, t))
             sp = None if spans is None else spans[t][:, l, :]
             mb = _metadata_bits_per_element(fmt, problem, t, sp, dm.tile[:, l, t], dens[t])
             dw = arch.levels[l].datawidth
-            out["md_reads"][:, l, t] = reads[:, l, t] * mb / dw
-            out["md_fills"][:, l, t] = fills[:, l, t] * mb / dw
+            out["md_reads"][:, l, t], out["g_md_reads"][:, l, t] = split(
+                reads[:, l, t] * mb / dw, i_skip, i_gate)
+            out["md_fills"][:, l, t], out["g_md_fills"][:, l, t] = split(
+                fills[:, l, t] * mb / dw, i_skip, i_gate)
             # occupancy of the (compressed) tile in words (S5)
             bits = problem.tensors[t].bits
             nz = dm.tile[:, l, t] * (dens[t] if own else 1.0)
@@ -330,11 +353,13 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
     usage = out["occ"].sum(axis=2)
     cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in arch.levels])
     over = (cap >= 0) & (usage > cap)
-    valid = structural & ~over.any(axis=1)
+    valid = structural & ~over.any(axis=1) & ~no_keeper
     reason = np.array([""] * B, dtype=object)
     for b in range(B):
         if not structural[b]:
             reason[b] = "; ".join(evaluation.validity.explain(b, problem, arch))
+        elif no_keeper[b]:
+            reason[b] = "; ".join(msg for mask, msg in why_no_keeper if mask[b])
         elif over[b].any():
             reason[b] = "; ".join(
                 f"compressed tiles kept in {arch.levels[l].name} need {usage[b, l]:g} "
@@ -364,10 +389,10 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
                 breakdown[:, l, t] = e
                 dyn = dyn + e
                 rd = rd + (out["reads"][:, l, t] + out["g_reads"][:, l, t]
-                           + out["md_reads"][:, l, t]) / cc
+                           + out["md_reads"][:, l, t] + out["g_md_reads"][:, l, t]) / cc
                 wd = wd + (out["fills"][:, l, t] + out["g_fills"][:, l, t]
                            + out["updates"][:, l, t] + out["g_updates"][:, l, t]
-                           + out["md_fills"][:, l, t]) / cc
+                           + out["md_fills"][:, l, t] + out["g_md_fills"][:, l, t]) / cc
             slow = np.ones(B)
             slow = np.where(p.read_bw[l] < rd, np.minimum(slow, p.read_bw[l] / rd), slow)
             slow = np.where(p.write_bw[l] < wd, np.minimum(slow, p.write_bw[l] / wd), slow)

@@ -122,20 +122,43 @@ def test_S4_S7_skip_vs_gate_inputs_on_weights_at_the_buffer():
     assert gate.energy[0] == pytest.approx(ev.cost.energy[0] - 32.0)
 
 
-def test_S4_skip_at_a_level_also_removes_the_inner_fills():
-    # Skip Weights on Inputs at DRAM (Inputs density 0.5): DRAM Weights reads and the
-    # Buffer's Weights fills (what DRAM delivers) both halve: 64 -> 32.
+def test_S4_skip_at_a_level_propagates_to_the_inner_levels():
+    # Skip Weights on Inputs at DRAM (Inputs density 0.5): DRAM's Weights reads halve, and
+    # so do the Buffer's Weights fills and reads (ineffectual Weights never reach it):
+    # 64 -> 32 each.  Metadata is not removed by an action at its own level.
     p, a, m, ev = base(Inputs=0.5)
     sc = evaluate_sparse(ev, SparseOptimizations(
         actions=(Action("skip", "DRAM", "Weights", ("Inputs",)),)), mappings=m)
     assert sc.reads[0, 0, W] == ev.movement.reads[0, 0, W] / 2
-    assert sc.fills[0, BUF, W] == 32
-    # compressed storage and a skip on the same tensor's own zeros are not counted twice
+    assert sc.fills[0, BUF, W] == 32 and sc.reads[0, BUF, W] == 32
+    # compressed storage and a skip on the same tensor's own zeros are not counted twice:
+    # Inputs reads 64 x 0.5 (Inputs) x 0.5 (Weights) = 16
     sc = evaluate_sparse(ev, SparseOptimizations(
         formats=(Format("Buffer", "Inputs", "bitmask"),),
         actions=(Action("skip", "Buffer", "Inputs", ("Inputs", "Weights")),)),
         {"Weights": 0.5}, mappings=m)
-    assert sc.reads[0, BUF, I] == 64 * 0.5 * 0.5
+    assert sc.reads[0, BUF, I] == 16
+    assert sc.metadata_reads[0, BUF, I] == 64 / 8          # bitmask: unaffected
+
+
+def test_S4_action_moves_to_the_nearest_outer_keeper():
+    # The Buffer bypasses Weights: "skip Weights on Inputs at Buffer" acts at DRAM, the
+    # nearest level above that keeps Weights (Sparseloop's rule).  Dense DRAM Weights reads
+    # are what the MACs ask through the bypass: 64 -> 32 at Inputs density 0.5.
+    p, a = matmul(4, 4, 4).with_tensor("Inputs", density=0.5), two_levels()
+    m = mapping(p, a, [{"M": 4, "P": 4}, {"C": 4}], ["MP", "C"], [ALL, ["Inputs", "Outputs"]])
+    ev = evaluate(p, a, m)
+    assert ev.valid[0] and ev.movement.reads[0, 0, W] == 64
+    sc = evaluate_sparse(ev, SparseOptimizations(
+        actions=(Action("skip", "Buffer", "Weights", ("Inputs",)),)), mappings=m)
+    assert sc.valid[0] and sc.reads[0, 0, W] == 32
+    # Weights kept only in the Buffer: an action at DRAM has no level to act at
+    m = mapping(p, a, [{"M": 4, "P": 4}, {"C": 4}], ["MP", "C"], [["Inputs", "Outputs"], ALL])
+    ev = evaluate(p, a, m)
+    assert ev.valid[0]
+    sc = evaluate_sparse(ev, SparseOptimizations(
+        actions=(Action("skip", "DRAM", "Weights", ("Inputs",)),)), mappings=m)
+    assert not sc.valid[0] and "no level at or above DRAM keeps Weights" in sc.reason[0]
 
 
 def test_S8_output_updates_unchanged_unless_targeted():
