@@ -233,16 +233,28 @@ def _metadata_bits_per_element(fmt: Format | None, problem: Problem, t: int,
 def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
                     densities: dict[str, float | tuple[int, int]] | None = None, *,
                     mappings: MappingBatch | None = None,
-                    prices: Prices | None = None) -> SparseCost:
+                    prices: Prices | None = None,
+                    confidence: float | None = None) -> SparseCost:
     """Sparse cycles, energy and counts of the ``B`` mappings of ``evaluation``.
 
     ``densities`` overrides ``Problem.tensors[t].density`` (float, or ``(N, M)`` for N:M
     structured sparsity).  ``mappings`` (the batch that was evaluated) is needed for CSR/COO
     metadata (tile shapes) and lets mappings whose dense tiles overflow a level but whose
     compressed tiles fit be analysed and priced; without it they stay invalid.
+
+    ``confidence``: ``None`` sizes a compressed tile by its expected nonzeros,
+    ``ceil(density x tile)``; a value in (0, 1] sizes it, for a uniformly sparse tensor, by
+    that quantile of the hypergeometric distribution of the tile's nonzeros (Sparseloop's
+    capacity check; 1.0 = the worst case, ``min(tile, nonzeros of the tensor)``).
+    Structured ``N:M`` tensors always use the exact ``ceil(tile x N/M)``.
     """
     problem, arch = evaluation.problem, evaluation.arch
     dens = resolve_densities(problem, densities)
+    if confidence is not None and not 0.0 < confidence <= 1.0:
+        raise MapspaceError(f"confidence must be in (0, 1], found {confidence!r}",
+                            where="evaluate_sparse", key="confidence")
+    structured = {problem.tensor_index(n) for n, d in (densities or {}).items()
+                  if isinstance(d, tuple)}
     formats, actions = _check(problem, arch.level_names, optimizations)
     p = prices or Prices.of(arch)
     dm: DataMovement = evaluation.movement
@@ -345,6 +357,10 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
             # occupancy of the (compressed) tile in words (S5)
             bits = problem.tensors[t].bits
             nz = dm.tile[:, l, t] * (dens[t] if own else 1.0)
+            if own and confidence is not None and t not in structured:
+                size = problem.tensor_size(t)
+                nz = _quantile_occupancy(dm.tile[:, l, t], size, round(dens[t] * size),
+                                         confidence)
             data_w = np.ceil(nz * bits / dw) if bits else np.ceil(nz)
             md_w = np.ceil(dm.tile[:, l, t] * mb / dw)
             out["occ"][:, l, t] = np.where(keep[:, l, t], data_w + md_w, 0.0)
@@ -419,6 +435,34 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
         metadata_fills=out["md_fills"], occupancy=out["occ"], usage=usage,
         level_cycles=level_cycles, energy_breakdown=breakdown * nan[:, None, None],
         densities=dens)
+
+
+def _quantile_occupancy(tiles: np.ndarray, size: int, nonzeros: int, q: float
+                        ) -> np.ndarray:
+    """Per tile of ``n`` elements drawn from a tensor of ``size`` with ``nonzeros``
+    nonzeros, the smallest ``k`` with ``P(nonzeros in tile <= k) >= q`` (hypergeometric)."""
+    out = np.zeros(tiles.shape, np.float64)
+    for tile in np.unique(tiles):
+        n = int(min(max(tile, 0), size))
+        hi = min(n, nonzeros)
+        lo = max(0, n - (size - nonzeros))
+        if q >= 1.0 or hi == lo:
+            k = hi
+        else:
+            ks = np.arange(lo, hi)                # pmf(k + 1) / pmf(k), log space
+            step = (np.log(nonzeros - ks) + np.log(n - ks) - np.log(ks + 1)
+                    - np.log(size - nonzeros - n + ks + 1))
+            logp0 = (_lchoose(nonzeros, lo) + _lchoose(size - nonzeros, n - lo)
+                     - _lchoose(size, n))
+            pmf = np.exp(logp0 + np.concatenate([[0.0], np.cumsum(step)]))
+            cdf = np.cumsum(pmf)
+            k = lo + int(np.searchsorted(cdf, q * cdf[-1] - 1e-12))
+        out[tiles == tile] = k
+    return out
+
+
+def _lchoose(a: int, b: int) -> float:
+    return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
 
 
 def _merge(a: np.ndarray, b: np.ndarray, rows: np.ndarray) -> np.ndarray:

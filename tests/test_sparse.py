@@ -203,6 +203,23 @@ def _keep(a, p) -> np.ndarray:
                      for lv in a.levels])
 
 
+def test_S5_capacity_at_a_confidence_uses_the_hypergeometric_quantile():
+    # Weights: 16 elements, 8 nonzeros (density 0.5); a Buffer tile draws 4 of them.
+    # P(k nonzeros) = C(8,k) C(8,4-k) / C(16,4) = (70, 448, 784, 448, 70) / 1820, so the
+    # CDF is (70, 518, 1302, 1750, 1820) / 1820: the 0.5 quantile is 2, the 0.9 quantile 3,
+    # and confidence 1 is the worst case min(4, 8) = 4.  Bitmask metadata adds 1 word.
+    p, a, m, ev = base(Weights=0.5)
+    opts = SparseOptimizations(formats=(Format("Buffer", "Weights", "bitmask"),))
+    for q, words in ((None, 2), (0.5, 2), (0.9, 3), (1.0, 4)):
+        sc = evaluate_sparse(ev, opts, mappings=m, confidence=q)
+        assert sc.occupancy[0, BUF, W] == words + 1, q
+    # structured 2:4 is exact whatever the confidence: ceil(4 x 2/4) = 2
+    sc = evaluate_sparse(ev, opts, {"Weights": (2, 4)}, mappings=m, confidence=1.0)
+    assert sc.occupancy[0, BUF, W] == 3
+    with pytest.raises(MapspaceError, match="confidence"):
+        evaluate_sparse(ev, opts, confidence=0.0)
+
+
 @pytest.mark.parametrize("target", ["gemmini", "eyeriss-like", "simba-like"])
 def test_S9_density_one_reproduces_the_dense_model_exactly(target):
     # Every tensor at density 1, uncompressed, with skip and gate actions everywhere:
