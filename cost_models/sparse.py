@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from cost_models.model import Evaluation
 from cost_models.nest import DataMovement
@@ -116,6 +117,24 @@ class SparseCost:
     level_cycles: np.ndarray
     energy_breakdown: np.ndarray
     densities: tuple[float, ...] = field(default=())
+    level_names: tuple[str, ...] = field(default=())
+    tensor_names: tuple[str, ...] = field(default=())
+
+    def frame(self) -> pd.DataFrame:
+        """One row per mapping: ``valid, reason, cycles, energy_pJ, edp, macs`` and per level
+        and tensor ``<level>.<tensor>.{reads,fills,updates,metadata}`` (expected, per
+        instance; metadata = reads + fills of metadata words)."""
+        cols: dict[str, np.ndarray] = {"valid": self.valid, "reason": self.reason,
+                                       "cycles": self.cycles, "energy_pJ": self.energy,
+                                       "edp": self.edp, "macs": self.macs}
+        for l, lv in enumerate(self.level_names):
+            for t, name in enumerate(self.tensor_names):
+                cols[f"{lv}.{name}.reads"] = self.reads[:, l, t]
+                cols[f"{lv}.{name}.fills"] = self.fills[:, l, t]
+                cols[f"{lv}.{name}.updates"] = self.updates[:, l, t]
+                cols[f"{lv}.{name}.metadata"] = (self.metadata_reads[:, l, t]
+                                                 + self.metadata_fills[:, l, t])
+        return pd.DataFrame(cols)
 
 
 # ----------------------------------------------------------------- inputs (S1)
@@ -258,6 +277,10 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
     formats, actions = _check(problem, arch.level_names, optimizations)
     p = prices or Prices.of(arch)
     dm: DataMovement = evaluation.movement
+    if mappings is not None and len(mappings) != len(evaluation):
+        raise MapspaceError(f"mappings has {len(mappings)} rows, the evaluation "
+                            f"{len(evaluation)}; pass the batch that was evaluated",
+                            where="evaluate_sparse", key="mappings")
     reasons = evaluation.validity.reasons.copy()
     B, L, T = dm.reads.shape
     rw = problem.output_index
@@ -434,7 +457,7 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
         gated_updates=out["g_updates"], metadata_reads=out["md_reads"],
         metadata_fills=out["md_fills"], occupancy=out["occ"], usage=usage,
         level_cycles=level_cycles, energy_breakdown=breakdown * nan[:, None, None],
-        densities=dens)
+        densities=dens, level_names=arch.level_names, tensor_names=problem.tensor_names)
 
 
 def _quantile_occupancy(tiles: np.ndarray, size: int, nonzeros: int, q: float

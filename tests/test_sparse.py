@@ -55,6 +55,9 @@ def test_S2_S3_S5_bitmask_weights_at_the_buffer():
     assert sc.cycles[0] == ev.cost.cycles[0] == 64
     # other tensors and the DRAM (uncompressed) are untouched
     assert sc.reads[0, BUF, I] == 64 and sc.reads[0, 0, W] == ev.movement.reads[0, 0, W]
+    row = sc.frame().iloc[0]
+    assert row["Buffer.Weights.reads"] == 32 and row["Buffer.Weights.metadata"] == 16
+    assert row["valid"] and row["cycles"] == 64
 
 
 def test_S3_csr_metadata():
@@ -259,6 +262,8 @@ def test_S1_bad_inputs_raise():
         evaluate_sparse(ev, SparseOptimizations(formats=(Format("Buffer", "Weights", "rle"),)))
     with pytest.raises(MapspaceError, match="unknown level"):
         evaluate_sparse(ev, SparseOptimizations(formats=(Format("L9", "Weights", "bitmask"),)))
+    with pytest.raises(MapspaceError, match="pass the batch that was evaluated"):
+        evaluate_sparse(ev, none, mappings=MappingBatch.concat([m, m]))
     with pytest.raises(MapspaceError, match="'skip' or 'gate'"):
         evaluate_sparse(ev, SparseOptimizations(
             actions=(Action("drop", "Buffer", "Inputs", ("Weights",)),)))
