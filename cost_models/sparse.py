@@ -393,16 +393,16 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
     cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in arch.levels])
     over = (cap >= 0) & (usage > cap)
     valid = structural & ~over.any(axis=1) & ~no_keeper
-    reason = np.array([""] * B, dtype=object)
-    for b in range(B):
+    reason = np.full(B, "", dtype=object)
+    for b in np.nonzero(~valid)[0].tolist():
         if not structural[b]:
             reason[b] = "; ".join(evaluation.validity.explain(b, problem, arch))
         elif no_keeper[b]:
             reason[b] = "; ".join(msg for mask, msg in why_no_keeper if mask[b])
-        elif over[b].any():
+        else:
             reason[b] = "; ".join(
                 f"compressed tiles kept in {arch.levels[l].name} need {usage[b, l]:g} "
-                f"words, capacity is {cap[l]}" for l in np.nonzero(over[b])[0])
+                f"words, capacity is {cap[l]}" for l, o in enumerate(over[b].tolist()) if o)
 
     # pricing (S6-S9): the dense rules P1-P7 over expected counts
     macs = dm.macs.astype(f64)
