@@ -1,0 +1,260 @@
+"""ONNX front end on small models built with onnx.helper (nothing downloaded)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from compiler.errors import CompilerError  # noqa: E402
+from compiler.frontends import SUPPORTED_OPS, from_onnx  # noqa: E402
+from mapspace.problem import bmm, conv2d, matmul  # noqa: E402
+
+F = TensorProto.FLOAT
+
+
+def _init(name: str, *shape: int, value: float | None = None) -> onnx.TensorProto:
+    arr = (np.full(shape, value, np.float32) if value is not None
+           else np.zeros(shape, np.float32))
+    return numpy_helper.from_array(arr, name)
+
+
+def _i64(name: str, values) -> onnx.TensorProto:
+    return numpy_helper.from_array(np.asarray(values, np.int64), name)
+
+
+def _model(nodes, inputs, outputs, inits, opset: int = 17) -> onnx.ModelProto:
+    g = helper.make_graph(nodes, "test", inputs, outputs, inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(m)
+    return m
+
+
+def _vi(name, *shape):
+    return helper.make_tensor_value_info(name, F, list(shape))
+
+
+def mlp() -> onnx.ModelProto:
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], name="fc1", transB=1),
+        helper.make_node("Relu", ["h"], ["a"], name="act"),
+        helper.make_node("Gemm", ["a", "w2", "b2"], ["y"], name="fc2"),
+    ]
+    inits = [_init("w1", 64, 32), _init("b1", 64), _init("w2", 64, 10), _init("b2", 10)]
+    return _model(nodes, [_vi("x", 8, 32)], [_vi("y", 8, 10)], inits)
+
+
+def test_mlp(tmp_path):
+    path = tmp_path / "mlp.onnx"
+    onnx.save(mlp(), str(path))
+    g = from_onnx(path)
+    assert [(o.name, o.kind) for o in g.ops()] == [("fc1", "matmul"), ("act", "relu"),
+                                                   ("fc2", "matmul")]
+    assert g.tensor("h").shape == (8, 64) and g.tensor("y").shape == (8, 10)
+    assert g.inputs == ["x"] and g.outputs == ["y"]
+    assert set(g.params) == {"w1", "b1", "w2", "b2"}
+    assert g.problem("fc1") == matmul(8, 32, 64, name="fc1")
+    assert g.problem("fc2").macs == 8 * 64 * 10
+    assert g.summary().macs == 8 * 32 * 64 + 8 * 64 * 10
+    assert g.op("fc1").attr("transpose_b") is True
+
+
+def test_conv_block():
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv", strides=[2, 2],
+                         pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="gap"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flat", axis=1),
+        helper.make_node("Gemm", ["f", "fw", "fb"], ["y"], name="fc", transB=1),
+    ]
+    inits = [_init("w", 16, 3, 3, 3), _init("b", 16), _init("fw", 10, 16), _init("fb", 10)]
+    g = from_onnx(_model(nodes, [_vi("x", 1, 3, 32, 32)], [_vi("y", 1, 10)], inits))
+    assert [o.kind for o in g.ops()] == ["conv2d", "relu", "pool", "reshape", "matmul"]
+    assert g.tensor("c").shape == (1, 16, 16, 16)
+    assert g.tensor("p").shape == (1, 16, 1, 1) and g.tensor("f").shape == (1, 16)
+    p = g.problem("conv")
+    assert p == conv2d(1, 3, 32, 32, 16, 3, 3, stride=2, padding=1, name="conv")
+    assert p.macs == 16 * 16 * 16 * 3 * 9
+    assert g.summary().macs == 16 * 16 * 16 * 27 + 16 * 10
+
+
+def test_depthwise_and_pools():
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="dw", group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["c"], ["m"], name="mp", kernel_shape=[3, 3],
+                         strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("AveragePool", ["m"], ["y"], name="ap", kernel_shape=[2, 2],
+                         strides=[2, 2]),
+    ]
+    g = from_onnx(_model(nodes, [_vi("x", 1, 8, 16, 16)], [_vi("y", 1, 8, 4, 4)],
+                         [_init("w", 8, 1, 3, 3)]))
+    assert g.op("dw").kind == "depthwise_conv2d"
+    assert g.problem("dw").macs == 8 * 16 * 16 * 9
+    assert g.tensor("m").shape == (1, 8, 8, 8)
+    assert g.op("ap").attr("mode") == "avg"
+
+
+def _erf_gelu(x: str, out: str, p: str) -> list:
+    return [
+        helper.make_node("Div", [x, "sqrt2"], [f"{p}d"], name=f"{p}div"),
+        helper.make_node("Erf", [f"{p}d"], [f"{p}e"], name=f"{p}erf"),
+        helper.make_node("Add", [f"{p}e", "one"], [f"{p}a"], name=f"{p}add"),
+        helper.make_node("Mul", [x, f"{p}a"], [f"{p}m"], name=f"{p}mul"),
+        helper.make_node("Mul", [f"{p}m", "half"], [out], name=f"{p}half"),
+    ]
+
+
+def transformer(seq: int = 16, hidden: int = 32, heads: int = 4) -> onnx.ModelProto:
+    hd = hidden // heads
+    n = helper.make_node
+    nodes = [
+        n("MatMul", ["x", "wq"], ["q"], name="q_proj"),
+        n("MatMul", ["x", "wk"], ["k"], name="k_proj"),
+        n("MatMul", ["x", "wv"], ["v"], name="v_proj"),
+        n("Reshape", ["q", "heads_shape"], ["q4"], name="q_reshape"),
+        n("Transpose", ["q4"], ["qh"], name="q_t", perm=[0, 2, 1, 3]),
+        n("Reshape", ["k", "heads_shape"], ["k4"], name="k_reshape"),
+        n("Transpose", ["k4"], ["kh"], name="k_t", perm=[0, 2, 3, 1]),
+        n("Reshape", ["v", "heads_shape"], ["v4"], name="v_reshape"),
+        n("Transpose", ["v4"], ["vh"], name="v_t", perm=[0, 2, 1, 3]),
+        n("MatMul", ["qh", "kh"], ["s"], name="scores"),
+        n("Mul", ["s", "scale"], ["ss"], name="scale_mul"),
+        n("Softmax", ["ss"], ["pr"], name="softmax", axis=-1),
+        n("MatMul", ["pr", "vh"], ["ctx"], name="context"),
+        n("Transpose", ["ctx"], ["ct"], name="ctx_t", perm=[0, 2, 1, 3]),
+        n("Reshape", ["ct", "merge_shape"], ["cm"], name="merge"),
+        n("MatMul", ["cm", "wo"], ["o"], name="out_proj"),
+        n("Add", ["o", "x"], ["r1"], name="residual"),
+        n("LayerNormalization", ["r1", "gamma", "beta"], ["ln"], name="ln", axis=-1),
+        n("MatMul", ["ln", "w1"], ["f1"], name="ffn1"),
+        *_erf_gelu("f1", "g", "gelu_"),
+        n("MatMul", ["g", "w2"], ["y"], name="ffn2"),
+    ]
+    inits = [
+        _init("wq", hidden, hidden), _init("wk", hidden, hidden), _init("wv", hidden, hidden),
+        _init("wo", hidden, hidden), _init("w1", hidden, 4 * hidden),
+        _init("w2", 4 * hidden, hidden), _init("gamma", hidden), _init("beta", hidden),
+        _init("scale", value=1 / math.sqrt(hd)), _init("sqrt2", value=math.sqrt(2)),
+        _init("one", value=1.0), _init("half", value=0.5),
+        _i64("heads_shape", [1, seq, heads, hd]), _i64("merge_shape", [1, seq, -1]),
+    ]
+    return _model(nodes, [_vi("x", 1, seq, hidden)], [_vi("y", 1, seq, hidden)], inits)
+
+
+def test_transformer_block():
+    seq, hidden, heads = 16, 32, 4
+    g = from_onnx(transformer(seq, hidden, heads))
+    kinds = {o.name: o.kind for o in g.ops()}
+    assert kinds["scores"] == kinds["context"] == "bmm"
+    assert kinds["q_proj"] == kinds["ffn1"] == "matmul"
+    assert kinds["softmax"] == "softmax" and kinds["ln"] == "layernorm"
+    assert kinds["gelu_erf"] == "gelu"
+    assert not any(n.startswith("gelu_") and n != "gelu_erf" for n in kinds)
+    assert g.op("gelu_erf").inputs == ("f1",) and g.op("gelu_erf").outputs == ("g",)
+    assert {"sqrt2", "one", "half", "heads_shape"}.isdisjoint(g.params)
+    assert g.tensor("qh").shape == (1, heads, seq, hidden // heads)
+    assert g.tensor("kh").shape == (1, heads, hidden // heads, seq)
+    assert g.tensor("cm").shape == (1, seq, hidden)
+    assert g.op("merge").attr("shape") == (1, seq, hidden)
+    assert g.problem("scores") == bmm(heads, seq, hidden // heads, seq, name="scores")
+    assert g.problem("q_proj") == matmul(seq, hidden, hidden, name="q_proj")
+    want = 4 * seq * hidden * hidden + 2 * seq * hidden * 4 * hidden + 2 * seq * seq * hidden
+    assert g.summary().macs == want
+
+
+def test_tanh_gelu_and_host_ops():
+    n = helper.make_node
+    nodes = [
+        n("Pow", ["x", "three"], ["x3"], name="pow"),
+        n("Mul", ["x3", "c"], ["x3c"], name="cmul"),
+        n("Add", ["x", "x3c"], ["inner"], name="inner_add"),
+        n("Mul", ["inner", "k"], ["arg"], name="kmul"),
+        n("Tanh", ["arg"], ["t"], name="tanh"),
+        n("Add", ["t", "one"], ["t1"], name="t1"),
+        n("Mul", ["x", "half"], ["xh"], name="xh"),
+        n("Mul", ["xh", "t1"], ["g"], name="gmul"),
+        # a decomposed LayerNorm stays as host ops
+        n("ReduceMean", ["g"], ["mu"], name="mean", axes=[-1]),
+        n("Sub", ["g", "mu"], ["dev"], name="sub"),
+        n("Pow", ["dev", "two"], ["sq"], name="sq"),
+        n("ReduceMean", ["sq"], ["var"], name="var", axes=[-1]),
+        n("Sqrt", ["var"], ["sd"], name="sqrt"),
+        n("Div", ["dev", "sd"], ["y0"], name="div"),
+        n("Identity", ["y0"], ["y"], name="id"),
+    ]
+    inits = [_init("three", value=3.0), _init("c", value=0.044715),
+             _init("k", value=math.sqrt(2 / math.pi)), _init("one", value=1.0),
+             _init("half", value=0.5), _init("two", value=2.0)]
+    g = from_onnx(_model(nodes, [_vi("x", 2, 8)], [_vi("y", 2, 8)], inits, opset=17))
+    kinds = [o.kind for o in g.ops()]
+    assert kinds == ["gelu", "reduce_mean", "sub", "pow", "reduce_mean", "sqrt", "div"]
+    assert g.op("tanh").outputs == ("g",)
+    assert g.tensor("mu").shape == (2, 1)
+    assert g.outputs == ["y0"]  # Identity elided
+    assert g.summary().macs == 0
+
+
+def test_split_slice_concat_gather():
+    n = helper.make_node
+    nodes = [
+        n("Gather", ["table", "ids"], ["e"], name="embed"),
+        n("Split", ["e", "sizes"], ["a", "b"], name="split", axis=2),
+        n("Slice", ["a", "st", "en", "ax"], ["s"], name="slice"),
+        n("Concat", ["s", "b"], ["y"], name="cat", axis=2),
+    ]
+    inits = [_init("table", 100, 12), _i64("sizes", [4, 8]), _i64("st", [1]),
+             _i64("en", [3]), _i64("ax", [2])]
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 5])
+    g = from_onnx(_model(nodes, [ids], [_vi("y", 1, 5, 10)], inits))
+    assert [o.kind for o in g.ops()] == ["gather", "split", "slice", "concat"]
+    assert g.tensor("e").shape == (1, 5, 12) and g.tensor("e").dtype == "float32"
+    assert g.tensor("s").shape == (1, 5, 2) and g.tensor("y").shape == (1, 5, 10)
+    assert g.op("split").attr("sizes") == (4, 8)
+
+
+def test_unsupported_op_names_op_and_node():
+    node = helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="encoder_lstm",
+                            hidden_size=4)
+    m = _model([node], [_vi("x", 3, 1, 2)], [_vi("y", 3, 1, 1, 4)],
+               [_init("w", 1, 16, 2), _init("r", 1, 16, 4)])
+    with pytest.raises(CompilerError) as e:
+        from_onnx(m)
+    msg = str(e.value)
+    assert "'LSTM'" in msg and "encoder_lstm" in msg and "Conv" in msg and "Gemm" in msg
+    assert set(SUPPORTED_OPS) >= {"Conv", "Gemm", "MatMul", "Identity", "Constant"}
+
+
+def test_truncated_and_missing_file(tmp_path):
+    path = tmp_path / "broken.onnx"
+    data = transformer().SerializeToString()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(CompilerError, match="broken.onnx.*truncated or corrupt"):
+        from_onnx(path)
+    with pytest.raises(CompilerError, match="nothere.onnx"):
+        from_onnx(tmp_path / "nothere.onnx")
+
+
+def test_symbolic_dims_need_values():
+    nodes = [helper.make_node("Relu", ["x"], ["y"], name="r")]
+    x = helper.make_tensor_value_info("x", F, ["batch", 4])
+    y = helper.make_tensor_value_info("y", F, ["batch", 4])
+    m = _model(nodes, [x], [y], [])
+    with pytest.raises(CompilerError, match="'batch'"):
+        from_onnx(m)
+    g = from_onnx(m, dim_values={"batch": 3})
+    assert g.tensor("y").shape == (3, 4)
+
+
+def test_constant_node_becomes_param():
+    n = helper.make_node
+    c = n("Constant", [], ["bias"], name="const",
+          value=numpy_helper.from_array(np.ones(4, np.float32)))
+    m = _model([c, n("Add", ["x", "bias"], ["y"], name="add")], [_vi("x", 2, 4)],
+               [_vi("y", 2, 4)], [])
+    g = from_onnx(m)
+    assert g.params == ["bias"] and [o.kind for o in g.ops()] == ["add"]
