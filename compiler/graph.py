@@ -178,7 +178,7 @@ def infer_shapes(op: Op, shapes: list[Shape]) -> list[Shape]:
     s = shapes[0]
     if k == "matmul":
         lead, m, _, n = _matmul_dims(op, shapes[0], shapes[1])
-        return [(*lead, m, n)]
+        return [(n,)] if len(shapes[0]) == 1 else [(*lead, m, n)]
     if k == "bmm":
         lead, m, _, n = _bmm_dims(op, shapes[0], shapes[1])
         return [(*lead, m, n)]

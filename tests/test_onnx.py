@@ -258,3 +258,46 @@ def test_constant_node_becomes_param():
                [_vi("y", 2, 4)], [])
     g = from_onnx(m)
     assert g.params == ["bias"] and [o.kind for o in g.ops()] == ["add"]
+
+
+@pytest.mark.parametrize("variant", ["mul_inv_sqrt2", "half_first", "half_then_x"])
+def test_erf_gelu_variants(variant):
+    n = helper.make_node
+    if variant == "mul_inv_sqrt2":
+        pre = [n("Mul", ["x", "inv"], ["d"], name="pre")]
+    else:
+        pre = [n("Div", ["x", "sqrt2"], ["d"], name="pre")]
+    core = [n("Erf", ["d"], ["e"], name="erf"), n("Add", ["one", "e"], ["a"], name="add")]
+    if variant == "half_first":
+        post = [n("Mul", ["x", "half"], ["h"], name="h"), n("Mul", ["h", "a"], ["y"], name="m")]
+    elif variant == "half_then_x":
+        post = [n("Mul", ["a", "half"], ["h"], name="h"), n("Mul", ["x", "h"], ["y"], name="m")]
+    else:
+        post = [n("Mul", ["a", "x"], ["h"], name="h"), n("Mul", ["half", "h"], ["y"], name="m")]
+    inits = [_init("inv", value=1 / math.sqrt(2)), _init("sqrt2", value=math.sqrt(2)),
+             _init("one", value=1.0), _init("half", value=0.5)]
+    g = from_onnx(_model(pre + core + post, [_vi("x", 3, 5)], [_vi("y", 3, 5)], inits))
+    assert [(o.name, o.kind, o.inputs, o.outputs) for o in g.ops()] == [
+        ("erf", "gelu", ("x",), ("y",))]
+    assert g.params == []
+
+
+def test_gelu_not_fused_when_intermediate_escapes():
+    n = helper.make_node
+    nodes = _erf_gelu("x", "y", "g_") + [n("Relu", ["g_e"], ["z"], name="leak")]
+    inits = [_init("sqrt2", value=math.sqrt(2)), _init("one", value=1.0),
+             _init("half", value=0.5)]
+    g = from_onnx(_model(nodes, [_vi("x", 4)], [_vi("y", 4), _vi("z", 4)], inits))
+    kinds = [o.kind for o in g.ops()]
+    assert "gelu" not in kinds and "erf" in kinds and "div" in kinds
+
+
+def test_matmul_vector_and_broadcast_bmm():
+    n = helper.make_node
+    nodes = [n("MatMul", ["v", "w"], ["y"], name="mv"), n("MatMul", ["a", "b"], ["z"], name="bm")]
+    m = _model(nodes, [_vi("v", 6), _vi("a", 5, 6), _vi("b", 3, 6, 7)],
+               [_vi("y", 4), _vi("z", 3, 5, 7)], [_init("w", 6, 4)])
+    g = from_onnx(m)
+    assert g.op("mv").kind == "matmul" and g.tensor("y").shape == (4,)
+    assert g.problem("mv").macs == 24
+    assert g.op("bm").kind == "bmm" and g.problem("bm") == bmm(3, 5, 6, 7, name="bm")
