@@ -377,6 +377,9 @@ class Graph:
     def tensors(self) -> dict[str, TensorInfo]:
         return dict(self._tensors)
 
+    def has_tensor(self, name: str) -> bool:
+        return name in self._tensors
+
     def tensor(self, name: str) -> TensorInfo:
         try:
             return self._tensors[name]

@@ -131,7 +131,7 @@ class _Importer:
         if t in self.consts:
             return tuple(int(d) for d in self.consts[t].shape)
         for cand in (t, t0):
-            if cand in self.g.tensors:
+            if self.g.has_tensor(cand):
                 return self.g.tensor(cand).shape
             vi = self.info.get(cand)
             if vi is not None and vi.type.tensor_type.HasField("shape"):
