@@ -397,3 +397,122 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
     click.echo(text)
     if out:
         click.echo(f"wrote {out}")
+
+
+def _check_out_dir(out: str) -> None:
+    """Fail before any work when the report folder ``out`` cannot be created or written."""
+    import os
+
+    path = os.path.abspath(out)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise MapspaceError(f"{out!r} exists and is not a folder", where="--out")
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise MapspaceError(f"folder {folder!r} does not exist", where="--out")
+    if not os.access(folder, os.W_OK):
+        raise MapspaceError(f"folder {folder!r} is not writable", where="--out")
+
+
+def _compile_table(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=160)
+    table = Table(title=f"{result.model} on {result.target}: accelerator ops")
+    for col in ("op", "kind", "problem", "MACs", "cycles", "energy pJ", "util %", "searched as"):
+        table.add_column(col, justify="right" if col in ("MACs", "cycles", "energy pJ",
+                                                          "util %") else "left")
+    for r in result.rows:
+        if r.on_host:
+            continue
+        table.add_row(r.name, r.kind, r.problem, f"{r.macs:,}", f"{r.cycles:,}",
+                      f"{r.energy_pJ:,.0f}", f"{100 * r.utilization:.1f}",
+                      "" if r.searched_as == r.name else r.searched_as)
+    con.print(table)
+    host = [r for r in result.rows if r.on_host]
+    if host:
+        kinds = sorted({r.kind for r in host})
+        con.print(f"{len(host)} host ops ({', '.join(kinds)}): zero accelerator cycles and "
+                  "energy (non-MAC ops run on the host)")
+    t = result.totals
+    con.print(f"[bold]total[/bold]: {t['ops']} ops ({t['mac_ops']} on the accelerator, "
+              f"{t['distinct_shapes']} distinct shapes searched), {t['macs']:,} MACs, "
+              f"{t['cycles']:,} cycles, {t['energy_pJ'] / 1e6:,.3f} uJ, EDP {t['edp']:.4g} "
+              f"J*cycles, utilization {100 * t['utilization']:.1f}%, {t['seconds']:.1f} s")
+
+
+@main.command("compile")
+@click.argument("model")
+@click.option("--target", default="gemmini", show_default=True,
+              help="A built-in target (see `mapspace targets`).")
+@click.option("--passes", default="", help="Graph passes, e.g. fuse,quantize=int8,sparsify=2:4 "
+              "(see `mapspace passes`).")
+@click.option("--strategy", default="anneal", show_default=True,
+              help="Search strategy per distinct shape (random, exhaustive, genetic, anneal, "
+              "optimal).")
+@click.option("--budget", type=int, help="Evaluations per distinct shape.")
+@click.option("--time-per-op", type=float, default=2.0, show_default=True,
+              help="Seconds of search per distinct shape.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seq", type=int, help="Sequence length of a zoo transformer (default 512).")
+@click.option("--out", "out", type=click.Path(), required=True,
+              help="Folder for ops.csv, ops.parquet and latency_energy.png.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (no mapping text).")
+@guarded("compile")
+def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, out,
+             as_json) -> None:
+    """Compile MODEL (an ONNX file or a zoo model) for a target: search each distinct MAC
+    shape once, cost every op, and write a per-op report into --out."""
+    from compiler.pipeline import compile_model
+    from compiler.report import HOST_NOTE, frame, write_report
+
+    _check_out_dir(out)
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task(f"scheduling {model}", total=None)
+
+        def progress(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"searched {label}")
+
+        result = compile_model(model, target, passes=passes, strategy=strategy, budget=budget,
+                               time_per_op=time_per_op, seed=seed, seq=seq, progress=progress)
+    paths = write_report(result, out)
+    if as_json:
+        rows = frame(result, totals=False, mapping=False)
+        click.echo(json.dumps({
+            "model": result.model, "target": result.target, "passes": result.passes,
+            "strategy": result.strategy, "evaluations": result.evaluations,
+            "steps": dict(result.step_seconds), "totals": result.totals, "note": HOST_NOTE,
+            "files": [str(p) for p in paths],
+            "ops": json.loads(rows.to_json(orient="records")),
+        }))
+        return
+    _compile_table(result)
+    for p in paths:
+        click.echo(f"wrote {p}")
+
+
+@main.command("passes")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("passes")
+def passes_(as_json: bool) -> None:
+    """List the graph passes `mapspace compile --passes` accepts."""
+    try:
+        from compiler.passes.manager import describe
+    except ImportError:
+        raise MapspaceError("graph passes are not available in this build",
+                            where="passes") from None
+    info = describe()
+    if isinstance(info, str):
+        items = [(line, "") for line in info.splitlines() if line.strip()]
+    elif isinstance(info, dict):
+        items = [(str(k), str(v)) for k, v in info.items()]
+    else:
+        items = [(str(x[0]), str(x[1]) if len(x) > 1 else "") if isinstance(x, tuple | list)
+                 else (str(x), "") for x in info]
+    if as_json:
+        click.echo(json.dumps([{"name": n, "description": d} for n, d in items]))
+        return
+    for n, d in items:
+        click.echo(f"{n:24s} {d}".rstrip())

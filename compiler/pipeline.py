@@ -1,0 +1,333 @@
+"""The compile driver: model -> per-op schedules and a latency/energy report.
+
+``compile_model(model, target)`` runs a visible list of named steps (:data:`STEPS`), each a
+function ``_State -> _State``:
+
+1. ``load``     — the front end: an ONNX file (``from_onnx``) or a zoo name (``zoo_graph``).
+2. ``passes``   — graph passes (``compiler.passes``: fuse, quantize, sparsify) from a spec
+   string such as ``"fuse,quantize=int8,sparsify=2:4"``.
+3. ``lower``    — ``Graph.problem(op)`` for every MAC op, with per-tensor bit widths
+   (``weight_bits``/``act_bits``/``out_bits``) and densities (``weight_density``,
+   ``act_density``, ``out_density``) taken from the op's attrs when present.
+4. ``schedule`` — ops are grouped by identical problem (dims, sizes, coefficients,
+   projections, bits, density); each distinct shape is searched ONCE with ``find_mapping``
+   on the target under its default constraints.
+5. ``cost``     — the best mapping of its shape is evaluated for every MAC op.
+6. ``report``   — per-op rows and totals (:class:`CompileResult`).
+
+Non-MAC ops (elementwise, softmax, layernorm, reshapes, ...) are reported as host ops with
+zero accelerator cost: the accelerator model prices only MAC loop nests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from compiler.errors import CompilerError
+from compiler.graph import MAC_KINDS, Graph, Op
+from mapspace.errors import MapspaceError
+from mapspace.problem import Problem
+
+#: ``progress(done, total, label)`` is called after each distinct shape is searched.
+Progress = Callable[[int, int, str], None]
+
+#: op attr -> (tensor of the lowered problem, field of the tensor)
+TENSOR_ATTRS: dict[str, tuple[str, str]] = {
+    "weight_bits": ("Weights", "bits"),
+    "act_bits": ("Inputs", "bits"),
+    "out_bits": ("Outputs", "bits"),
+    "weight_density": ("Weights", "density"),
+    "act_density": ("Inputs", "density"),
+    "out_density": ("Outputs", "density"),
+}
+#: op attrs copied into the report when present
+REPORT_ATTRS: tuple[str, ...] = ("fused", *TENSOR_ATTRS)
+
+
+@dataclass(frozen=True)
+class OpRow:
+    """One op of the compiled model (host ops: zero cycles and energy, no mapping)."""
+
+    name: str
+    kind: str
+    shape: str                 # input shapes -> output shapes, e.g. ``[1,8]x[8,4]->[1,4]``
+    problem: str               # the lowered problem's sizes (``""`` for host ops)
+    shape_group: int           # index of its distinct problem (-1 for host ops)
+    searched_as: str           # the op whose search produced the mapping (``""`` for host)
+    macs: int
+    cycles: int
+    energy_pJ: float
+    edp: float
+    utilization: float
+    mapping_yaml: str
+    on_host: bool
+    attrs: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class CompileResult:
+    """Per-op rows (topological order), totals and the driver's bookkeeping.
+
+    ``searches`` is the number of ``find_mapping`` calls (= distinct MAC shapes);
+    ``step_seconds`` the wall time of each named step.
+    """
+
+    model: str
+    target: str
+    passes: str
+    strategy: str
+    rows: tuple[OpRow, ...]
+    distinct_shapes: int
+    searches: int
+    evaluations: int
+    step_seconds: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def mac_ops(self) -> int:
+        return sum(not r.on_host for r in self.rows)
+
+    @property
+    def host_ops(self) -> int:
+        return sum(r.on_host for r in self.rows)
+
+    @property
+    def totals(self) -> dict:
+        """Sums of MACs, cycles and energy over all ops (ops run one after another);
+        ``edp`` is total energy (J) x total cycles, ``utilization`` the cycle-weighted mean."""
+        cycles = sum(r.cycles for r in self.rows)
+        energy = sum(r.energy_pJ for r in self.rows)
+        util = sum(r.utilization * r.cycles for r in self.rows) / cycles if cycles else 0.0
+        return {
+            "ops": len(self.rows), "mac_ops": self.mac_ops, "host_ops": self.host_ops,
+            "distinct_shapes": self.distinct_shapes, "searches": self.searches,
+            "macs": sum(r.macs for r in self.rows), "cycles": cycles, "energy_pJ": energy,
+            "edp": energy * 1e-12 * cycles, "utilization": util,
+            "seconds": sum(s for _, s in self.step_seconds),
+        }
+
+
+@dataclass
+class _State:
+    """What flows between the steps (filled in as they run)."""
+
+    model: str
+    target: str
+    passes: str
+    strategy: str
+    budget: int | None
+    time_per_op: float | None
+    seed: int
+    seq: int | None
+    progress: Progress | None
+    graph: Graph | None = None
+    problems: dict[str, Problem] = field(default_factory=dict)       # op name -> problem
+    groups: dict[tuple, list[str]] = field(default_factory=dict)      # shape key -> op names
+    mappings: dict[tuple, object] = field(default_factory=dict)       # shape key -> mapping
+    evaluations: int = 0
+    costs: dict[str, dict] = field(default_factory=dict)              # op name -> stats
+    result: CompileResult | None = None
+    seconds: list[tuple[str, float]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ steps
+def _load(s: _State) -> _State:
+    """Front end: an existing file or a ``.onnx`` path goes to ``from_onnx``, else the zoo."""
+    from compiler.zoo import ZOO, zoo_graph
+
+    path = Path(s.model)
+    if path.suffix.lower() == ".onnx" or path.is_file():
+        from compiler.frontends.onnx import from_onnx
+
+        s.graph = from_onnx(path)
+    elif s.model in ZOO:
+        s.graph = zoo_graph(s.model, s.seq)
+    else:
+        raise CompilerError(f"unknown model {s.model!r}: neither an ONNX file nor a zoo model "
+                            f"(zoo models: {', '.join(ZOO)})", where="compile", key="model")
+    return s
+
+
+def _passes(s: _State) -> _State:
+    """Graph passes from the spec (none when it is empty)."""
+    if not s.passes.strip():
+        return s
+    try:
+        from compiler.passes.manager import parse_passes, run_passes
+    except ImportError:
+        raise CompilerError(f"graph passes are not available in this build, found "
+                            f"{s.passes!r}; leave --passes empty", where="compile",
+                            key="passes") from None
+    s.graph = run_passes(s.graph, parse_passes(s.passes))
+    return s
+
+
+def lower_op(graph: Graph, op: Op) -> Problem | None:
+    """``graph.problem(op)`` with the op's bit-width/density attrs applied to its tensors."""
+    p = graph.problem(op)
+    if p is None:
+        return None
+    for attr, (tensor, fld) in TENSOR_ATTRS.items():
+        v = op.attr(attr)
+        if v is None or tensor not in p.tensor_names:
+            continue
+        try:
+            val = int(v) if fld == "bits" else float(v)
+        except (TypeError, ValueError):
+            raise CompilerError(f"expected a number, found {v!r}", where=f"op {op.name!r}",
+                                key=attr) from None
+        if (fld == "bits" and val < 1) or (fld == "density" and not 0.0 < val <= 1.0):
+            raise CompilerError(f"out of range: {v!r}", where=f"op {op.name!r}", key=attr)
+        p = p.with_tensor(tensor, **{fld: val})
+    return p
+
+
+def shape_key(p: Problem) -> tuple:
+    """What makes two problems the same search: everything but the name (and extras)."""
+    return (p.dims, p.sizes, p.coefficients, p.tensors)
+
+
+def _lower(s: _State) -> _State:
+    """One problem per MAC op, grouped by :func:`shape_key` (first-seen order)."""
+    for op in s.graph.ops():
+        p = lower_op(s.graph, op)
+        if p is None:
+            continue
+        s.problems[op.name] = p
+        s.groups.setdefault(shape_key(p), []).append(op.name)
+    return s
+
+
+def _schedule(s: _State) -> _State:
+    """Search each distinct shape once on the target (its default constraints)."""
+    from compiler.mapper import find_mapping
+    from targets import default_constraints, load_target
+
+    arch, cons = load_target(s.target), default_constraints(s.target)
+    total = len(s.groups)
+    for i, (key, names) in enumerate(s.groups.items()):
+        p = s.problems[names[0]]
+        try:
+            r = find_mapping(p, arch, cons, strategy=s.strategy, seed=s.seed,
+                             budget=s.budget, time_limit=s.time_per_op)
+        except MapspaceError as e:
+            raise CompilerError(f"cannot map {_sizes(p)} on {s.target!r}: {e}",
+                                where=f"op {names[0]!r}") from None
+        s.mappings[key] = r.best_mapping
+        s.evaluations += r.evaluations
+        if s.progress is not None:
+            s.progress(i + 1, total, names[0])
+    return s
+
+
+def _cost(s: _State) -> _State:
+    """Evaluate the best mapping of its shape for every MAC op."""
+    from cost_models import evaluate
+    from targets import load_target
+
+    arch = load_target(s.target)
+    for key, names in s.groups.items():
+        for n in names:
+            stats = evaluate(s.problems[n], arch, s.mappings[key]).stats(0)
+            if not stats["valid"]:  # cannot happen for an identical shape; guard anyway
+                raise CompilerError("the mapping of its shape is invalid: "
+                                    + "; ".join(stats["reasons"]), where=f"op {n!r}")
+            s.costs[n] = stats
+    return s
+
+
+def _report(s: _State) -> _State:
+    """Per-op rows (host ops at zero cost) and the result object."""
+    import yaml
+
+    from mapspace.mapping_yaml import mapping_to_list
+    from targets import load_target
+
+    arch = load_target(s.target)
+    group_of = {n: (i, names[0], key) for i, (key, names) in enumerate(s.groups.items())
+                for n in names}
+    texts: dict[tuple, str] = {}
+    rows = []
+    g = s.graph
+    for op in g.ops():
+        shape = "x".join(_fmt(g.tensor(t).shape) for t in op.inputs if g.has_tensor(t)) \
+            + "->" + ",".join(_fmt(g.tensor(t).shape) for t in op.outputs)
+        attrs = tuple((k, op.attr(k)) for k in REPORT_ATTRS if op.attr(k) is not None)
+        if op.name not in s.problems:
+            rows.append(OpRow(op.name, op.kind, shape, "", -1, "", 0, 0, 0.0, 0.0, 0.0, "",
+                              True, attrs))
+            continue
+        p, st = s.problems[op.name], s.costs[op.name]
+        gi, rep, key = group_of[op.name]
+        if key not in texts:
+            texts[key] = yaml.safe_dump(
+                {"mapping": mapping_to_list(s.mappings[key], s.problems[rep], arch)},
+                sort_keys=False, default_flow_style=None, width=100)
+        rows.append(OpRow(op.name, op.kind, shape, _sizes(p), gi, rep, p.macs, st["cycles"],
+                          st["energy_pJ"], st["edp"], st["utilization"], texts[key], False,
+                          attrs))
+    s.result = CompileResult(
+        model=g.name, target=s.target, passes=s.passes, strategy=s.strategy,
+        rows=tuple(rows), distinct_shapes=len(s.groups), searches=len(s.mappings),
+        evaluations=s.evaluations, step_seconds=tuple(s.seconds))
+    return s
+
+
+#: The compile driver, in order: (name, step).
+STEPS: tuple[tuple[str, Callable[[_State], _State]], ...] = (
+    ("load", _load),          # front end: ONNX file or zoo model -> Graph
+    ("passes", _passes),      # graph passes (fuse, quantize, sparsify) -> Graph'
+    ("lower", _lower),        # MAC ops -> Problems (bits/densities), grouped by shape
+    ("schedule", _schedule),  # one find_mapping per distinct shape
+    ("cost", _cost),          # evaluate each op's mapping
+    ("report", _report),      # per-op rows + totals
+)
+
+
+def compile_model(model: str | Path, target: str, *, passes: str = "",
+                  strategy: str = "anneal", budget: int | None = None,
+                  time_per_op: float | None = 2.0, seed: int = 0, seq: int | None = None,
+                  progress: Progress | None = None) -> CompileResult:
+    """Compile ``model`` (an ONNX path or a zoo name) for the built-in ``target``.
+
+    Each distinct MAC shape is searched with ``strategy`` for at most ``budget``
+    evaluations and ``time_per_op`` seconds (either may be ``None``; with both ``None``
+    the mapper's default budget applies).  ``seq`` sets the zoo transformers' sequence
+    length.  Raises :class:`CompilerError` (a ``MapspaceError``) for bad input: an unknown
+    model, an unreadable/unsupported ONNX file, a bad pass spec, an unmappable shape.
+    """
+    from targets import load_target
+
+    if budget is not None and budget < 1:
+        raise CompilerError(f"must be a positive integer, found {budget}", where="compile",
+                            key="budget")
+    if time_per_op is not None and time_per_op <= 0:
+        raise CompilerError(f"must be positive, found {time_per_op}", where="compile",
+                            key="time_per_op")
+    from mapspace.search import STRATEGIES
+
+    if strategy not in STRATEGIES:
+        raise CompilerError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})",
+                            where="compile", key="strategy")
+    load_target(target)  # unknown targets fail before any work
+    s = _State(str(model), target, passes or "", strategy, budget, time_per_op, seed, seq,
+               progress)
+    for name, step in STEPS:
+        t0 = time.perf_counter()
+        s = step(s)
+        s.seconds.append((name, time.perf_counter() - t0))
+    return replace(s.result, step_seconds=tuple(s.seconds))
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _sizes(p: Problem) -> str:
+    return " ".join(f"{d}={n}" for d, n in zip(p.dims, p.sizes, strict=True) if n > 1) or "1"
+
+
+__all__ = ["MAC_KINDS", "STEPS", "CompileResult", "OpRow", "compile_model", "lower_op",
+           "shape_key"]

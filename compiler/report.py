@@ -1,0 +1,121 @@
+"""The compile report: a per-op DataFrame plus totals, written as CSV, Parquet and a PNG.
+
+``frame(result)`` has one row per op (topological order) and a last ``TOTAL`` row:
+``op, kind, shape, problem, shape_group, searched_as, macs, cycles, energy_pJ, edp,
+utilization, on_host, mapping_yaml`` and, when any op carries them, the attrs of
+:data:`compiler.pipeline.REPORT_ATTRS` (``fused``, bit widths, densities).  Host ops (every
+non-MAC op) have zero accelerator cycles and energy.
+
+``write_report(result, out_dir)`` writes ``ops.csv``, ``ops.parquet`` and
+``latency_energy.png`` into a temporary folder beside ``out_dir`` and moves them in at the
+end, so ``out_dir`` never holds a half-written report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from compiler.pipeline import REPORT_ATTRS, CompileResult
+
+FILES = ("ops.csv", "ops.parquet", "latency_energy.png")
+HOST_NOTE = "non-MAC ops run on the host: zero accelerator cycles and energy"
+
+
+def frame(result: CompileResult, *, totals: bool = True, mapping: bool = True) -> pd.DataFrame:
+    """One row per op, plus a ``TOTAL`` row when ``totals`` (see the module docstring)."""
+    present = [a for a in REPORT_ATTRS if any(a in dict(r.attrs) for r in result.rows)]
+    recs = []
+    for r in result.rows:
+        rec = {"op": r.name, "kind": r.kind, "shape": r.shape, "problem": r.problem,
+               "shape_group": r.shape_group, "searched_as": r.searched_as, "macs": r.macs,
+               "cycles": r.cycles, "energy_pJ": r.energy_pJ, "edp": r.edp,
+               "utilization": r.utilization, "on_host": r.on_host}
+        attrs = dict(r.attrs)
+        for a in present:
+            v = attrs.get(a)
+            rec[a] = None if v is None else str(v) if a == "fused" else float(v)
+        if mapping:
+            rec["mapping_yaml"] = r.mapping_yaml
+        recs.append(rec)
+    if totals:
+        t = result.totals
+        rec = {"op": "TOTAL", "kind": "", "shape": "", "problem": "",
+               "shape_group": -1, "searched_as": "", "macs": t["macs"], "cycles": t["cycles"],
+               "energy_pJ": t["energy_pJ"], "edp": t["edp"], "utilization": t["utilization"],
+               "on_host": False}
+        rec.update(dict.fromkeys(present))
+        if mapping:
+            rec["mapping_yaml"] = ""
+        recs.append(rec)
+    df = pd.DataFrame.from_records(recs)
+    if present:
+        for a in present:
+            if a != "fused":
+                df[a] = df[a].astype("float64")
+            else:
+                df[a] = df[a].astype("string")
+    return df
+
+
+def by_kind(result: CompileResult) -> pd.DataFrame:
+    """Cycles and energy summed per op kind (accelerator ops only), largest latency first."""
+    df = frame(result, totals=False, mapping=False)
+    df = df[~df["on_host"]]
+    return (df.groupby("kind")[["cycles", "energy_pJ", "macs"]].sum()
+            .sort_values("cycles", ascending=False))
+
+
+def plot(result: CompileResult, path: str | Path) -> None:
+    """Bar plots of latency (cycles) and energy (pJ) by op kind, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = by_kind(result)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
+    kinds = list(agg.index) or ["(none)"]
+    a1.bar(kinds, list(agg["cycles"]) or [0], color="#4472c4")
+    a1.set_ylabel("cycles")
+    a1.set_title("latency by op type")
+    a2.bar(kinds, list(agg["energy_pJ"]) or [0], color="#ed7d31")
+    a2.set_ylabel("energy (pJ)")
+    a2.set_title("energy by op type")
+    fig.suptitle(f"{result.model} on {result.target} ({HOST_NOTE})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(str(path), format="png", dpi=110)
+    plt.close(fig)
+
+
+def write_report(result: CompileResult, out_dir: str | Path) -> list[Path]:
+    """Write :data:`FILES` into ``out_dir`` (created if missing) all at once: everything is
+    written into a temporary folder beside it, then moved in.  Returns the written paths."""
+    out = Path(out_dir).resolve()
+    parent = out.parent
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.mapspace-"))
+    try:
+        df = frame(result)
+        df.to_csv(tmp / FILES[0], index=False)
+        df.to_parquet(tmp / FILES[1], index=False)
+        plot(result, tmp / FILES[2])
+        if not out.exists():
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
+            os.replace(tmp, out)
+            tmp = None
+        else:
+            for f in FILES:
+                os.replace(tmp / f, out / f)
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return [out / f for f in FILES]
+
+
+__all__ = ["FILES", "HOST_NOTE", "by_kind", "frame", "plot", "write_report"]
