@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from compiler.graph import Graph, Op
 
@@ -45,6 +45,6 @@ def rebuild(graph: Graph, ops: Iterable[Op]) -> Graph:
     return g.validate()
 
 
-def map_ops(graph: Graph, fn) -> Graph:  # type: ignore[no-untyped-def]
+def map_ops(graph: Graph, fn: Callable[[Op], Op]) -> Graph:
     """A rebuilt graph with ``fn(op)`` in place of every op (same structure)."""
     return rebuild(graph, [fn(op) for op in graph.ops()])
