@@ -16,7 +16,10 @@ function ``_State -> _State``:
 6. ``report``   — per-op rows and totals (:class:`CompileResult`).
 
 Non-MAC ops (elementwise, softmax, layernorm, reshapes, ...) are reported as host ops with
-zero accelerator cost: the accelerator model prices only MAC loop nests.
+zero accelerator cost: the accelerator model prices only MAC loop nests.  Costs come from
+the dense analytical model (``cost_models.evaluate``): bit widths change word sizes and
+capacities, but a density below 1 only separates shapes and is reported; it is not priced
+as sparse (that needs a target's sparse formats and actions, ``cost_models.sparse``).
 """
 
 from __future__ import annotations

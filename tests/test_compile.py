@@ -140,6 +140,18 @@ def test_bits_and_density_attrs_lower_and_split_groups(monkeypatch):
     assert row["weight_bits"] == 4 and row["weight_density"] == 0.5 and row["fused"] == "relu"
 
 
+def test_compile_with_passes(mlp: Path, tmp_path: Path):
+    pytest.importorskip("compiler.passes.manager")
+    out = tmp_path / "o"
+    r = run("compile", mlp, *FAST, "--passes", "fuse,quantize=int8,sparsify=2:4", "--out", out)
+    assert r.exit_code == 0, r.output
+    df = pd.read_parquet(out / "ops.parquet").set_index("op")
+    assert "act" not in df.index  # the relu was fused into fc1
+    assert df.loc["fc1", "fused"] and df.loc["fc1", "weight_bits"] == 8
+    assert df.loc["fc2", "weight_density"] == 0.5
+    assert df.loc["TOTAL", "cycles"] == df.drop("TOTAL")["cycles"].sum()
+
+
 def test_bert_base_distinct_shapes(tmp_path: Path):
     res = compile_model("bert-base", "gemmini", strategy="random", budget=200, seq=32)
     # q/k/v/out projections of all 12 layers share one shape; ffn1; ffn2; the scores bmm
@@ -192,3 +204,17 @@ def test_passes_command_runs():
         assert r.exit_code == 2 and "not available" in r.output
     else:
         assert r.exit_code == 0 and r.output.strip()
+
+
+def test_unmappable_shape_exits_2(mlp: Path, tmp_path: Path, monkeypatch):
+    from mapspace.errors import MapspaceError
+
+    def none_found(problem, *a, **k):
+        raise MapspaceError("random found no valid mapping in 200 evaluations", where="map")
+
+    monkeypatch.setattr(compiler.mapper, "find_mapping", none_found)
+    out = tmp_path / "out"
+    r = run("compile", mlp, *FAST, "--out", out)
+    assert r.exit_code == 2
+    assert "op 'fc1'" in r.output and "cannot map" in r.output and "no valid mapping" in r.output
+    assert not out.exists()
