@@ -26,6 +26,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evaluate.py
+	$(BIN)/python benchmarks/bench_explore.py
+	$(BIN)/python benchmarks/bench_compile.py
 
 # ZigZag (the closest peer) in its own venv .venv-peers (it pins its own numpy/pandas);
 # zigzag imports six without declaring it.
