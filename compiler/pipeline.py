@@ -15,8 +15,10 @@ function ``_State -> _State``:
 5. ``cost``     — the best mapping of its shape is evaluated for every MAC op.
 6. ``report``   — per-op rows and totals (:class:`CompileResult`).
 
-Non-MAC ops (elementwise, softmax, layernorm, reshapes, ...) are reported as host ops with
-zero accelerator cost: the accelerator model prices only MAC loop nests.  Costs come from
+Non-MAC ops (elementwise, reshapes, ...) are reported as host ops with zero accelerator
+cost: the accelerator model prices only MAC loop nests.  Host ``softmax``/``layernorm`` ops
+and fused MAC ops carrying them are priced by :mod:`compiler.fusion_cost` (a DRAM round
+trip + host time, or a row-complete schedule + on-chip accumulator traffic).  Costs come from
 the dense analytical model (``cost_models.evaluate``): bit widths change word sizes and
 capacities, but a density below 1 only separates shapes and is reported; it is not priced
 as sparse (that needs a target's sparse formats and actions, ``cost_models.sparse``).
@@ -199,12 +201,13 @@ def _lower(s: _State) -> _State:
         if p is None:
             continue
         s.problems[op.name] = p
-        s.groups.setdefault(shape_key(p), []).append(op.name)
+        s.groups.setdefault(shape_key(p) + (op.attr("row_complete_dim"),), []).append(op.name)
     return s
 
 
 def _schedule(s: _State) -> _State:
     """Search each distinct shape once on the target (its default constraints)."""
+    from compiler.fusion_cost import row_complete_constraints
     from compiler.mapper import find_mapping
     from targets import default_constraints, load_target
 
@@ -212,11 +215,14 @@ def _schedule(s: _State) -> _State:
     total = len(s.groups)
     for i, (key, names) in enumerate(s.groups.items()):
         p = s.problems[names[0]]
+        row = s.graph.op(names[0]).attr("row_complete_dim")
+        c = cons.merged(row_complete_constraints(arch, str(row))) if row else cons
         try:
-            r = find_mapping(p, arch, cons, strategy=s.strategy, seed=s.seed,
+            r = find_mapping(p, arch, c, strategy=s.strategy, seed=s.seed,
                              budget=s.budget, time_limit=s.time_per_op)
         except MapspaceError as e:
-            raise CompilerError(f"cannot map {_sizes(p)} on {s.target!r}: {e}",
+            why = f" with {row} complete in the accumulator (fused)" if row else ""
+            raise CompilerError(f"cannot map {_sizes(p)}{why} on {s.target!r}: {e}",
                                 where=f"op {names[0]!r}") from None
         s.mappings[key] = r.best_mapping
         s.evaluations += r.evaluations
@@ -227,6 +233,12 @@ def _schedule(s: _State) -> _State:
 
 def _cost(s: _State) -> _State:
     """Evaluate the best mapping of its shape for every MAC op."""
+    from compiler.fusion_cost import (
+        NONLINEAR_KINDS,
+        fused_nonlinear_cost,
+        host_nonlinear_cost,
+        needs_row,
+    )
     from cost_models import evaluate
     from targets import load_target
 
@@ -237,7 +249,18 @@ def _cost(s: _State) -> _State:
             if not stats["valid"]:  # cannot happen for an identical shape; guard anyway
                 raise CompilerError("the mapping of its shape is invalid: "
                                     + "; ".join(stats["reasons"]), where=f"op {n!r}")
+            op = s.graph.op(n)
+            if op.attr("row_complete_dim") and needs_row(op.attr("fused")):  # type: ignore[arg-type]
+                nl = fused_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, arch)
+                e = stats["energy_pJ"] + nl.energy_pJ
+                stats["edp"] *= e / stats["energy_pJ"] if stats["energy_pJ"] else 1.0
+                stats["energy_pJ"] = e
             s.costs[n] = stats
+    for op in s.graph.ops():  # unfused softmax/layernorm: DRAM round trip + host time
+        if op.name not in s.problems and op.kind in NONLINEAR_KINDS:
+            nl = host_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, arch)
+            s.costs[op.name] = {"cycles": nl.cycles, "energy_pJ": nl.energy_pJ,
+                                "edp": nl.energy_pJ * 1e-12 * nl.cycles}
     return s
 
 
@@ -259,8 +282,9 @@ def _report(s: _State) -> _State:
             + "->" + ",".join(_fmt(g.tensor(t).shape) for t in op.outputs)
         attrs = tuple((k, op.attr(k)) for k in REPORT_ATTRS if op.attr(k) is not None)
         if op.name not in s.problems:
-            rows.append(OpRow(op.name, op.kind, shape, "", -1, "", 0, 0, 0.0, 0.0, 0.0, "",
-                              True, attrs))
+            hc = s.costs.get(op.name, {"cycles": 0, "energy_pJ": 0.0, "edp": 0.0})
+            rows.append(OpRow(op.name, op.kind, shape, "", -1, "", 0, hc["cycles"],
+                              hc["energy_pJ"], hc["edp"], 0.0, "", True, attrs))
             continue
         p, st = s.problems[op.name], s.costs[op.name]
         gi, rep, key = group_of[op.name]

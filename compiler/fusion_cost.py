@@ -1,0 +1,114 @@
+"""Pricing of fusion: the row-complete constraint and the cost of softmax/LayerNorm.
+
+Follows the fusion study of Kim et al., "Full Stack Optimization of Transformer
+Inference: a Survey" (2023), on Gemmini.  Softmax and LayerNorm reduce over a whole row of
+their input, so
+
+* an **unfused** ``softmax``/``layernorm`` op runs on the host CPU (Gemmini has no
+  normalization unit in our arch files): its input tile makes a DRAM round trip — the
+  accelerator's output is written to DRAM and read back — and the host computes it.
+  :func:`host_nonlinear_cost` prices that: ``2 x elements`` DRAM words at the DRAM energy
+  per word and bandwidth, plus ``elements / HOST_ELEMENTS_PER_CYCLE`` host cycles.
+* a **fused** MAC op (``fused`` contains ``softmax``/``layernorm``, ``row_complete_dim``
+  set by :mod:`compiler.passes.fuse`) keeps its intermediate on chip.  It must hold whole
+  rows in the accumulator: :func:`row_complete_constraints` forces every *temporal* factor
+  of the row dimension at the levels above the accumulator to 1; the search then runs on
+  the target's defaults merged with those directives.  The nonlinear part is priced by
+  :func:`fused_nonlinear_cost`: one accumulator read and one write per output element, its
+  cycles overlapped with the MAC loop nest (zero extra cycles).
+
+Assumptions (documented, deliberately simple):
+
+* one DRAM word per element (INT8 activations on Gemmini's 8-bit DRAM word);
+* ``HOST_ELEMENTS_PER_CYCLE = 16`` host elements per accelerator cycle, host and DRAM
+  transfer times add (no overlap);
+* the spatial fan-out *into* the accumulator instances (Gemmini's array columns, the
+  Scratchpad level's spatial M factor) is left free: a row spread over the 16 columns is
+  still entirely in the accumulator — that is how Gemmini stores a row.  Pass
+  ``spatial=True`` to :func:`row_complete_constraints` to also force it to 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from compiler.errors import CompilerError
+from mapspace.arch import Arch, StorageLevel
+from mapspace.constraints import Constraints, Directive, FactorBound
+
+#: op kinds / fused steps that need a whole row (priced by this module)
+NONLINEAR_KINDS: tuple[str, ...] = ("softmax", "layernorm")
+#: host throughput for softmax/LayerNorm, in elements per accelerator cycle (an assumption)
+HOST_ELEMENTS_PER_CYCLE: float = 16.0
+#: the level that must hold complete rows
+ACCUMULATOR: str = "Accumulator"
+
+
+@dataclass(frozen=True)
+class NonlinearCost:
+    """Cycles and energy of one softmax/LayerNorm (host round trip or fused on chip)."""
+
+    cycles: int
+    energy_pJ: float
+    where: str  # "host" or "fused"
+
+
+def _level(arch: Arch, name: str, what: str) -> int:
+    if name not in arch.level_names:
+        raise CompilerError(f"target {arch.name!r} has no {name!r} level (levels: "
+                            f"{', '.join(arch.level_names)})", where=what)
+    return arch.level_index(name)
+
+
+def _per_word(lv: StorageLevel, action: str) -> float:
+    """pJ per word of a read/write (the ERT prices one block-wide vector access)."""
+    return float(getattr(lv.energy, action)) / max(1, lv.block_size)
+
+
+def row_complete_constraints(arch: Arch, dim: str, *, level: str = ACCUMULATOR,
+                             spatial: bool = False) -> Constraints:
+    """Directives forcing ``dim`` to be complete at ``level``: ``dim = 1`` in the temporal
+    loops of every level above it (and in their spatial fan-out when ``spatial``).
+
+    ``strict=False`` so that it merges with a target's non-strict defaults.
+    """
+    idx = _level(arch, level, "row_complete_constraints")
+    bound = (FactorBound(dim, "=", 1),)
+    ds: list[Directive] = []
+    for lv in arch.levels[:idx]:
+        src = f"fusion: {dim} complete at {level}"
+        ds.append(Directive(lv.name, "temporal", factors=bound, source=src))
+        if spatial and lv.name != arch.levels[0].name:
+            ds.append(Directive(lv.name, "spatial", factors=bound, source=src))
+    return Constraints(tuple(ds), strict=False, source=f"row-complete {dim} at {level}")
+
+
+def host_nonlinear_cost(elements: int, arch: Arch) -> NonlinearCost:
+    """An unfused softmax/LayerNorm: ``elements`` written to DRAM and read back (DRAM
+    energy per word, DRAM bandwidth cycles) plus the host's compute time."""
+    dram = arch.levels[0]
+    words = 2 * int(elements)
+    energy = elements * (_per_word(dram, "write") + _per_word(dram, "read"))
+    bw = dram.shared_bandwidth or dram.read_bandwidth or 1.0
+    cycles = words / float(bw) + elements / HOST_ELEMENTS_PER_CYCLE
+    return NonlinearCost(int(round(cycles)), float(energy), "host")
+
+
+def fused_nonlinear_cost(elements: int, arch: Arch, *,
+                         level: str = ACCUMULATOR) -> NonlinearCost:
+    """A fused softmax/LayerNorm: each element read from and written back to the
+    accumulator once; its cycles overlap the MAC loop nest (0 extra)."""
+    lv = arch.levels[_level(arch, level, "fused_nonlinear_cost")]
+    return NonlinearCost(0, elements * (_per_word(lv, "read") + _per_word(lv, "write")),
+                         "fused")
+
+
+def needs_row(fused: Sequence[str] | None) -> bool:
+    """Whether a fused op's epilogue contains a row-wise nonlinear op."""
+    return bool(fused) and any(s in NONLINEAR_KINDS for s in fused)  # type: ignore[union-attr]
+
+
+__all__ = ["ACCUMULATOR", "HOST_ELEMENTS_PER_CYCLE", "NONLINEAR_KINDS", "NonlinearCost",
+           "fused_nonlinear_cost", "host_nonlinear_cost", "needs_row",
+           "row_complete_constraints"]
