@@ -432,8 +432,8 @@ def _compile_table(result) -> None:
     host = [r for r in result.rows if r.on_host]
     if host:
         kinds = sorted({r.kind for r in host})
-        con.print(f"{len(host)} host ops ({', '.join(kinds)}): zero accelerator cycles and "
-                  "energy (non-MAC ops run on the host)")
+        con.print(f"{len(host)} host ops ({', '.join(kinds)}): softmax/layernorm pay a DRAM "
+                  "round trip plus host time; the others are not priced")
     t = result.totals
     con.print(f"[bold]total[/bold]: {t['ops']} ops ({t['mac_ops']} on the accelerator, "
               f"{t['distinct_shapes']} distinct shapes searched), {t['macs']:,} MACs, "

@@ -4,7 +4,8 @@
 ``op, kind, shape, problem, shape_group, searched_as, macs, cycles, energy_pJ, edp,
 utilization, on_host, mapping_yaml`` and, when any op carries them, the attrs of
 :data:`compiler.pipeline.REPORT_ATTRS` (``fused``, bit widths, densities).  Host ops (every
-non-MAC op) have zero accelerator cycles and energy.
+non-MAC op) are not priced, except softmax/layernorm (a DRAM round trip plus host time,
+:mod:`compiler.fusion_cost`).
 
 ``write_report(result, out_dir)`` writes ``ops.csv``, ``ops.parquet`` and
 ``latency_energy.png`` into a temporary folder beside ``out_dir`` and moves them in at the
@@ -23,7 +24,8 @@ import pandas as pd
 from compiler.pipeline import REPORT_ATTRS, CompileResult
 
 FILES = ("ops.csv", "ops.parquet", "latency_energy.png")
-HOST_NOTE = "non-MAC ops run on the host: zero accelerator cycles and energy"
+HOST_NOTE = ("non-MAC ops run on the host; softmax/layernorm pay a DRAM round trip plus host "
+             "time, the others are not priced")
 
 
 def frame(result: CompileResult, *, totals: bool = True, mapping: bool = True) -> pd.DataFrame:
