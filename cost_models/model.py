@@ -100,14 +100,10 @@ def kernel_arrays(problem: Problem, arch: Arch, p: Prices) -> tuple[np.ndarray, 
     """The constant inputs of the compiled evaluation, in kernel argument order: validity
     (sizes, fan-out X/Y, capacity, bits, datawidth), projections (term tables, dense
     coefficients of live terms, read-write flags) and prices."""
-    from mapspace._kernels import term_tables
+    from mapspace._kernels import projection_tables
 
-    L, D, T = arch.num_levels, problem.num_dims, problem.num_tensors
-    tdim, tcoef = term_tables(problem.projections, problem.sizes)
-    dense = np.zeros((T, tdim.shape[1], D), np.int64)
-    live = np.array(problem.sizes) > 1
-    for t, proj in enumerate(problem.projections):
-        dense[t, :proj.shape[0]] = proj * live
+    L = arch.num_levels
+    tdim, tcoef, dense = projection_tables(problem.projections, problem.sizes)
     fan = np.array([arch.fanout(l) for l in range(L)], np.int64).reshape(L, 2)
     cap = np.array([-1 if lv.capacity is None else lv.capacity for lv in arch.levels],
                    np.int64)

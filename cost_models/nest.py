@@ -63,14 +63,11 @@ def analyze(problem: Problem, arch: Arch, m: MappingBatch) -> DataMovement:
     in parallel over the batch (``cost_models/_nest_kernel.py``).
     """
     from cost_models._nest_kernel import nest_kernel
-    from mapspace._kernels import term_tables
+    from mapspace._kernels import projection_tables
 
     B, L, D = m.temporal.shape
     T = problem.num_tensors
-    tdim, tcoef = term_tables(problem.projections, problem.sizes)
-    dense = np.zeros((T, tdim.shape[1], D), np.int64)
-    for t, proj in enumerate(problem.projections):
-        dense[t, :proj.shape[0]] = proj * (np.array(problem.sizes) > 1)
+    tdim, tcoef, dense = projection_tables(problem.projections, problem.sizes)
     rw = np.array([t.read_write for t in problem.tensors])
     tile = np.empty((B, L, T), np.int64)
     reads, fills, updates, partition = (np.empty_like(tile) for _ in range(4))

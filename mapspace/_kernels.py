@@ -32,6 +32,18 @@ def term_tables(projections: tuple[np.ndarray, ...], sizes: tuple[int, ...]
     return tdim, tcoef
 
 
+def projection_tables(projections: tuple[np.ndarray, ...], sizes: tuple[int, ...]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`term_tables` plus ``dense: int64[T, A, D]``, the coefficient of each dimension
+    in each axis with dead (size-1) dimensions zeroed."""
+    tdim, tcoef = term_tables(projections, sizes)
+    dense = np.zeros((len(projections), tdim.shape[1], len(sizes)), np.int64)
+    live = np.array(sizes) > 1
+    for t, proj in enumerate(projections):
+        dense[t, :proj.shape[0]] = proj * live
+    return tdim, tcoef, dense
+
+
 @njit(cache=True, inline="always")
 def tile_size(tdim, tcoef, t, ext):
     """Elements of tensor ``t`` in a box of extents ``ext[D]`` (axis-aligned hull)."""
