@@ -56,17 +56,12 @@ class Exploration:
 
 def valid_mask(space: Mapspace, m: MappingBatch) -> np.ndarray:
     """Validity, plus the constraints the sampler cannot build in (minimum utilization)."""
-    return _validity(space, m)[0]
-
-
-def _validity(space: Mapspace, m: MappingBatch):
-    v = check(space.problem, space.arch, m)
-    ok = v.valid
+    ok = check(space.problem, space.arch, m).valid
     if _has_utilization(space):
         from mapspace.constraint_check import satisfies
 
         ok = ok & satisfies(space.constraints, space.problem, space.arch, m)
-    return ok, v
+    return ok
 
 
 def _has_utilization(space: Mapspace) -> bool:
