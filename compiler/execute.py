@@ -1,0 +1,248 @@
+"""Run a :class:`~compiler.graph.Graph` on numpy arrays: the host reference of a model.
+
+``run_graph(graph, values, mac=None)`` evaluates every op in topological order.  MAC ops
+(matmul, bmm, conv2d) go through ``mac(op, problem, a, b)`` when given — the hook an emitted
+kernel plugs into — with the operands in the layout of :mod:`targets._tvm` (matmul
+``A[P, C] · B[C, M]``, bmm ``A[N, P, C] · B[N, C, M]``, conv2d unpadded ``I[N, C, H, W]``
+and ``W[M, C, S, R]``); everything else (bias, transposes, broadcasting, the non-MAC kinds)
+runs here in numpy.  Without ``mac`` the MAC ops run in numpy too (float64 accumulation).
+
+``random_values(graph, seed)`` makes seeded inputs and parameters for a graph whose values
+are not known (zoo models): normal activations, weights scaled by ``1/sqrt(fan_in)``,
+LayerNorm gains around 1, integer inputs (token ids) in ``[0, rows of the table)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from math import prod
+
+import numpy as np
+
+from compiler.errors import CompilerError
+from compiler.graph import Graph, Op, _matmul_dims
+from mapspace.problem import Problem
+
+#: ``mac(op, problem, a, b) -> out`` in the layouts of the module docstring
+MacFn = Callable[[Op, Problem, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """erf to ~1e-7 (Abramowitz & Stegun 7.1.26), vectorised (numpy has no erf)."""
+    s = np.sign(x)
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
+               + 0.254829592) * t * np.exp(-a * a)
+    return (s * y).astype(x.dtype)
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _layernorm(x: np.ndarray, axis: int, eps: float) -> np.ndarray:
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+    return (x - mu) / np.sqrt(var + eps)
+
+
+def _pool(op: Op, x: np.ndarray) -> np.ndarray:
+    mode = str(op.attr("mode", "max"))
+    if mode.startswith("global"):
+        f = np.max if mode == "global_max" else np.mean
+        return f(x, axis=(2, 3), keepdims=True)
+    kh, kw = op.attr("kernel")  # type: ignore[misc]
+    sh, sw = op.attr("strides", (1, 1))
+    pt, pl, pb, pr = op.attr("pads", (0, 0, 0, 0))
+    ceil = bool(op.attr("ceil_mode", False))
+    fill = -np.inf if mode == "max" else np.nan
+    n, c, h, w = x.shape
+
+    def out(size, k, s, lo, hi):
+        num = size + lo + hi - k
+        return (-(-num // s) if ceil else num // s) + 1
+
+    oh, ow = out(h, kh, sh, pt, pb), out(w, kw, sw, pl, pr)
+    xp = np.full((n, c, max(h + pt + pb, (oh - 1) * sh + kh),
+                  max(w + pl + pr, (ow - 1) * sw + kw)), fill, dtype=x.dtype)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))
+    win = win[:, :, ::sh, ::sw][:, :, :oh, :ow]
+    if mode == "max":
+        return win.max(axis=(-2, -1))
+    return np.nanmean(win, axis=(-2, -1)).astype(x.dtype)  # avg excludes padding
+
+
+def _numpy_mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    from targets._tvm import op_spec, reference
+
+    return reference(op_spec(problem), a.astype(np.float64), b.astype(np.float64))
+
+
+def _mac(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> np.ndarray:
+    """A MAC op: operands to the kernel layout, ``mac``, then bias and reshape back."""
+    problem = graph.problem(op)
+    a, b = args[0], args[1]
+    if op.kind == "matmul":
+        if op.attr("transpose_a", False):
+            a = a.T
+        if op.attr("transpose_b", False):
+            b = b.T
+        lead, m, k, n = _matmul_dims(op, args[0].shape, args[1].shape)
+        out = mac(op, problem, np.ascontiguousarray(a.reshape(-1, k)), np.ascontiguousarray(b))
+        out = out.reshape(*lead, m, n) if args[0].ndim > 1 else out.reshape(n)
+        out = out * float(op.attr("alpha", 1.0))
+        if len(args) > 2:
+            out = out + float(op.attr("beta", 1.0)) * args[2]
+        return out
+    if op.kind == "bmm":
+        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = np.broadcast_to(a, (*lead, *a.shape[-2:])).reshape(-1, *a.shape[-2:])
+        b = np.broadcast_to(b, (*lead, *b.shape[-2:])).reshape(-1, *b.shape[-2:])
+        out = mac(op, problem, np.ascontiguousarray(a), np.ascontiguousarray(b))
+        return out.reshape(*lead, *out.shape[-2:])
+    pt, pl, pb, pr = op.attr("pads", (0, 0, 0, 0))
+    if (pt, pl) != (pb, pr):
+        raise CompilerError(f"asymmetric padding {[pt, pl, pb, pr]} is not supported by the "
+                            "kernel layout", where=f"op {op.name!r} ({op.kind})", key="pads")
+    if op.kind == "depthwise_conv2d":
+        raise CompilerError("depthwise convolutions cannot be executed by an emitted kernel",
+                            where=f"op {op.name!r}")
+    out = mac(op, problem, np.ascontiguousarray(a), np.ascontiguousarray(b))
+    if len(args) > 2:
+        out = out + args[2].reshape(1, -1, 1, 1)
+    return out
+
+
+def _depthwise(op: Op, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    sh, sw = op.attr("strides", (1, 1))
+    pt, pl, pb, pr = op.attr("pads", (0, 0, 0, 0))
+    dh, dw = op.attr("dilations", (1, 1))
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    kh, kw = w.shape[2:]
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    out = np.zeros((x.shape[0], x.shape[1], oh, ow), dtype=np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            win = xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
+                     j * dw:j * dw + sw * (ow - 1) + 1:sw]
+            out += win * w[:, 0, i, j].reshape(1, -1, 1, 1)
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+
+
+def _slice(op: Op, x: np.ndarray) -> np.ndarray:
+    idx = [slice(None)] * x.ndim
+    axes = op.attr("axes", tuple(range(len(op.attr("starts", ())))))
+    steps = op.attr("steps", (1,) * len(axes))
+    for ax, st, en, sp in zip(axes, op.attr("starts", ()), op.attr("ends", ()), steps,
+                              strict=True):
+        idx[ax % x.ndim] = slice(st, en, sp)
+    return x[tuple(idx)]
+
+
+def _run_op(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> list[np.ndarray]:
+    k = op.kind
+    if k in ("matmul", "bmm", "conv2d"):
+        return [_mac(graph, op, args, mac)]
+    if k == "depthwise_conv2d":
+        return [_depthwise(op, args[0], args[1], args[2] if len(args) > 2 else None)]
+    if k in ("add", "mul", "sub", "div", "pow"):
+        f = {"add": np.add, "mul": np.multiply, "sub": np.subtract, "div": np.divide,
+             "pow": np.power}[k]
+        return [f(args[0], args[1])]
+    if k == "relu":
+        return [np.maximum(args[0], 0)]
+    if k == "gelu":
+        x = args[0]
+        return [0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))]
+    if k in ("sqrt", "tanh"):
+        return [getattr(np, k)(args[0])]
+    if k == "erf":
+        return [_erf(args[0])]
+    if k == "softmax":
+        return [_softmax(args[0], int(op.attr("axis", -1)))]
+    if k == "layernorm":
+        y = _layernorm(args[0], int(op.attr("axis", -1)), float(op.attr("epsilon", 1e-5)))
+        if len(args) > 1:
+            y = y * args[1]
+        if len(args) > 2:
+            y = y + args[2]
+        return [y]
+    if k == "transpose":
+        return [np.transpose(args[0], op.attr("perm", None))]
+    if k == "reshape":
+        return [args[0].reshape(op.attr("shape"))]
+    if k == "concat":
+        return [np.concatenate(args, axis=int(op.attr("axis", 0)))]
+    if k == "gather":
+        return [np.take(args[0], args[1].astype(np.int64), axis=int(op.attr("axis", 0)))]
+    if k == "pool":
+        return [_pool(op, args[0])]
+    if k == "split":
+        a = int(op.attr("axis", 0))
+        cuts = np.cumsum(op.attr("sizes"))[:-1]
+        return list(np.split(args[0], cuts, axis=a))
+    if k == "slice":
+        return [_slice(op, args[0])]
+    if k == "reduce_mean":
+        axes = tuple(op.attr("axes", tuple(range(args[0].ndim))))
+        return [args[0].mean(axis=axes, keepdims=bool(op.attr("keepdims", True)))]
+    raise CompilerError(f"op kind {k!r} cannot be executed", where=f"op {op.name!r}")
+
+
+def run_graph(graph: Graph, values: Mapping[str, np.ndarray], *,
+              mac: MacFn | None = None) -> dict[str, np.ndarray]:
+    """Evaluate ``graph`` given every input and parameter in ``values``; returns the graph
+    outputs by name (float32 activations; integer inputs stay integer)."""
+    env: dict[str, np.ndarray] = {}
+    for t in (*graph.inputs, *graph.params):
+        if t not in values:
+            raise CompilerError(f"no value for {'input' if t in graph.inputs else 'param'} "
+                                f"{t!r}", where=f"graph {graph.name!r}")
+        v = np.asarray(values[t])
+        if tuple(v.shape) != graph.tensor(t).shape:
+            raise CompilerError(f"value of {t!r} has shape {list(v.shape)}, the graph "
+                                f"declares {list(graph.tensor(t).shape)}",
+                                where=f"graph {graph.name!r}")
+        env[t] = v
+    fn = mac or _numpy_mac
+    for op in graph.ops():
+        outs = _run_op(graph, op, [env[t] for t in op.inputs], fn)
+        for t, v in zip(op.outputs, outs, strict=True):
+            v = np.asarray(v)
+            env[t] = v.astype(np.float32) if v.dtype.kind == "f" else v
+    return {t: env[t] for t in graph.outputs}
+
+
+def random_values(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs and parameters for ``graph`` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    rows: dict[str, int] = {}
+    fan_in: dict[str, int] = {}
+    gains: set[str] = set()
+    for op in graph.ops():
+        if op.kind == "gather" and len(op.inputs) > 1:
+            rows[op.inputs[1]] = graph.tensor(op.inputs[0]).shape[int(op.attr("axis", 0))]
+        if op.kind in ("matmul", "conv2d", "depthwise_conv2d") and len(op.inputs) > 1:
+            w = graph.tensor(op.inputs[1]).shape
+            fan_in[op.inputs[1]] = prod(w[1:]) if op.kind != "matmul" else (
+                w[1] if op.attr("transpose_b", False) else w[0])
+        if op.kind == "layernorm" and len(op.inputs) > 1:
+            gains.add(op.inputs[1])
+    out: dict[str, np.ndarray] = {}
+    for t in (*graph.inputs, *graph.params):
+        info = graph.tensor(t)
+        if np.dtype(info.dtype).kind in "iu":
+            out[t] = rng.integers(0, rows.get(t, 2), info.shape).astype(info.dtype)
+        elif t in gains:
+            out[t] = (1.0 + 0.1 * rng.standard_normal(info.shape)).astype(np.float32)
+        else:
+            scale = 1.0 / math.sqrt(fan_in[t]) if t in fan_in else (
+                0.1 if t in graph.params else 1.0)
+            out[t] = (scale * rng.standard_normal(info.shape)).astype(np.float32)
+    return out
