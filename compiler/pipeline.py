@@ -89,6 +89,11 @@ class CompileResult:
     searches: int
     evaluations: int
     step_seconds: tuple[tuple[str, float], ...] = ()
+    #: the compiled graph (after passes), and per MAC op its problem and chosen mapping —
+    #: what code emission (``compiler.emit_model``) needs
+    graph: Graph | None = field(default=None, compare=False, repr=False)
+    problems: dict[str, Problem] = field(default_factory=dict, compare=False, repr=False)
+    mappings: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def mac_ops(self) -> int:
@@ -298,7 +303,9 @@ def _report(s: _State) -> _State:
     s.result = CompileResult(
         model=g.name, target=s.target, passes=s.passes, strategy=s.strategy,
         rows=tuple(rows), distinct_shapes=len(s.groups), searches=len(s.mappings),
-        evaluations=s.evaluations, step_seconds=tuple(s.seconds))
+        evaluations=s.evaluations, step_seconds=tuple(s.seconds), graph=g,
+        problems=dict(s.problems),
+        mappings={n: s.mappings[key] for n, (_, _, key) in group_of.items()})
     return s
 
 
