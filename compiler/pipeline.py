@@ -3,7 +3,9 @@
 ``compile_model(model, target)`` runs a visible list of named steps (:data:`STEPS`), each a
 function ``_State -> _State``:
 
-1. ``load``     — the front end: an ONNX file (``from_onnx``) or a zoo name (``zoo_graph``).
+1. ``load``     — the front end: an ONNX file (``from_onnx``; with ``frontend="relax"``
+   through TVM's ONNX importer and ``from_relax``), a zoo name (``zoo_graph``), or a
+   ``tvm.IRModule`` object (``from_relax``).
 2. ``passes``   — graph passes (``compiler.passes``: fuse, quantize, sparsify) from a spec
    string such as ``"fuse,quantize=int8,sparsify=2:4"``.
 3. ``lower``    — ``Graph.problem(op)`` for every MAC op, with per-tensor bit widths
@@ -36,6 +38,8 @@ from compiler.graph import MAC_KINDS, Graph, Op
 from mapspace.errors import MapspaceError
 from mapspace.problem import Problem
 
+#: Readers of ONNX files (``compile_model(frontend=...)``, ``mapspace compile --frontend``).
+FRONTENDS: tuple[str, ...] = ("onnx", "relax")
 #: ``progress(done, total, label)`` is called after each distinct shape is searched.
 Progress = Callable[[int, int, str], None]
 
@@ -132,6 +136,8 @@ class _State:
     seed: int
     seq: int | None
     progress: Progress | None
+    frontend: str = "onnx"
+    module: object | None = None                                      # a tvm.IRModule
     graph: Graph | None = None
     problems: dict[str, Problem] = field(default_factory=dict)       # op name -> problem
     groups: dict[tuple, list[str]] = field(default_factory=dict)      # shape key -> op names
@@ -147,8 +153,21 @@ def _load(s: _State) -> _State:
     """Front end: an existing file or a ``.onnx`` path goes to ``from_onnx``, else the zoo."""
     from compiler.zoo import ZOO, zoo_graph
 
+    if s.module is not None:
+        from compiler.frontends.relax import from_relax
+
+        s.graph = from_relax(s.module)
+        return s
     path = Path(s.model)
-    if path.suffix.lower() == ".onnx" or path.is_file():
+    if s.frontend == "relax":
+        if not (path.suffix.lower() == ".onnx" or path.is_file()):
+            raise CompilerError(f"the relax front end reads ONNX files (through TVM's ONNX "
+                                f"importer), found {s.model!r}", where="compile",
+                                key="frontend")
+        from compiler.frontends.relax import from_onnx_via_relax
+
+        s.graph = from_onnx_via_relax(path)
+    elif path.suffix.lower() == ".onnx" or path.is_file():
         from compiler.frontends.onnx import from_onnx
 
         s.graph = from_onnx(path)
@@ -311,7 +330,7 @@ def _report(s: _State) -> _State:
 
 #: The compile driver, in order: (name, step).
 STEPS: tuple[tuple[str, Callable[[_State], _State]], ...] = (
-    ("load", _load),          # front end: ONNX file or zoo model -> Graph
+    ("load", _load),          # front end: ONNX file, zoo model or IRModule -> Graph
     ("passes", _passes),      # graph passes (fuse, quantize, sparsify) -> Graph'
     ("lower", _lower),        # MAC ops -> Problems (bits/densities), grouped by shape
     ("schedule", _schedule),  # one find_mapping per distinct shape
@@ -320,11 +339,15 @@ STEPS: tuple[tuple[str, Callable[[_State], _State]], ...] = (
 )
 
 
-def compile_model(model: str | Path, target: str, *, passes: str = "",
+def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                   strategy: str = "anneal", budget: int | None = None,
                   time_per_op: float | None = 2.0, seed: int = 0, seq: int | None = None,
-                  progress: Progress | None = None) -> CompileResult:
-    """Compile ``model`` (an ONNX path or a zoo name) for the built-in ``target``.
+                  progress: Progress | None = None, frontend: str = "onnx") -> CompileResult:
+    """Compile ``model`` (an ONNX path, a zoo name or a TVM Relax ``tvm.IRModule``, read by
+    :func:`compiler.frontends.relax.from_relax`) for the built-in ``target``.
+
+    ``frontend`` picks the reader of ONNX files: ``"onnx"`` (ours) or ``"relax"`` (TVM's
+    ONNX importer, then ``from_relax``).
 
     Each distinct MAC shape is searched with ``strategy`` for at most ``budget``
     evaluations and ``time_per_op`` seconds (either may be ``None``; with both ``None``
@@ -345,9 +368,18 @@ def compile_model(model: str | Path, target: str, *, passes: str = "",
     if strategy not in STRATEGIES:
         raise CompilerError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})",
                             where="compile", key="strategy")
+    if frontend not in FRONTENDS:
+        raise CompilerError(f"unknown front end {frontend!r} (known: {', '.join(FRONTENDS)})",
+                            where="compile", key="frontend")
     load_target(target)  # unknown targets fail before any work
-    s = _State(str(model), target, passes or "", strategy, budget, time_per_op, seed, seq,
-               progress)
+    from compiler.frontends.relax import is_ir_module
+
+    module = model if is_ir_module(model) else None
+    if module is None and not isinstance(model, str | Path):
+        raise CompilerError(f"expected an ONNX path, a zoo name or a tvm.IRModule, found "
+                            f"{type(model).__name__}", where="compile", key="model")
+    s = _State("relax" if module is not None else str(model), target, passes or "",
+               strategy, budget, time_per_op, seed, seq, progress, frontend, module)
     for name, step in STEPS:
         t0 = time.perf_counter()
         s = step(s)

@@ -118,8 +118,10 @@ def from_relax(mod: Any, *, func: str = "main", name: str | None = None,
 def from_onnx_via_relax(model: Any, *, dim_values: Mapping[str, int] | None = None,
                         name: str | None = None) -> Graph:
     """An ONNX model (a path or ``onnx.ModelProto``) through TVM's ONNX importer, then
-    :func:`from_relax`.  ``dim_values`` go to TVM's importer as ``shape_dict`` is not
-    needed: they bind the symbolic dimensions of the imported module."""
+    :func:`from_relax` (``dim_values`` bind the imported module's symbolic dimensions).
+
+    Raises :class:`CompilerError` for missing/unreadable files, models TVM cannot import,
+    and everything :func:`from_relax` rejects."""
     import onnx
 
     where = "from_onnx_via_relax"
@@ -338,7 +340,7 @@ class _Reader:
             callee = value.op
             self.op_name = f"call {getattr(callee, 'name_hint', type(callee).__name__)}"
             target = None
-            if isinstance(callee, relax.GlobalVar | getattr(relax, "GlobalVar", ())):
+            if isinstance(callee, relax.GlobalVar):
                 try:
                     target = self.mod[callee]
                 except Exception:  # pragma: no cover - a dangling GlobalVar
