@@ -458,11 +458,20 @@ def _compile_table(result) -> None:
 @click.option("--out", "out", type=click.Path(), required=True,
               help="Folder for ops.csv, ops.parquet and latency_energy.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (no mapping text).")
+@click.option("--frontend", type=click.Choice(["onnx", "relax"]), default="onnx",
+              show_default=True,
+              help="Reader of an ONNX MODEL: onnx (ours) or relax (TVM's ONNX importer, then "
+              "the Relax front end; needs Apache TVM).")
 @guarded("compile")
 def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, out,
-             as_json) -> None:
+             as_json, frontend) -> None:
     """Compile MODEL (an ONNX file or a zoo model) for a target: search each distinct MAC
-    shape once, cost every op, and write a per-op report into --out."""
+    shape once, cost every op, and write a per-op report into --out.
+
+    With --frontend relax an ONNX file is imported by TVM
+    (tvm.relax.frontend.onnx.from_onnx) and the Relax module read by
+    compiler.frontends.relax.from_relax; from Python, compile_model(mod, target) takes a
+    tvm.IRModule directly."""
     from compiler.pipeline import compile_model
     from compiler.report import HOST_NOTE, frame, write_report
 
@@ -476,7 +485,8 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
             bar.update(task, completed=done, total=total, description=f"searched {label}")
 
         result = compile_model(model, target, passes=passes, strategy=strategy, budget=budget,
-                               time_per_op=time_per_op, seed=seed, seq=seq, progress=progress)
+                               time_per_op=time_per_op, seed=seed, seq=seq, progress=progress,
+                               frontend=frontend)
     paths = write_report(result, out)
     if as_json:
         rows = frame(result, totals=False, mapping=False)
