@@ -230,6 +230,77 @@ def test_tvm_onnx_import_matches_our_onnx_reader(build):
     assert kept.inputs == ours.inputs and _mac_multiset(kept) == _mac_multiset(ours)
 
 
+def test_tvm_onnx_transformer_has_the_same_op_kinds_gelu_fused():
+    model = om.transformer()
+    ours = from_onnx(model)
+    via = from_relax(tvm_from_onnx(model, keep_params_in_input=False))
+    assert Counter(o.kind for o in via.ops()) == Counter(o.kind for o in ours.ops())
+    assert via.summary().param_elements == ours.summary().param_elements
+
+
+def _tanh_gelu(bb, x, half_first=False):
+    x3 = bb.emit(R.power(x, relax.const(3.0, "float32")))
+    inner = bb.emit(R.add(x, bb.emit(R.multiply(x3, relax.const(0.044715, "float32")))))
+    t = bb.emit(R.tanh(bb.emit(R.multiply(inner, relax.const(0.7978845608, "float32")))))
+    t1 = bb.emit(R.add(t, relax.const(1.0, "float32")))
+    if half_first:
+        return bb.emit(R.multiply(bb.emit(R.multiply(x, relax.const(0.5, "float32"))), t1))
+    return bb.emit(R.multiply(bb.emit(R.multiply(t1, x)), relax.const(0.5, "float32")))
+
+
+@pytest.mark.parametrize("half_first", [False, True])
+def test_tanh_gelu_fused(half_first):
+    x = relax.Var("x", _t(2, 8))
+    g = from_relax(_module([x], lambda bb, x: R.nn.relu(_tanh_gelu(bb, x, half_first))))
+    assert [o.kind for o in g.ops()] == ["gelu", "relu"]
+    assert g.ops()[0].inputs == ("x",) and not g.params  # the scalars went with the pattern
+
+
+def test_gelu_not_fused_when_an_intermediate_escapes():
+    x = relax.Var("x", _t(2, 8))
+
+    def build(bb, x):
+        e = bb.emit(R.erf(bb.emit(R.divide(x, relax.const(1.41421356, "float32")))))
+        y = bb.emit(R.multiply(bb.emit(R.multiply(x, bb.emit(R.add(e, relax.const(
+            1.0, "float32"))))), relax.const(0.5, "float32")))
+        return relax.Tuple([y, e])
+
+    g = from_relax(_module([x], build))
+    assert [o.kind for o in g.ops()] == ["div", "erf", "add", "mul", "mul"]
+
+
+def test_tvmscript_module_without_dataflow_block_and_function_calls():
+    from tvm.script import ir as I
+    from tvm.script import relax as RS
+
+    @I.ir_module
+    class Mod:
+        @RS.function
+        def helper(x: RS.Tensor((2, 8), "float32")) -> RS.Tensor((2, 8), "float32"):
+            return RS.nn.relu(x)
+
+        @RS.function
+        def main(x: RS.Tensor((2, 8), "float32"),
+                 w: RS.Tensor((8, 4), "float32")) -> RS.Tensor((2, 4), "float32"):
+            RS.func_attr({"num_input": 1})
+            y = RS.matmul(x, w)
+            z = RS.nn.gelu_tanh(y)
+            return z
+
+        @RS.function
+        def calls(x: RS.Tensor((2, 8), "float32")) -> RS.Tensor((2, 8), "float32"):
+            cls = Mod
+            y = cls.helper(x)
+            return y
+
+    g = from_relax(Mod, name="script")
+    assert g.name == "script" and [(o.name, o.kind) for o in g.ops()] == [("y", "matmul"),
+                                                                            ("z", "gelu")]
+    assert g.inputs == ["x"] and g.params == ["w"] and g.outputs == ["z"]
+    with pytest.raises(CompilerError, match="calls to other functions are not supported"):
+        from_relax(Mod, func="calls")
+
+
 # ------------------------------------------------------------------ errors
 def test_unsupported_op_names_op_binding_and_supported_list():
     x = relax.Var("x", _t(2, 8))

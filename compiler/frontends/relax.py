@@ -24,6 +24,9 @@ all of them when it is absent) are graph inputs, the rest graph params (weights,
   -> ``pool``; ``split`` (outputs ``<var>_0``, ``<var>_1``, ... read through
   ``TupleGetItem``); ``strided_slice`` -> ``slice``; ``mean`` -> ``reduce_mean``.
 - ``astype`` is elided (its output is renamed to its input; tensors keep their own dtypes).
+- Decomposed GELUs (how TVM's ONNX importer brings in an exported one) are fused into one
+  ``gelu`` op, the same Erf and Tanh patterns as the ONNX front end; an ``erf``/``tanh``
+  outside them stays a host op.  Weights and constants no op reads are dropped.
 
 Anything else raises :class:`CompilerError` naming the op and the binding and listing the
 supported ops; ``call_tir``/``call_dps_packed`` and calls to ``PrimFunc``s (a module after
@@ -36,6 +39,7 @@ the Relax module with :func:`from_relax` (``mapspace compile --frontend relax``)
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -176,7 +180,9 @@ class _Reader:
         self.deferred: dict[Any, tuple[str, Op, dict, str | None]] = {}
         self.materialized: set[str] = set()
         self.params: set[str] = set()
-        self.lazy: dict[str, tuple[tuple[int, ...], str]] = {}  # weight params not yet used
+        # weight params and constants, declared at the end when some op reads them
+        self.lazy: dict[str, tuple[tuple[int, ...], str]] = {}
+        self.scalars: dict[str, float] = {}   # values of one-element constants
         self.binding = ""
         self.op_name = ""
 
@@ -228,9 +234,14 @@ class _Reader:
                     return nm
             nm = self.unique(f"const{len(self.consts)}")
             self.consts.append((e, nm))
-            self.g.add_param(nm, self.shape(e.ty, f"constant {nm!r}"),
-                             self.dtype(e.ty) or "float32")
+            shape = self.shape(e.ty, f"constant {nm!r}")
+            self.lazy[nm] = (shape, self.dtype(e.ty) or "float32")
             self.params.add(nm)
+            if math.prod(shape) == 1:
+                try:
+                    self.scalars[nm] = float(e.value.numpy().reshape(-1)[0])
+                except Exception:  # pragma: no cover - a non-numeric constant
+                    pass
             return nm
         if isinstance(e, relax.Var):
             if e in self.deferred:
@@ -240,9 +251,6 @@ class _Reader:
             t = self.names[e]
             if isinstance(t, tuple):
                 raise self.err(f"variable {e.name!r} is a tuple where a tensor is expected")
-            if t in self.lazy:  # a weight parameter, declared when first used
-                shape, dt = self.lazy.pop(t)
-                self.g.add_param(t, shape, dt)
             return t
         raise self.err(f"argument {type(e).__name__} is not a variable or a constant")
 
@@ -303,6 +311,11 @@ class _Reader:
                 self.bind(b.var, b.value)
         self.binding, self.op_name = "", ""
         outs = self.outputs(result)
+        self.pending = _fuse_gelu(self.pending, self.scalars, set(outs))
+        used = {t for op, _, _ in self.pending for t in op.inputs} | set(outs)
+        for nm, (shape, dt) in self.lazy.items():
+            if nm in used:
+                self.g.add_param(nm, shape, dt)
         for op, shapes, dt in self.pending:
             self.g.add_op(op, shapes=shapes, dtype=dt)
         for o in outs:
@@ -552,3 +565,115 @@ class _Reader:
         self.emit(var, "slice", [self.tensor(args[0])], starts=begin,
                   ends=tuple(max(-big, min(big, v)) for v in end),
                   axes=tuple(x % rank for x in axes), steps=steps)
+
+
+# ------------------------------------------------------------------ GELU fusion
+_SQRT2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_Pending = list[tuple[Op, dict, Any]]
+
+
+def _fuse_gelu(pending: _Pending, scalars: dict[str, float], outputs: set[str]) -> _Pending:
+    """Fuse decomposed GELUs (what TVM's ONNX importer gives for an exported GELU) into one
+    ``gelu`` op, as the ONNX front end does: ``0.5 * x * (1 + erf(x / sqrt 2))`` (or
+    ``x * (1/sqrt 2)``) and ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))``,
+    either order of the multiplications by ``x`` and ``0.5``.  Other ``erf``/``tanh`` ops
+    stay host ops."""
+    ops = [op for op, _, _ in pending]
+    prod_of = {t: op for op in ops for t in op.outputs}
+    cons: dict[str, list[Op]] = {}
+    for op in ops:
+        for t in op.inputs:
+            cons.setdefault(t, []).append(op)
+
+    def is_c(t: str, v: float) -> bool:
+        return t in scalars and math.isclose(scalars[t], v, rel_tol=1e-3)
+
+    def of(t: str, kind: str) -> Op | None:
+        op = prod_of.get(t)
+        return op if op is not None and op.kind == kind else None
+
+    def other(op: Op, t: str) -> str | None:
+        if len(op.inputs) != 2 or t not in op.inputs:
+            return None
+        return op.inputs[1] if op.inputs[0] == t else op.inputs[0]
+
+    def only(t: str) -> Op | None:
+        c = cons.get(t, [])
+        return c[0] if len(c) == 1 and t not in outputs else None
+
+    def argument(act: Op) -> tuple[str, list[Op]] | None:
+        pre = prod_of.get(act.inputs[0])
+        if pre is None:
+            return None
+        if act.kind == "erf":
+            if pre.kind == "div" and is_c(pre.inputs[1], _SQRT2):
+                return pre.inputs[0], [pre]
+            if pre.kind == "mul":
+                for x, c in (pre.inputs, pre.inputs[::-1]):
+                    if is_c(c, 1 / _SQRT2):
+                        return x, [pre]
+            return None
+        if pre.kind != "mul":
+            return None
+        for inner, c in (pre.inputs, pre.inputs[::-1]):
+            add = of(inner, "add") if is_c(c, _SQRT_2_OVER_PI) else None
+            if add is None:
+                continue
+            for x, cube_mul in (add.inputs, add.inputs[::-1]):
+                m = of(cube_mul, "mul")
+                for cube, c2 in ((m.inputs, m.inputs[::-1]) if m is not None else ()):
+                    pw = of(cube, "pow")
+                    if (is_c(c2, 0.044715) and pw is not None and pw.inputs[0] == x
+                            and is_c(pw.inputs[1], 3.0)):
+                        return x, [pre, add, m, pw]
+        return None
+
+    fused: dict[str, Op] = {}   # name of the last op of a group -> its gelu
+    dropped: set[str] = set()
+    for act in ops:
+        if act.kind not in ("erf", "tanh") or (found := argument(act)) is None:
+            continue
+        x, before = found
+        a = only(act.outputs[0])
+        if a is None or a.kind != "add" or not is_c(other(a, act.outputs[0]) or "", 1.0):
+            continue
+        chain: list[Op] = []
+        has_x = has_half = False
+        t = a.outputs[0]
+        while not (has_x and has_half):
+            m = only(t)
+            if m is None or m.kind != "mul":
+                break
+            o = other(m, t) or ""
+            h = of(o, "mul")
+            if o == x and not has_x:
+                has_x = True
+            elif is_c(o, 0.5) and not has_half:
+                has_half = True
+            elif (h is not None and not has_x and not has_half and x in h.inputs
+                  and is_c(other(h, x) or "", 0.5) and only(h.outputs[0]) is m):
+                has_x = has_half = True
+                chain.append(h)
+            else:
+                break
+            chain.append(m)
+            t = m.outputs[0]
+        if not (has_x and has_half):
+            continue
+        group = [*before, act, a, *chain]
+        names = {op.name for op in group}
+        inner = {o for op in group for o in op.outputs} - {t}
+        if any(o in outputs or any(c.name not in names for c in cons.get(o, []))
+               for o in inner) or names & dropped:
+            continue
+        dropped |= names
+        fused[chain[-1].name] = Op.make(act.name, "gelu", [x], [t])
+    out: _Pending = []
+    for op, shapes, dt in pending:
+        if op.name in fused:
+            out.append((fused[op.name], {k: v for k, v in shapes.items() if k in fused[
+                op.name].outputs}, dt))
+        elif op.name not in dropped:
+            out.append((op, shapes, dt))
+    return out
