@@ -321,9 +321,20 @@ def test_symbolic_shape_needs_dim_values():
         from_relax(mod)
     msg = str(e.value)
     assert "symbolic dimension 'n'" in msg and "dim_values={'n': ...}" in msg
-    assert "'x'" in msg
+    assert "parameter 'x'" in msg and "[n, 32]" in msg
     g = from_relax(mod, dim_values={"n": 4, "unused": 3})
     assert g.tensor("x").shape == (4, 32) and g.summary().macs == 4 * 32 * 8
+
+
+def test_onnx_symbolic_batch_through_tvm_needs_dim_values():
+    x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 32])
+    y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", 8])
+    m = om._model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [x], [y],
+                  [om._init("w", 32, 8)])
+    with pytest.raises(CompilerError, match="symbolic dimension 'batch'"):
+        from_onnx_via_relax(m)
+    g = from_onnx_via_relax(m, dim_values={"batch": 3})
+    assert g.summary().macs == 3 * 32 * 8 and g.name == "test"
 
 
 def test_legalized_module_asks_for_the_module_before_legalization():

@@ -184,11 +184,12 @@ class _Reader:
         self.lazy: dict[str, tuple[tuple[int, ...], str]] = {}
         self.scalars: dict[str, float] = {}   # values of one-element constants
         self.binding = ""
+        self.site = "binding"
         self.op_name = ""
 
     # ------------------------------------------------------------ helpers
     def err(self, msg: str) -> CompilerError:
-        key = f"binding {self.binding!r}" + (f" ({self.op_name})" if self.op_name else "")
+        key = f"{self.site} {self.binding!r}" + (f" ({self.op_name})" if self.op_name else "")
         return CompilerError(msg, where=self.where, key=key if self.binding else None)
 
     def unique(self, base: str) -> str:
@@ -214,7 +215,7 @@ class _Reader:
                 continue
             free = sorted({v.name for v in self.relax.analysis.defined_symbolic_vars(self.f)})
             sym = free[0] if len(free) == 1 else str(d)
-            dims = ", ".join(str(x) for x in vals)
+            dims = ", ".join(str(x.value) if isinstance(x, IntImm) else str(x) for x in vals)
             raise self.err(f"{what} has a symbolic dimension {str(d)!r} (shape [{dims}]); "
                            f"pass dim_values={{{sym!r}: ...}}")
         return tuple(out)
@@ -294,9 +295,9 @@ class _Reader:
             if not isinstance(p.ty, relax.TensorType):
                 raise CompilerError(f"parameter {p.name!r} is not a tensor (type {p.ty})",
                                     where=self.where)
-            self.binding = p.name
-            shape = self.shape(p.ty, f"parameter {p.name!r}")
-            self.binding = ""
+            self.binding, self.site = p.name, "parameter"
+            shape = self.shape(p.ty, "the parameter")
+            self.binding, self.site = "", "binding"
             if i < n_in:
                 self.g.add_input(nm, shape, self.dtype(p.ty) or "float32")
             else:
