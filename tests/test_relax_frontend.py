@@ -38,8 +38,14 @@ def _t(*shape, dtype="float32"):
     return relax.TensorType(shape, dtype)
 
 
-def _c(*shape, value=0.1):
-    return relax.const(np.full(shape, value, np.float32))
+_RNG = np.random.default_rng(0)
+
+
+def _c(*shape, value=None):
+    """A constant: ``value`` everywhere, else seeded random values."""
+    arr = (np.full(shape, value, np.float32) if value is not None
+           else (0.3 * _RNG.standard_normal(shape)).astype(np.float32))
+    return relax.const(arr)
 
 
 def _module(params, build, num_input=None):
@@ -186,6 +192,32 @@ def test_split_slice_concat_take_mean_and_tuple_outputs():
     assert len(g.outputs) == 3  # the tuple's fields; astype elided
     assert g.outputs[2] == g.ops()[4].outputs[0]
     assert g.summary().macs == 0
+
+
+def _tanh_gelu_module():
+    x = relax.Var("x", _t(2, 8))
+    return _module([x], lambda bb, x: R.nn.relu(_tanh_gelu(bb, x)))
+
+
+@pytest.mark.parametrize("build", [bert_block, resnet_block, _tanh_gelu_module],
+                         ids=["bert", "resnet", "tanh-gelu"])
+def test_graph_computes_what_tvm_computes(build):
+    """The graph run by ``compiler.execute.run_graph`` (numpy) gives TVM's own result."""
+    from compiler.execute import run_graph
+
+    mod = build()
+    rng = np.random.default_rng(1)
+    f = mod["main"]
+    args = [rng.standard_normal([int(d) for d in p.ty.shape.values]).astype(np.float32)
+            for p in f.params]
+    vm = relax.VirtualMachine(tvm.compile(mod, "llvm"), tvm.cpu())
+    want = vm["main"](*[tvm.runtime.tensor(a) for a in args]).numpy()
+    values: dict = {}
+    g = from_relax(mod, values=values)
+    assert set(values) == {p for p in g.params if p.startswith("const")}
+    values.update({p.name: a for p, a in zip(f.params, args, strict=True)})
+    got = run_graph(g, values)[g.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
 # ------------------------------------------------------------------ vs our ONNX reader

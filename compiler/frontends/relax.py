@@ -88,9 +88,13 @@ def _import_tvm(where: str) -> Any:
 
 
 def from_relax(mod: Any, *, func: str = "main", name: str | None = None,
-               dim_values: Mapping[str, int] | None = None) -> Graph:
+               dim_values: Mapping[str, int] | None = None,
+               values: dict[str, Any] | None = None) -> Graph:
     """Read function ``func`` of the Relax ``IRModule`` ``mod`` into a validated
     :class:`Graph` (named ``name``, else ``func``).
+
+    ``values``, when given, is filled with the numpy value of every constant that became a
+    graph param (e.g. for :func:`compiler.execute.run_graph`).
 
     Raises :class:`CompilerError` for a missing function, unsupported or already-lowered
     ops, symbolic dimensions without a value in ``dim_values``, and inconsistent shapes.
@@ -116,7 +120,11 @@ def from_relax(mod: Any, *, func: str = "main", name: str | None = None,
         bind = {k: v for k, v in dims.items() if k in have}
         if bind:
             f = f.bind_symbolic_vars(bind)
-    return _Reader(mod, f, func, name or func, where).run()
+    reader = _Reader(mod, f, func, name or func, where)
+    g = reader.run()
+    if values is not None:
+        values.update({nm: c.value.numpy() for c, nm in reader.consts if nm in g.params})
+    return g
 
 
 def from_onnx_via_relax(model: Any, *, dim_values: Mapping[str, int] | None = None,
