@@ -199,8 +199,35 @@ def _tanh_gelu_module():
     return _module([x], lambda bb, x: R.nn.relu(_tanh_gelu(bb, x)))
 
 
-@pytest.mark.parametrize("build", [bert_block, resnet_block, _tanh_gelu_module],
-                         ids=["bert", "resnet", "tanh-gelu"])
+def _shapes_module():
+    x = relax.Var("x", _t(1, 6, 8, 8))
+    ids = relax.Var("ids", _t(2, 3, dtype="int64"))
+
+    def build(bb, x, ids):
+        parts = bb.emit(R.split(x, 3, axis=1))
+        a = bb.emit(relax.TupleGetItem(parts, 1))
+        s = bb.emit(R.strided_slice(a, axes=[2, 3], begin=[1, 0], end=[7, 8], strides=[2, 3]))
+        p = bb.emit(R.nn.avg_pool2d(x, pool_size=3, strides=2, padding=1))
+        q = bb.emit(R.nn.adaptive_avg_pool2d(x, output_size=[2, 4]))
+        m = bb.emit(R.mean(q, axis=[1], keepdims=False))
+        ln = bb.emit(R.nn.layer_norm(bb.emit(R.permute_dims(p, [0, 2, 3, 1])),
+                                     _c(6), _c(6), axes=[3], epsilon=1e-3))
+        e = bb.emit(R.take(_c(10, 4), ids, axis=0))
+        r = bb.emit(R.sqrt(bb.emit(R.nn.relu(bb.emit(R.expand_dims(m, axis=1))))))
+        return relax.Tuple([s, ln, e, r, bb.emit(R.concat([a, a], axis=2))])
+
+    return _module([x, ids], build, num_input=2)
+
+
+def _args(f, rng):
+    return [rng.integers(0, 10, [int(d) for d in p.ty.shape.values])
+            if str(p.ty.dtype) == "int64" else
+            rng.standard_normal([int(d) for d in p.ty.shape.values]).astype(np.float32)
+            for p in f.params]
+
+
+@pytest.mark.parametrize("build", [bert_block, resnet_block, _tanh_gelu_module, _shapes_module],
+                         ids=["bert", "resnet", "tanh-gelu", "shapes"])
 def test_graph_computes_what_tvm_computes(build):
     """The graph run by ``compiler.execute.run_graph`` (numpy) gives TVM's own result."""
     from compiler.execute import run_graph
@@ -208,16 +235,20 @@ def test_graph_computes_what_tvm_computes(build):
     mod = build()
     rng = np.random.default_rng(1)
     f = mod["main"]
-    args = [rng.standard_normal([int(d) for d in p.ty.shape.values]).astype(np.float32)
-            for p in f.params]
+    args = _args(f, rng)
     vm = relax.VirtualMachine(tvm.compile(mod, "llvm"), tvm.cpu())
-    want = vm["main"](*[tvm.runtime.tensor(a) for a in args]).numpy()
+    res = vm["main"](*[tvm.runtime.tensor(a) for a in args])
+    wants = [r.numpy() for r in res] if not hasattr(res, "numpy") else [res.numpy()]
     values: dict = {}
     g = from_relax(mod, values=values)
     assert set(values) == {p for p in g.params if p.startswith("const")}
     values.update({p.name: a for p, a in zip(f.params, args, strict=True)})
-    got = run_graph(g, values)[g.outputs[0]]
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    out = run_graph(g, values)
+    assert len(g.outputs) == len(wants)
+    for name, want in zip(g.outputs, wants, strict=True):
+        assert out[name].shape == want.shape, name
+        np.testing.assert_allclose(out[name], want, rtol=1e-4,
+                                   atol=1e-4 * max(1.0, np.abs(want).max()), err_msg=name)
 
 
 # ------------------------------------------------------------------ vs our ONNX reader
