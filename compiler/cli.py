@@ -363,15 +363,10 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
 def map_(arch, ert, problem, constraints, target, workload, strategy, budget, time_limit,
          objective, seed, out, as_json) -> None:
     """Search the mapspace for the best mapping and print it with its stats."""
-    from compiler.mapper import find_mapping
+    from compiler.mapper import check_limits, find_mapping
     from cost_models import evaluate as run_eval
 
-    if budget is not None and budget < 1:
-        raise MapspaceError(f"must be a positive integer, found {budget}", where="options",
-                            key="--budget")
-    if time_limit is not None and time_limit <= 0:
-        raise MapspaceError(f"must be positive, found {time_limit}", where="options",
-                            key="--time")
+    check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
     _check_out(out, "--out")
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
                        workload=workload)

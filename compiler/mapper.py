@@ -33,6 +33,18 @@ def cost_function(space: Mapspace, objective: str):
     return cost
 
 
+def check_limits(budget: int | None, time_limit: float | None, *, where: str,
+                 keys: tuple[str, str] = ("budget", "time")) -> None:
+    """Raise naming ``where`` and the key unless ``budget >= 1`` and ``time_limit > 0``
+    (``None`` means unlimited); the one check behind every command that searches."""
+    if budget is not None and budget < 1:
+        raise MapspaceError(f"must be a positive integer, found {budget}", where=where,
+                            key=keys[0])
+    if time_limit is not None and time_limit <= 0:
+        raise MapspaceError(f"must be positive, found {time_limit}", where=where,
+                            key=keys[1])
+
+
 def find_mapping(problem: Problem, arch: Arch, constraints: Constraints, *,
                  strategy: str = DEFAULT_STRATEGY, objective: str = "edp", seed: int = 0,
                  budget: int | None = None, time_limit: float | None = None,

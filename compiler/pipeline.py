@@ -355,14 +355,10 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     length.  Raises :class:`CompilerError` (a ``MapspaceError``) for bad input: an unknown
     model, an unreadable/unsupported ONNX file, a bad pass spec, an unmappable shape.
     """
+    from compiler.mapper import check_limits
     from targets import load_target
 
-    if budget is not None and budget < 1:
-        raise CompilerError(f"must be a positive integer, found {budget}", where="compile",
-                            key="budget")
-    if time_per_op is not None and time_per_op <= 0:
-        raise CompilerError(f"must be positive, found {time_per_op}", where="compile",
-                            key="time_per_op")
+    check_limits(budget, time_per_op, where="compile", keys=("budget", "time_per_op"))
     from mapspace.search import STRATEGIES
 
     if strategy not in STRATEGIES:
