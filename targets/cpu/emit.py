@@ -1,0 +1,334 @@
+"""Turn a mapping into a TVM schedule for the host CPU, build it, check it, time it.
+
+:func:`apply_mapping` is the core: given a block and which loop carries which of our dims,
+it
+
+1. splits every dim's loop into one loop per (level, temporal|spatial) factor > 1, outermost
+   level first (Timeloop's loop nest: level ``l`` temporal loops, then its fan-out);
+2. reorders them: per level the mapping's temporal order (``order`` is innermost first),
+   then that level's spatial loops; the vector-lane loop of the contiguous output dim
+   goes innermost;
+3. hoists the core fan-out loops (spatial factors below a level whose fan-out is to the
+   cores) over *output* dims to the outermost position, fuses and ``parallel``-izes them
+   (always legal for these perfectly nested ops; a spatial factor over a reduction dim
+   stays a serial loop);
+4. adds a write cache (``cache_write`` into ``"local"``) for the output tile held by the
+   innermost level below DRAM that keeps ``Outputs`` (``Registers`` on the cpu target),
+   written back after the reduction loops that directly enclose that tile (so the
+   accumulators stay resident across them), with ``decompose_reduction`` initialising it;
+5. vectorizes the innermost loop when it runs over the output's contiguous dim (also in
+   the init and write-back blocks) and unrolls the register tile's output loops.
+
+:func:`schedule` applies it to :func:`targets._tvm.prim_func`; :func:`emit` writes the trace
+(replayable Python), the scheduled TIR and an exported ``.so``, and with ``run=True``
+builds for llvm (``mcpu`` from the host's flags), runs on seeded inputs, compares with
+numpy and times the kernel.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mapspace.arch import Arch
+from mapspace.errors import MapspaceError
+from mapspace.mapping import MappingBatch
+from mapspace.problem import Problem
+from targets._tvm import (
+    EmitResult,
+    OpSpec,
+    import_tvm,
+    op_spec,
+    prim_func,
+    random_inputs,
+    reference,
+)
+
+#: the output's innermost (contiguous) dim per op kind
+CONTIGUOUS = {"matmul": "M", "bmm": "M", "conv2d": "P"}
+#: unroll the register tile's output loops when their product is at most this
+MAX_UNROLL = 256
+
+
+def check_mapping(spec: OpSpec, mapping: MappingBatch, arch: Arch) -> None:
+    """Raise :class:`MapspaceError` naming what does not fit ``spec`` / ``arch``."""
+    where = "emit: mapping"
+    if len(mapping) != 1:
+        raise MapspaceError(f"expected one mapping, found a batch of {len(mapping)}", where=where)
+    if mapping.num_levels != arch.num_levels:
+        raise MapspaceError(f"has {mapping.num_levels} levels but architecture {arch.name!r} "
+                            f"has {arch.num_levels} ({', '.join(arch.level_names)})",
+                            where=where)
+    dims = list(spec.sizes)
+    if mapping.num_dims != len(dims):
+        raise MapspaceError(f"has {mapping.num_dims} dims but the problem has {len(dims)} "
+                            f"({', '.join(dims)})", where=where)
+    f = mapping.factors[0]
+    if (f < 1).any():
+        raise MapspaceError("has a factor below 1", where=where)
+    prod = f.prod(axis=0)
+    for i, d in enumerate(dims):
+        if int(prod[i]) != spec.sizes[d]:
+            raise MapspaceError(f"factors of dim {d} multiply to {int(prod[i])}, but the "
+                                f"problem's {d} is {spec.sizes[d]}", where=where, key=d)
+    order = mapping.order[0]
+    for lv in range(mapping.num_levels):
+        if sorted(order[lv].tolist()) != list(range(len(dims))):
+            raise MapspaceError(f"loop order of level {arch.level_names[lv]!r} is not a "
+                                f"permutation of the {len(dims)} dims", where=where)
+
+
+def _output_index(n_tensors: int) -> int:
+    # Problems list Weights, Inputs, Outputs (the read-write tensor is last)
+    return n_tensors - 1
+
+
+def _core_levels(arch: Arch) -> set[int]:
+    """Levels whose fan-out goes to cores (not the last one, which is the vector lanes)."""
+    return {lv for lv in range(arch.num_levels - 1)
+            if arch.fanout(lv)[0] * arch.fanout(lv)[1] > 1}
+
+
+def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSpec,
+                  mapping: MappingBatch, arch: Arch, *, vectorize: bool = True,
+                  parallel: bool = True) -> None:
+    """Schedule ``block`` (in ``sch``) as ``mapping`` says; see the module doc.
+
+    ``loops_by_dim`` maps our dim names to the loops carrying them (dims of size 1 may be
+    absent); every loop of the block must be in it.  Raises :class:`MapspaceError` when
+    the mapping does not fit ``spec`` or ``arch``.
+    """
+    check_mapping(spec, mapping, arch)
+    dims = list(spec.sizes)
+    for d in loops_by_dim:
+        if d not in spec.sizes:
+            raise MapspaceError(f"loop for unknown dim {d!r} (dims are {', '.join(dims)})",
+                                where="emit: loops_by_dim", key=d)
+    for d in dims:
+        if d not in loops_by_dim and spec.sizes[d] != 1:
+            raise MapspaceError(f"no loop given for dim {d} of size {spec.sizes[d]}",
+                                where="emit: loops_by_dim", key=d)
+    L = mapping.num_levels
+    T, S, O = mapping.temporal[0], mapping.spatial[0], mapping.order[0]
+    reduce = set(spec.reduce_dims)
+    vdim = CONTIGUOUS[spec.kind]
+    core_levels = _core_levels(arch)
+
+    # 1. split: entries (level, 0=temporal|1=spatial, dim) per factor > 1
+    loops: dict[tuple[int, int, str], Any] = {}
+    for d, loop in loops_by_dim.items():
+        i = dims.index(d)
+        slots = [(lv, k, int((T, S)[k][lv, i])) for lv in range(L) for k in (0, 1)]
+        slots = [s for s in slots if s[2] > 1]
+        if not slots:
+            loops[(0, 0, d)] = loop
+            continue
+        parts = sch.split(loop, factors=[s[2] for s in slots]) if len(slots) > 1 else [loop]
+        for (lv, k, _), rv in zip(slots, parts, strict=True):
+            loops[(lv, k, d)] = rv
+
+    # 2. order
+    def rank(key: tuple[int, int, str]) -> tuple:
+        lv, k, d = key
+        if k == 0:
+            pos = list(O[lv]).index(dims.index(d))
+            return (lv, 0, -pos)
+        return (lv, 1, d == vdim, spec.iters.index(d))
+
+    keys = sorted(loops, key=rank)
+    # 3. hoist the core fan-out loops over output dims
+    par = [k for k in keys if k[1] == 1 and k[0] in core_levels and k[2] not in reduce]
+    if parallel and par:
+        keys = par + [k for k in keys if k not in par]
+    sch.reorder(*[loops[k] for k in keys])
+    order = list(keys)
+    rvs = [loops[k] for k in keys]
+    if parallel and len(par) > 1:
+        fused = sch.fuse(*rvs[:len(par)])
+        rvs = [fused] + rvs[len(par):]
+        order = [par[0]] + order[len(par):]
+    n_par = 1 if parallel and par else 0
+
+    # 4. write cache for the innermost non-DRAM level keeping Outputs
+    out_t = _output_index(mapping.num_tensors)
+    keeps = [lv for lv in range(1, L) if mapping.keep[0, lv, out_t]]
+    anchor = None
+    wb = None
+    if keeps:
+        lo = keeps[-1]
+        outer = list(range(n_par)) + [j for j in range(n_par, len(order)) if order[j][0] < lo]
+        # extend over directly enclosing reduction loops: the tile stays resident
+        while len(outer) > n_par and order[outer[-1]][2] in reduce:
+            outer.pop()
+        # a reduction loop still outside: partial sums leave the tile; no register cache
+        spill = any(order[j][2] in reduce and _extent(sch, rvs[j]) > 1 for j in outer)
+        if outer and not spill and outer[-1] + 1 < len(rvs):
+            anchor = outer[-1]
+    if anchor is not None:
+        wb = sch.cache_write(block, 0, "local")
+        sch.reverse_compute_at(wb, rvs[anchor], preserve_unit_loops=True)
+
+    # 5. parallel, vectorize, unroll
+    if parallel and n_par:
+        sch.parallel(rvs[0])
+    inner = order[-1]
+    if vectorize and inner[2] == vdim and len(order) > n_par:
+        sch.vectorize(rvs[-1])
+        if wb is not None:
+            bl = sch.get_loops(wb)
+            if bl and _extent(sch, bl[-1]) > 1:
+                sch.vectorize(bl[-1])
+    if anchor is not None:
+        # output loops of the register tile after the last reduction loop
+        tail: list[int] = []
+        for j in range(len(order) - 1, anchor, -1):
+            if order[j][2] in reduce:
+                break
+            tail.append(j)
+        tail = [j for j in tail if not (vectorize and j == len(order) - 1 and inner[2] == vdim)]
+        ext = 1
+        for j in tail:
+            ext *= _extent(sch, rvs[j])
+        if tail and ext <= MAX_UNROLL:
+            for j in sorted(tail):
+                sch.unroll(rvs[j])
+    # 6. initialise the accumulators just inside the anchor (or before the whole nest)
+    if anchor is not None:
+        sch.decompose_reduction(block, rvs[anchor + 1])
+    elif n_par < len(rvs):
+        sch.decompose_reduction(block, rvs[n_par])
+
+
+def _extent(sch: Any, loop: Any) -> int:
+    return int(sch.get(loop).extent)
+
+
+def schedule(spec: OpSpec, mapping: MappingBatch, arch: Arch, dtype: str = "float32", *,
+             vectorize: bool = True, parallel: bool = True) -> Any:
+    """An ``s_tir.Schedule`` of ``prim_func(spec, dtype)`` with ``mapping`` applied."""
+    tvm = import_tvm()
+    from tvm import s_tir
+
+    check_mapping(spec, mapping, arch)
+    func = prim_func(spec, dtype)
+    sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+    block = sch.get_sblock("Z")
+    loops = sch.get_loops(block)
+    apply_mapping(sch, block, dict(zip(spec.iters, loops, strict=True)), spec, mapping, arch,
+                  vectorize=vectorize, parallel=parallel)
+    return sch
+
+
+def host_target(num_cores: int | None = None) -> Any:
+    """The llvm Target for the host (``mcpu`` from /proc/cpuinfo flags where known)."""
+    tvm = import_tvm()
+    from targets.cpu import llvm_mcpu
+    from targets.cpu import num_cores as _cores
+
+    cfg: dict[str, Any] = {"kind": "llvm", "num-cores": num_cores or _cores()}
+    mcpu = llvm_mcpu()
+    if mcpu:
+        cfg["mcpu"] = mcpu
+    try:
+        return tvm.target.Target(cfg)
+    except Exception:  # noqa: BLE001 - an mcpu this LLVM does not know: plain llvm
+        return tvm.target.Target({"kind": "llvm", "num-cores": cfg["num-cores"]})
+
+
+def trace_script(sch: Any) -> str:
+    """``sch.trace`` as a Python module: ``apply(sch)`` replays it on a fresh schedule."""
+    lines = list(sch.trace.as_python())
+    body = "\n".join("    " + ln for ln in lines) or "    pass"
+    return ('"""Schedule trace written by mapspace (targets/cpu/emit.py).  Replay with\n'
+            "apply(tvm.s_tir.Schedule(mod)) on the unscheduled module.\"\"\"\n\n"
+            "import tvm  # noqa: F401\nfrom tvm import tirx as T  # noqa: F401\n\n\n"
+            f"def apply(sch):\n{body}\n")
+
+
+def build(sch: Any, target: Any = None) -> Any:
+    tvm = import_tvm()
+    return tvm.compile(sch.mod, target=target or host_target())
+
+
+def time_kernel(lib: Any, args: list[Any], *, repeat: int = 5,
+                min_repeat_s: float = 0.05) -> float:
+    """Median seconds of one call over ``repeat`` measurements (each averages enough calls
+    to last ``min_repeat_s``)."""
+    import time
+
+    f = lib["main"]
+    f(*args)
+    t0 = time.perf_counter()
+    f(*args)
+    once = max(time.perf_counter() - t0, 1e-7)
+    number = max(1, int(min_repeat_s / once))
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            f(*args)
+        times.append((time.perf_counter() - t0) / number)
+    return float(np.median(times))
+
+
+def run_kernel(lib: Any, spec: OpSpec, dtype: str, seed: int) -> tuple[np.ndarray, np.ndarray,
+                                                                        list[Any]]:
+    """Run the built kernel on seeded inputs: ``(result, reference, device args)``."""
+    tvm = import_tvm()
+    from targets._tvm import DTYPES, output_shape
+
+    a, b = random_inputs(spec, dtype, seed)
+    dev = tvm.cpu(0)
+    args = [tvm.runtime.tensor(a, dev), tvm.runtime.tensor(b, dev),
+            tvm.runtime.empty(output_shape(spec), DTYPES[dtype][1], dev)]
+    lib["main"](*args)
+    return args[2].numpy(), reference(spec, a, b), args
+
+
+def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "float32",
+         out_dir: str | Path | None = None, run: bool = False, seed: int = 0,
+         repeat: int = 5) -> EmitResult:
+    """Schedule ``problem`` by ``mapping`` for the host CPU; see the module doc.
+
+    Files in ``out_dir`` (written to a temporary folder first, moved into place only when
+    everything succeeded): ``trace.py``, ``kernel_tir.py`` (scheduled TIR), ``kernel.so``.
+    """
+    spec = op_spec(problem)
+    sch = schedule(spec, mapping, arch, dtype)
+    target = host_target()
+    lib = build(sch, target)
+    trace = trace_script(sch)
+    source = sch.mod.script()
+    files: list[Path] = []
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".emit-", dir=out.parent))
+        try:
+            (tmp / "trace.py").write_text(trace)
+            (tmp / "kernel_tir.py").write_text(source)
+            lib.export_library(str(tmp / "kernel.so"))
+            out.mkdir(parents=True, exist_ok=True)
+            for name in ("trace.py", "kernel_tir.py", "kernel.so"):
+                shutil.move(str(tmp / name), str(out / name))
+                files.append(out / name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    correct = err = secs = None
+    if run:
+        got, want, args = run_kernel(lib, spec, dtype, seed)
+        if dtype == "int8":
+            correct = bool(np.array_equal(got, want))
+            err = float(np.abs(got.astype(np.int64) - want).max()) if got.size else 0.0
+        else:
+            err = float(np.abs(got - want).max()) if got.size else 0.0
+            correct = bool(np.allclose(got, want, rtol=1e-4, atol=1e-3 * max(
+                1.0, float(np.sqrt(max(spec.sizes[d] for d in spec.reduce_dims))))))
+        secs = time_kernel(lib, args, repeat=repeat)
+    return EmitResult(target="cpu", op=problem.name, kind=spec.kind, dtype=dtype,
+                      files=tuple(files), trace=trace, source=source, correct=correct,
+                      max_abs_error=err, seconds=secs)
