@@ -27,6 +27,7 @@ from compiler.fusion_cost import (
 from compiler.mapper import find_mapping
 from compiler.passes.fuse import fuse
 from compiler.pipeline import compile_model, lower_op
+from compiler.studies import block_cost, ffn_ops, mha_ops
 from compiler.zoo import zoo_graph
 from mapspace.errors import MapspaceError
 from targets import default_constraints, load_target
@@ -69,16 +70,10 @@ def test_no_fitting_row_tile_raises():
 
 
 def _cycles(res, names) -> int:
-    return sum(r.cycles for r in res.rows if r.name in names)
+    return int(block_cost(res, names)["cycles"])
 
 
-def _mha(res) -> set[str]:
-    return {r.name for r in res.rows if r.name.startswith("layer0.")
-            and any(k in r.name for k in ("q_proj", "k_proj", "v_proj", "attn."))}
-
-
-def _ffn(res) -> set[str]:
-    return {r.name for r in res.rows if r.name.startswith("layer0.ffn")}
+_mha, _ffn = mha_ops, ffn_ops  # layer 0's MHA / FFN op names (compiler.studies)
 
 
 @pytest.fixture(scope="module")
