@@ -406,7 +406,7 @@ class _GemminiLowering:
     def reduce_first(self, lo: int, hi: int) -> Any:
         """all reduction loops at nest positions (lo, hi) are at iteration 0 (None: none)."""
         g = self.geo
-        conds = [lp.var == 0 for lp in g.nest[lo + 1:hi]
+        conds = [lp.var == 0 for lp in g.nest[lo + 1:max(hi, 0)]
                  if lp.dim in _REDUCE[g.spec.kind] and lp.factor > 1 and not lp.spatial]
         if not conds:
             return None
