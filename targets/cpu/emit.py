@@ -182,10 +182,11 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
             bl = sch.get_loops(wb)
             if bl and _extent(sch, bl[-1]) > 1:
                 sch.vectorize(bl[-1])
-    if anchor is not None:
+    if True:
         # output loops of the register tile after the last reduction loop
         tail: list[int] = []
-        for j in range(len(order) - 1, anchor, -1):
+        stop = anchor if anchor is not None else n_par - 1
+        for j in range(len(order) - 1, stop, -1):
             if order[j][2] in reduce:
                 break
             tail.append(j)
