@@ -61,7 +61,12 @@ TARGETS: dict[str, tuple[str, str]] = {
                      "(timeloop-accelergy-exercises)"),
     "simba-like": ("simba_like", "Simba-like 16 PEs x 4 vector lanes x 4-wide MACs "
                    "(timeloop-accelergy-exercises)"),
+    "cpu": ("cpu", "The host CPU, computed from /sys and /proc/cpuinfo (caches, cores, "
+            "vector lanes); estimated energies (targets/cpu)"),
 }
+
+#: targets computed at load time rather than read from YAML: name -> module under targets/
+COMPUTED = {"cpu": "targets.cpu"}
 
 
 def _folder(name: str) -> str:
@@ -75,6 +80,10 @@ def _folder(name: str) -> str:
 def load_target(name: str) -> Arch:
     """The :class:`Arch` of a built-in target (architecture + its energy table)."""
     folder = _ROOT / _folder(name)
+    if name in COMPUTED:
+        import importlib
+
+        return importlib.import_module(COMPUTED[name]).host_arch()
     return load_arch(folder / "arch.yaml", folder / "ERT.yaml")
 
 
@@ -126,6 +135,10 @@ def default_constraints(name: str) -> Constraints:
     keep/bypass per level as in their reference mappings, dummy levels keeping nothing.
     """
     folder = _ROOT / _folder(name)
+    if name in COMPUTED:
+        import importlib
+
+        return importlib.import_module(COMPUTED[name]).cpu_constraints()
     if name in _DATATYPE_DEFAULTS:
         arch = load_target(name)
         keeps = dict(_DATATYPE_DEFAULTS[name])
