@@ -613,6 +613,7 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
         raise MapspaceError(f"gemmini emits int8 only (int32 accumulation), not {dtype!r}",
                             where=_WHERE)
     spec = op_spec(problem)
+    cc = _compiler() if run else None
     sch, mod, geo = lower(problem, mapping, arch)
     tvm = import_tvm()
     lib = tvm.compile(mod, target="c")
@@ -631,7 +632,6 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
                   (s["N"], s["Q"], s["P"], s["M"])]
     else:
         shapes = [sa, sb, output_shape(spec)]
-    cc = None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "trace.py").write_text(f"# schedule trace of {problem.name} on gemmini\n"
@@ -647,8 +647,7 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
     if not run:
         return EmitResult("gemmini", problem.name, spec.kind, dtype, tuple(files), trace,
                           source)
-    assert out is not None
-    cc = _compiler()
+    assert out is not None and cc is not None
     a, b = random_inputs(spec, "int8", seed)
     ref = reference(spec, a, b)
     ga, gb = _to_gemmini_layout(spec, a, b)

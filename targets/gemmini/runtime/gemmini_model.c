@@ -19,7 +19,8 @@ static uint64_t counters[GC_COUNT];
 static const char *counter_names[GC_COUNT] = {
     "config_ld", "config_st", "config_ex", "mvin", "mvout", "preload",
     "compute_preloaded", "compute_accumulated", "fence", "flush",
-    "mvin_bytes", "mvin_spad_bytes", "mvin_acc_bytes", "mvout_bytes", "macs"};
+    "mvin_bytes", "mvin_spad_bytes", "mvin_acc_bytes", "mvin1_bytes", "mvin2_bytes",
+    "mvin3_bytes", "mvout_bytes", "macs"};
 
 static void fail(const char *op, const char *what, long long value, long long bound) {
   fprintf(stderr, "gemmini model: %s: %s %lld out of range (bound %lld)\n", op, what, value,
@@ -102,6 +103,7 @@ static void mvin(const char *op, int id, const void *dram, uint32_t a, int cols,
   counters[GC_MVIN]++;
   counters[GC_MVIN_BYTES] += bytes;
   counters[is_acc(a) ? GC_MVIN_ACC_BYTES : GC_MVIN_SPAD_BYTES] += bytes;
+  counters[GC_MVIN1_BYTES + id] += bytes;
 }
 
 void gemmini_extended_mvin(const void *d, uint32_t a, int cols, int rows) { mvin("mvin", 0, d, a, cols, rows); }

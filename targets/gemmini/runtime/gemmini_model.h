@@ -80,11 +80,13 @@ void gemmini_extended_compute_accumulated(uint32_t A, uint32_t BD, int A_cols, i
 void gemmini_fence(void);
 void gemmini_flush(int skip);
 
-/* model-only: counters and reset */
+/* model-only: counters and reset.  mvin1/2/3_bytes: bytes moved by mvin / mvin2 / mvin3
+ * (config_ld id 0 / 1 / 2); macs counts A_rows x A_cols x C_cols per compute. */
 enum gemmini_counter {
   GC_CONFIG_LD, GC_CONFIG_ST, GC_CONFIG_EX, GC_MVIN, GC_MVOUT, GC_PRELOAD,
   GC_COMPUTE_PRELOADED, GC_COMPUTE_ACCUMULATED, GC_FENCE, GC_FLUSH,
-  GC_MVIN_BYTES, GC_MVIN_SPAD_BYTES, GC_MVIN_ACC_BYTES, GC_MVOUT_BYTES, GC_MACS,
+  GC_MVIN_BYTES, GC_MVIN_SPAD_BYTES, GC_MVIN_ACC_BYTES, GC_MVIN1_BYTES, GC_MVIN2_BYTES,
+  GC_MVIN3_BYTES, GC_MVOUT_BYTES, GC_MACS,
   GC_COUNT
 };
 /* counters[i] for i < GC_COUNT; names[i] their JSON names. Returns GC_COUNT. */
