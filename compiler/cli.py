@@ -521,3 +521,43 @@ def passes_(as_json: bool) -> None:
         return
     for n, d in items:
         click.echo(f"{n:24s} {d}".rstrip())
+
+
+@main.command("emit")
+@click.option("--target", required=True, type=click.Choice(["cpu", "gemmini"]))
+@click.option("--workload", "workload_name", required=True, help="e.g. bert-base/ffn1")
+@click.option("--mapping", "mapping_path", type=click.Path(), default=None,
+              help="Timeloop mapping YAML (else the cost model picks one).")
+@click.option("--strategy", default=None, help="Search strategy when no --mapping (anneal).")
+@click.option("--dtype", type=click.Choice(["float32", "int8"]), default=None,
+              help="Element type (cpu: float32, gemmini: int8 by default).")
+@click.option("--budget", type=int, default=None, help="Search evaluations.")
+@click.option("--time", "time_limit", type=float, default=None, help="Search seconds.")
+@click.option("--out", required=True, help="Folder for the trace, source and module.")
+@click.option("--run", "run_", is_flag=True, help="Build, run, check against numpy, time.")
+@click.option("--seed", type=int, default=0)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("emit")
+def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_limit, out, run_,
+          seed, as_json) -> None:
+    """Schedule one workload for a target through TVM: trace, source, module (and a run)."""
+    from compiler.emit import run_cli
+
+    res = run_cli(target=target, workload_name=workload_name, mapping_path=mapping_path,
+                  strategy=strategy, dtype=dtype, budget=budget, time_limit=time_limit,
+                  out=out, run=run_, seed=seed)
+    if as_json:
+        click.echo(json.dumps(res.summary()))
+        return
+    from rich.console import Console
+
+    con = Console(width=120)
+    con.print(f"[bold]{res.op}[/bold] ({res.kind}, {res.dtype}) on {res.target}")
+    for f in res.files:
+        con.print(f"  wrote {f}")
+    if res.correct is not None:
+        con.print(f"  correct: {res.correct} (max abs error {res.max_abs_error:.3g})")
+    if res.seconds is not None:
+        con.print(f"  kernel time: {res.seconds * 1e3:.3f} ms (median)")
+    for k, v in res.counters.items():
+        con.print(f"  {k}: {v}")

@@ -83,3 +83,55 @@ def emit_op(target: str, problem: Problem, *, mapping: MappingBatch | None = Non
                                  seed=seed, strategy=strategy, budget=budget,
                                  time_limit=time_limit)
     return mod.emit(problem, mapping, arch, dtype=dtype, out_dir=out_dir, run=run, seed=seed)
+
+
+def run_cli(*, target: str, workload_name: str, mapping_path: str | None,
+            strategy: str | None, dtype: str | None, budget: int | None,
+            time_limit: float | None, out: str, run: bool, seed: int) -> Any:
+    """``mapspace emit``: everything the command does short of printing.  The files land
+    in ``out`` only once everything succeeded (written to a sibling temporary folder, then
+    moved)."""
+    import os
+    import shutil
+    import tempfile
+
+    from mapspace.workloads import workload
+
+    mod = emitter(target)
+    dtype = dtype or ("int8" if target == "gemmini" else "float32")
+    if dtype not in DTYPE_BITS:
+        raise MapspaceError(f"must be one of {', '.join(DTYPE_BITS)}, found {dtype!r}",
+                            where="emit", key="dtype")
+    if mapping_path and strategy:
+        raise MapspaceError("give either --mapping or --strategy, not both", where="emit")
+    out_abs = os.path.abspath(out)
+    parent = os.path.dirname(out_abs)
+    if os.path.exists(out_abs) and not os.path.isdir(out_abs):
+        raise MapspaceError(f"{out!r} exists and is not a folder", where="--out")
+    if not os.path.isdir(parent):
+        raise MapspaceError(f"folder {parent!r} does not exist", where="--out")
+    problem = workload(workload_name)
+    arch = target_arch(target, dtype)
+    if mapping_path:
+        from mapspace.mapping_yaml import load_mapping
+
+        mapping = load_mapping(mapping_path, problem, arch)
+    else:
+        mapping = choose_mapping(problem, arch, target_constraints(target, problem, dtype),
+                                 seed=seed, strategy=strategy or "anneal", budget=budget,
+                                 time_limit=time_limit)
+    tmp = tempfile.mkdtemp(prefix=".mapspace-emit-", dir=parent)
+    try:
+        res = mod.emit(problem, mapping, arch, dtype=dtype, out_dir=tmp, run=run, seed=seed)
+        os.makedirs(out_abs, exist_ok=True)
+        moved = []
+        for f in res.files:
+            dest = os.path.join(out_abs, os.path.relpath(str(f), tmp))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.move(str(f), dest)
+            moved.append(Path(dest))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    from dataclasses import replace
+
+    return replace(res, files=tuple(moved))
