@@ -223,6 +223,7 @@ class _Geometry:
         self.ext = [self._extents(t) for t in range(3)]
         self.rows_of = [self._rows(t) for t in range(3)]
         self.base = [0, self.tile_rows(0), 0]
+        self.slide = self._slide()
         spad = self.tile_rows(0) + self.tile_rows(1)
         if spad > SPAD_ROWS:
             raise MapspaceError(
@@ -233,6 +234,20 @@ class _Geometry:
         if self.tile_rows(2) > ACC_ROWS:
             raise MapspaceError(f"the accumulator tile needs {self.tile_rows(2)} rows, Gemmini "
                                 f"has {ACC_ROWS}", where=_WHERE)
+
+    def _slide(self) -> tuple[int, int] | None:
+        """``(axis, shift)`` when the activations' placement loop slides their window along
+        a leading axis (conv ``H``) by less than the window: the scratchpad then keeps the
+        overlap (rows addressed modulo the window) and each later iteration moves in only
+        the ``shift`` new rows -- Timeloop's sliding-window delta."""
+        if self.place[0] < 0:
+            return None
+        lp = self.nest[self.place[0]]
+        for a, ax in enumerate(self.axes[0][:-2]):
+            for d, c in ax:
+                if d == lp.dim and len(ax) > 1 and c * lp.stride < self.ext[0][a]:
+                    return a, c * lp.stride
+        return None
 
     def _factor(self, dim: str, spatial: bool) -> int:
         return math.prod(lp.factor for lp in self.nest if lp.dim == dim and lp.spatial
@@ -370,20 +385,41 @@ class _GemminiLowering:
                 for ax in g.axes[t]]
 
     # moves of a whole tile ------------------------------------------------------------
+    def phys(self, t: int, local: list[Any], org: list[Any]) -> list[Any]:
+        """local axis coordinates -> the ones the scratchpad layout uses (the sliding axis
+        modulo its window, see :meth:`_Geometry._slide`)."""
+        g = self.geo
+        if t != 0 or g.slide is None:
+            return local
+        a = g.slide[0]
+        out = list(local)
+        out[a] = self.t.floormod(org[a] + local[a], g.ext[0][a])
+        return out
+
     def tile_moves(self, t: int, make) -> Any:
         """loops over tensor ``t``'s tile: leading axes, chunks of <= DIM rows along the
         second-to-last axis, blocks of ``width`` columns; ``make(dram_idx, row, cols, rows)``
-        builds one move."""
+        builds one move.  A sliding activation window moves in only its new rows after the
+        first iteration of its placement loop."""
         g = self.geo
         ext, w = g.ext[t], g.widths[t]
         org = self.origin(t)
         nlead = len(ext) - 2
         rows_ext = ext[-2]
         nchunk = -(-rows_ext // DIM)
+        slide = g.slide if t == 0 else None
 
         def build(lead: list[Any]) -> Any:
-            if len(lead) < nlead:
-                return self.loop(ext[len(lead)], "i", lambda v: build(lead + [v]))
+            a = len(lead)
+            if a < nlead and slide is not None and slide[0] == a:
+                first = g.nest[g.place[0]].var == 0
+                lo = self.t.Select(first, 0, ext[a] - slide[1])
+                n = self.t.Select(first, ext[a], slide[1])
+                self.fresh += 1
+                v = self.t.Var(f"h{self.fresh}", "int32")
+                return self.t.For(v, 0, n, self.t.ForKind.SERIAL, build(lead + [lo + v]))
+            if a < nlead:
+                return self.loop(ext[a], "i", lambda v: build(lead + [v]))
 
             def chunk(ch: Any) -> Any:
                 def block(cb: Any) -> Any:
@@ -392,7 +428,7 @@ class _GemminiLowering:
                     if rows_ext < DIM:
                         rows = rows_ext
                     idx = [o + x for o, x in zip(org, local, strict=True)]
-                    return make(idx, g.row_addr(t, local), w, rows)
+                    return make(idx, g.row_addr(t, self.phys(t, local, org)), w, rows)
                 return self.loop(ext[-1] // w, "cb", block)
             return self.loop(nchunk, "ch", chunk)
         return build([])
@@ -446,6 +482,8 @@ class _GemminiLowering:
                     (self.u32(0) if first_red is None
                      else t.Select(first_red, self.u32(0), self.u32(ACCUMULATE_BIT))))
 
+        a_org = self.origin(0)
+
         def local(tn: int, inner: dict[str, Any]) -> list[Any]:
             out = []
             for ax in g.axes[tn]:
@@ -457,7 +495,7 @@ class _GemminiLowering:
 
         def body(inner: dict[str, Any], firsts: list[Any]) -> Any:
             rows = prow if nchunk == 1 else t.min(cs, prow - inner[row_dim])
-            a_row = g.row_addr(0, local(0, inner))
+            a_row = g.row_addr(0, self.phys(0, local(0, inner), a_org))
             b_row = g.row_addr(1, local(1, inner))
             c_row = g.row_addr(2, local(2, inner))
             c_addr = self.local_addr(c_row, self.u32(ACC_BIT) | acc_flag)
