@@ -120,12 +120,13 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
 
     # 1. split: entries (level, 0=temporal|1=spatial, dim) per factor > 1
     loops: dict[tuple[int, int, str], Any] = {}
+    units: dict[tuple[int, int, str], Any] = {}   # extent-1 loops: placed next to innermost
     for d, loop in loops_by_dim.items():
         i = dims.index(d)
         slots = [(lv, k, int((T, S)[k][lv, i])) for lv in range(L) for k in (0, 1)]
         slots = [s for s in slots if s[2] > 1]
         if not slots:
-            loops[(0, 0, d)] = loop
+            units[(L, 0, d)] = loop
             continue
         parts = sch.split(loop, factors=[s[2] for s in slots]) if len(slots) > 1 else [loop]
         for (lv, k, _), rv in zip(slots, parts, strict=True):
@@ -144,7 +145,12 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
     par = [k for k in keys if k[1] == 1 and k[0] in core_levels and k[2] not in reduce]
     if parallel and par:
         keys = par + [k for k in keys if k not in par]
-    sch.reorder(*[loops[k] for k in keys])
+    if units:
+        cut = max(len(keys) - 1, len(par) if parallel else 0)
+        keys = keys[:cut] + list(units) + keys[cut:]
+        loops.update(units)
+    if len(keys) > 1:
+        sch.reorder(*[loops[k] for k in keys])
     order = list(keys)
     rvs = [loops[k] for k in keys]
     if parallel and len(par) > 1:
@@ -187,7 +193,7 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
         tail: list[int] = []
         stop = anchor if anchor is not None else n_par - 1
         for j in range(len(order) - 1, stop, -1):
-            if order[j][2] in reduce:
+            if order[j][2] in reduce and _extent(sch, rvs[j]) > 1:
                 break
             tail.append(j)
         tail = [j for j in tail if not (vectorize and j == len(order) - 1 and inner[2] == vdim)]
