@@ -1,0 +1,40 @@
+"""Our mapper inside ordinary TVM builds (TVM imported lazily, on first use).
+
+* :func:`mapspace_pipeline` — a Relax pipeline for ``tvm.compile(mod, target,
+  relax_pipeline=...)`` that schedules every recognised matmul / bmm / conv2d PrimFunc with
+  a mapping from our search (``relax_pass.py``); :func:`register_pipeline` names it
+  ``"mapspace"``.
+* :func:`recognize` — the MAC block of a legalized PrimFunc, its op and sizes by our dims.
+* MetaSchedule adapters (``metaschedule.py``): :func:`mapspace_space` (our sampler as a
+  space generator) and :class:`MapspaceCostModel` (our analytical model as a
+  ``PyCostModel``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "recognize": "targets.tvm_plugin.recognize",
+    "MacBlock": "targets.tvm_plugin.recognize",
+    "mapspace_pipeline": "targets.tvm_plugin.relax_pass",
+    "mapspace_schedule_pass": "targets.tvm_plugin.relax_pass",
+    "schedule_module": "targets.tvm_plugin.relax_pass",
+    "register_pipeline": "targets.tvm_plugin.relax_pass",
+    "ScheduledFunc": "targets.tvm_plugin.relax_pass",
+    "MappingCache": "targets.tvm_plugin.search",
+    "search_mapping": "targets.tvm_plugin.search",
+    "mapspace_space": "targets.tvm_plugin.metaschedule",
+    "MapspaceCostModel": "targets.tvm_plugin.metaschedule",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'targets.tvm_plugin' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
