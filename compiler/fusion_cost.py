@@ -13,9 +13,27 @@ their input, so
   set by :mod:`compiler.passes.fuse`) keeps its intermediate on chip.  It must hold whole
   rows in the accumulator: :func:`row_complete_constraints` forces every *temporal* factor
   of the row dimension at the levels above the accumulator to 1; the search then runs on
-  the target's defaults merged with those directives.  The nonlinear part is priced by
+  the target's defaults merged with those directives, on :func:`row_complete_arch` (the
+  accumulator **double-buffered**, rule F2 below).  The nonlinear part is priced by
   :func:`fused_nonlinear_cost`: one accumulator read and one write per output element, its
   cycles overlapped with the MAC loop nest (zero extra cycles).
+
+Rule F2 — the accumulator is double-buffered for a fused row-wise epilogue.  The epilogue
+reads the finished rows of one output tile (mean/variance or max/sum over the row, then
+the normalized write-back) while the array accumulates the next tile, so two tiles must be
+resident: the row-complete tile gets ``capacity / ACCUMULATOR_BUFFERS`` words per instance
+(Timeloop's ``multiple_buffering``).  Gemmini's own tiler does the same for every matmul
+(``tiled_matmul_auto`` sizes tiles to half of ``ACC_ROWS``).  Nothing else is added: the
+latency consequence follows from the Timeloop rules already in the model.  On Gemmini's
+weight-stationary array each 16x16 weight block is preloaded into the PEs (``Registers``
+fills of ``Weights``) through the same Scratchpad read port that streams the input rows,
+so with ``I`` output rows per preloaded block the Scratchpad serves ``16 + 256 / I``
+words per cycle (P5).  Row-complete FFN2 of BERT-Base (``M = 768``: 48 words per column
+instance per row) leaves ``I <= 512 / 48`` -> 8 rows at the 64 KiB accumulator (1024
+words per instance, halved), so the Scratchpad must read ``16 + 32 = 48`` words per cycle
+against its ``read_bandwidth`` of 32: FFN2 runs 1.5x slower.  At 128 KiB, ``I = 16``
+(32 words per cycle) keeps it compute-bound.  ``tests/test_fusion.py`` checks the
+hand-computed figures.
 
 Assumptions (documented, deliberately simple):
 
@@ -43,6 +61,8 @@ NONLINEAR_KINDS: tuple[str, ...] = ("softmax", "layernorm")
 HOST_ELEMENTS_PER_CYCLE: float = 16.0
 #: the level that must hold complete rows
 ACCUMULATOR: str = "Accumulator"
+#: tile buffers the accumulator holds for a fused row-wise epilogue (rule F2: double buffering)
+ACCUMULATOR_BUFFERS: int = 2
 
 
 @dataclass(frozen=True)
@@ -84,6 +104,17 @@ def row_complete_constraints(arch: Arch, dim: str, *, level: str = ACCUMULATOR,
     return Constraints(tuple(ds), strict=False, source=f"row-complete {dim} at {level}")
 
 
+def row_complete_arch(arch: Arch, *, level: str = ACCUMULATOR,
+                      buffers: int = ACCUMULATOR_BUFFERS) -> Arch:
+    """``arch`` with ``level`` holding ``buffers`` tiles (rule F2): its
+    ``multiple_buffering`` raised to ``buffers``, so each tile gets ``capacity / buffers``
+    words per instance.  A level already multiple-buffered that much is left alone."""
+    lv = arch.levels[_level(arch, level, "row_complete_arch")]
+    if lv.multiple_buffering >= buffers:
+        return arch
+    return arch.with_level(level, multiple_buffering=float(buffers))
+
+
 def host_nonlinear_cost(elements: int, arch: Arch) -> NonlinearCost:
     """An unfused softmax/LayerNorm: ``elements`` written to DRAM and read back (DRAM
     energy per word, DRAM bandwidth cycles) plus the host's compute time."""
@@ -109,6 +140,6 @@ def needs_row(fused: Sequence[str] | None) -> bool:
     return bool(fused) and any(s in NONLINEAR_KINDS for s in fused)  # type: ignore[union-attr]
 
 
-__all__ = ["ACCUMULATOR", "HOST_ELEMENTS_PER_CYCLE", "NONLINEAR_KINDS", "NonlinearCost",
-           "fused_nonlinear_cost", "host_nonlinear_cost", "needs_row",
-           "row_complete_constraints"]
+__all__ = ["ACCUMULATOR", "ACCUMULATOR_BUFFERS", "HOST_ELEMENTS_PER_CYCLE", "NONLINEAR_KINDS",
+           "NonlinearCost", "fused_nonlinear_cost", "host_nonlinear_cost", "needs_row",
+           "row_complete_arch", "row_complete_constraints"]

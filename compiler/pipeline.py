@@ -231,15 +231,16 @@ def _lower(s: _State) -> _State:
 
 def _schedule(s: _State) -> _State:
     """Search each distinct shape once on the target (its default constraints)."""
-    from compiler.fusion_cost import row_complete_constraints
+    from compiler.fusion_cost import row_complete_arch, row_complete_constraints
     from compiler.mapper import find_mapping
     from targets import default_constraints, load_target
 
-    arch, cons = load_target(s.target), default_constraints(s.target)
+    base, cons = load_target(s.target), default_constraints(s.target)
     total = len(s.groups)
     for i, (key, names) in enumerate(s.groups.items()):
         p = s.problems[names[0]]
         row = s.graph.op(names[0]).attr("row_complete_dim")
+        arch = row_complete_arch(base) if row else base  # double-buffered accumulator (F2)
         c = cons.merged(row_complete_constraints(arch, str(row))) if row else cons
         try:
             r = find_mapping(p, arch, c, strategy=s.strategy, seed=s.seed,
@@ -262,14 +263,17 @@ def _cost(s: _State) -> _State:
         fused_nonlinear_cost,
         host_nonlinear_cost,
         needs_row,
+        row_complete_arch,
     )
     from cost_models import evaluate
     from targets import load_target
 
     arch = load_target(s.target)
     for key, names in s.groups.items():
+        row = s.graph.op(names[0]).attr("row_complete_dim")
+        a = row_complete_arch(arch) if row else arch  # as searched (rule F2)
         for n in names:
-            stats = evaluate(s.problems[n], arch, s.mappings[key]).stats(0)
+            stats = evaluate(s.problems[n], a, s.mappings[key]).stats(0)
             if not stats["valid"]:  # cannot happen for an identical shape; guard anyway
                 raise CompilerError("the mapping of its shape is invalid: "
                                     + "; ".join(stats["reasons"]), where=f"op {n!r}")

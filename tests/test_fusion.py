@@ -2,12 +2,14 @@
 
 Kim et al. 2023 ("Full Stack Optimization of Transformer Inference") report, for BERT-Base
 at sequence 512 on Gemmini: fusing Q x K^T with softmax lowers MHA latency (~22%), fusing
-FFN2 with LayerNorm raises FFN latency at the 64 KiB accumulator (~27%).  Our analytical
-model reproduces the first direction.  The second does not come out: a compute-bound
-schedule of FFN2 with the 768-wide row complete in the accumulator exists (48 columns x
-up to 21 rows per accumulator instance, weights/inputs tiled through the scratchpad, DRAM
-traffic under its bandwidth), so the fused FFN2 costs the same cycles and fusion only
-removes the host round trip of LayerNorm.  The test pins what holds.
+FFN2 with LayerNorm raises FFN latency at the 64 KiB accumulator (~27%), a penalty that
+shrinks with a larger accumulator.  Our model reproduces all three directions (softmax
+-13.5%, LayerNorm +23.4% at 64 KiB, -1.3% at 128 KiB, +6.4% at 256 KiB whose scratchpad is
+only 64 KiB; random search, 30000 evaluations per shape, seed 0).  The LayerNorm penalty
+comes from rule F2 (the accumulator double-buffered for a fused epilogue) and the existing
+Timeloop bandwidth rule P5: with 768-wide rows complete in half the accumulator only 8 rows
+reuse each preloaded 16x16 weight block, and weight preloads plus input rows need 48
+Scratchpad words per cycle against 32 (FFN2 1.5x slower; hand-computed below).
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ import pytest
 
 from compiler.errors import CompilerError
 from compiler.fusion_cost import (
+    ACCUMULATOR_BUFFERS,
     HOST_ELEMENTS_PER_CYCLE,
     fused_nonlinear_cost,
     host_nonlinear_cost,
     needs_row,
+    row_complete_arch,
     row_complete_constraints,
 )
 from compiler.mapper import find_mapping
 from compiler.passes.fuse import fuse
 from compiler.pipeline import compile_model, lower_op
-from compiler.studies import block_cost, ffn_ops, mha_ops
+from compiler.studies import block_cost, ffn_ops, fusion_comparison, mha_ops
 from compiler.zoo import zoo_graph
+from cost_models import evaluate
 from mapspace.errors import MapspaceError
 from targets import default_constraints, load_target
 
@@ -107,13 +112,61 @@ def test_softmax_fusion_lowers_mha_latency(runs):
     assert ratio < 0.95  # survey: ~22% lower; ours ~13% lower
 
 
-def test_layernorm_fusion_on_ffn_in_our_model(runs):
+def test_row_complete_arch_double_buffers_the_accumulator():
+    arch = load_target("gemmini")
+    a = row_complete_arch(arch)
+    assert ACCUMULATOR_BUFFERS == 2
+    assert a.levels[a.level_index("Accumulator")].capacity == 1024 // 2
+    assert row_complete_arch(a) is a  # already double-buffered: unchanged
+    for other in ("DRAM", "Scratchpad", "Registers"):
+        i = arch.level_index(other)
+        assert a.levels[i] == arch.levels[i]
+
+
+def _ffn2(target: str, row: bool):
+    g = fuse(zoo_graph("bert-base", SEQ))
+    p = lower_op(g, g.op("layer0.ffn2"))
+    arch = row_complete_arch(load_target(target))
+    cons = default_constraints(target)
+    if row:
+        cons = cons.merged(row_complete_constraints(arch, "M"))
+    r = find_mapping(p, arch, cons, strategy="random", budget=30000, seed=0)
+    return p, arch, evaluate(p, arch, r.best_mapping)
+
+
+def test_row_complete_ffn2_is_bound_by_weight_preloads_hand_computed():
+    # FFN2: C=3072, M=768, P=512 on 16x16 PEs -> 4718592 compute cycles.  Row complete:
+    # 768/16 = 48 words per accumulator instance per row; 1024/2 = 512 words per tile ->
+    # at most 10 rows -> 8 (P is a power of two).  Each 16x16 weight block is preloaded
+    # for 8 rows: 256/8 = 32 weight words + 16 input words per cycle from the Scratchpad,
+    # read_bandwidth 32 -> x 48/32.
+    p, arch, ev = _ffn2("gemmini", row=True)
+    compute = p.macs // 256
+    assert compute == 4718592
+    sp = arch.level_index("Scratchpad")
+    assert int(ev.cost.level_cycles[0, sp]) == compute * 48 // 32 == int(ev.cost.cycles[0])
+    reads = ev.movement.reads[0, sp] / ev.movement.macs[0]
+    w, i = p.tensor_names.index("Weights"), p.tensor_names.index("Inputs")
+    assert reads[w] == pytest.approx(256 / 8) and reads[i] == pytest.approx(16)
+    # the same double-buffered accumulator leaves the unfused FFN2 compute-bound ...
+    assert int(_ffn2("gemmini", row=False)[2].cost.cycles[0]) == compute
+    # ... and at 128 KiB (2048/2 words: 16 rows, 16 + 16 words per cycle) so is the fused one
+    assert int(_ffn2("gemmini-acc128", row=True)[2].cost.cycles[0]) == compute
+
+
+def test_layernorm_fusion_raises_ffn_latency(runs):
     base, fused = runs[""], runs["fuse=layernorm"]
     b = {r.name: r for r in base.rows}
     f = {r.name: r for r in fused.rows}
-    # the row-complete constraint never makes FFN2's own loop nest faster ...
-    assert f["layer0.ffn2"].cycles >= b["layer0.ffn2"].cycles
-    # ... but (unlike the survey's +27%) a full-row schedule fits the 64 KiB accumulator
-    # at no extra cycles: fused FFN latency stays within 5% of unfused
+    assert f["layer0.ffn2"].cycles == 3 * b["layer0.ffn2"].cycles // 2  # see above
     ratio = _cycles(fused, _ffn(fused)) / _cycles(base, _ffn(base))
-    assert 0.95 < ratio < 1.05
+    assert ratio > 1.15  # survey: ~27% higher; ours ~23% higher
+
+
+def test_layernorm_fusion_penalty_shrinks_with_the_accumulator(runs):
+    base, fused = runs[""], runs["fuse=layernorm"]
+    at64 = _cycles(fused, _ffn(fused)) / _cycles(base, _ffn(base)) - 1.0
+    at128 = fusion_comparison("gemmini-acc128", "layernorm", seq=SEQ, **SEARCH)
+    at256 = fusion_comparison("gemmini-acc256", "layernorm", seq=SEQ, **SEARCH)
+    assert at128.latency_change < 0.0 < at64  # survey: the penalty shrinks with the acc.
+    assert at256.latency_change < at64 / 2
