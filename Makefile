@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-peers setup clean
+.PHONY: demo test lint bench bench-peers bench-tvm setup clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_evaluate.py
 	$(BIN)/python benchmarks/bench_explore.py
 	$(BIN)/python benchmarks/bench_compile.py
+
+# Our TVM CPU kernels vs numpy/OpenBLAS and MetaSchedule (64 trials, ~4 min; QUICK=1 skips it)
+bench-tvm: $(STAMP)
+	$(BIN)/python benchmarks/bench_tvm_cpu.py $(if $(QUICK),--quick)
 
 # ZigZag (the closest peer) in its own venv .venv-peers (it pins its own numpy/pandas);
 # zigzag imports six without declaring it.
