@@ -95,7 +95,7 @@ def _core_levels(arch: Arch) -> set[int]:
 
 def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSpec,
                   mapping: MappingBatch, arch: Arch, *, vectorize: bool = True,
-                  parallel: bool = True) -> None:
+                  parallel: bool = True, pack: str | None = "L2") -> None:
     """Schedule ``block`` (in ``sch``) as ``mapping`` says; see the module doc.
 
     ``loops_by_dim`` maps our dim names to the loops carrying them (dims of size 1 may be
@@ -177,6 +177,9 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
     if anchor is not None:
         wb = sch.cache_write(block, 0, "local")
         sch.reverse_compute_at(wb, rvs[anchor], preserve_unit_loops=True)
+    # 4b. pack the weights' tile of level `pack` into a contiguous buffer
+    if pack and pack in arch.level_names:
+        _pack_weights(sch, block, spec, order, rvs, n_par, arch.level_index(pack), vectorize)
 
     # 5. parallel, vectorize, unroll
     if parallel and n_par:
@@ -208,6 +211,29 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
         sch.decompose_reduction(block, rvs[anchor + 1])
     elif n_par < len(rvs):
         sch.decompose_reduction(block, rvs[n_par])
+
+
+#: dims that index the weights operand (read buffer 1 of the block)
+WEIGHT_DIMS = {"matmul": ("C", "M"), "bmm": ("N", "C", "M"), "conv2d": ("M", "C", "S", "R")}
+
+
+def _pack_weights(sch: Any, block: Any, spec: OpSpec, order: list, rvs: list, n_par: int,
+                  level: int, vectorize: bool) -> None:
+    """``cache_read`` of the weights' tile of ``level`` (copied where that tile changes:
+    just outside the level's loops, hoisted over directly enclosing loops of dims that do
+    not index the weights), so the inner loops read it contiguously (BLAS-style packing)."""
+    rel = set(WEIGHT_DIMS[spec.kind])
+    outer = list(range(n_par)) + [j for j in range(n_par, len(order)) if order[j][0] < level]
+    while outer and order[outer[-1]][2] not in rel and outer[-1] >= n_par:
+        outer.pop()
+    if not outer or outer[-1] + 1 >= len(rvs):
+        return
+    cb = sch.cache_read(block, 1, "global")
+    sch.compute_at(cb, rvs[outer[-1]], preserve_unit_loops=True)
+    if vectorize:
+        bl = sch.get_loops(cb)
+        if bl and _extent(sch, bl[-1]) > 1:
+            sch.vectorize(bl[-1])
 
 
 def _extent(sch: Any, loop: Any) -> int:
