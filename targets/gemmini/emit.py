@@ -88,6 +88,7 @@ class _Loop:
     stride: int = 1
     rv: Any = None
     var: Any = None
+    tile: bool = False
 
 
 # --------------------------------------------------------------------------- TE / layouts
@@ -188,9 +189,14 @@ def _loops(problem: Problem, spec: OpSpec, arch: Arch, mapping: MappingBatch) ->
     for d in reversed(order[3].tolist()):
         if dims[d] in iters:
             nest.append(_Loop(dims[d], int(tem[3, d]), 3, False))
-    for d in iters:
-        if d not in ("M", "C"):
-            continue
+    # the compute tile: spatial M, spatial C, Registers loops; its unit loops go just
+    # outside it (a TensorIntrin matches the loops of extent > 1)
+    head = [lp for lp in nest if lp.level < 3 and not lp.spatial]
+    rest = nest[len(head):]
+    tile = [lp for lp in rest if lp.factor > 1] or [rest[1]]
+    nest = head + [lp for lp in rest if not any(lp is x for x in tile)] + tile
+    for lp in tile:
+        lp.tile = True
     # strides: split order per dim is [L0, L1, L2, L3, spatial] (outer -> inner)
     for d in iters:
         parts = sorted((lp for lp in nest if lp.dim == d), key=lambda lp: (lp.spatial,
@@ -212,7 +218,7 @@ class _Geometry:
     def __init__(self, spec: OpSpec, nest: list[_Loop]):
         self.spec = spec
         self.nest = nest
-        self.tile_pos = next(i for i, lp in enumerate(nest) if lp.spatial)
+        self.tile_pos = next(i for i, lp in enumerate(nest) if lp.tile)
         coef = {"st": spec.stride, "dl": spec.dilation, 1: 1}
         self.axes = [[[(d, coef[c]) for d, c in ax] for ax in t] for t in _AXES[spec.kind]]
         self.mc = self._factor("M", spatial=True)
@@ -297,6 +303,93 @@ class _Geometry:
         return self.base[t] + (local[-1] // self.widths[t]) * self.rows_of[t] + lin
 
 
+# --------------------------------------------------------------------------- TensorIntrin
+_INTRIN_COUNT = [0]
+
+
+def _region_src(name: str, axes: list[list[tuple[str, int]]], ext: dict[str, int],
+                iv: dict[str, str]) -> tuple[str, str, list[int]]:
+    """``(index expression, full region, shape)`` of a desc buffer."""
+    idx, shape = [], []
+    for ax in axes:
+        terms = [iv[d] if c == 1 else f"{iv[d]} * {c}" for d, c in ax if ext[d] > 1]
+        idx.append(" + ".join(terms) or "0")
+        shape.append(sum((ext[d] - 1) * c for d, c in ax) + 1)
+    region = ", ".join(f"0:{n}" for n in shape)
+    return f"{name}[{', '.join(idx)}]", f"{name}[{region}]", shape
+
+
+def _register_intrin(spec: OpSpec, geo: _Geometry, low: _GemminiLowering,
+                     zshape: tuple[int, ...], bshape: tuple[int, ...]) -> str:
+    """Register a TensorIntrin for this emission's compute tile (its loops, in nest order,
+    over regions of the spad/acc buffers) whose implementation is Gemmini's preload +
+    compute calls; the tile's global position comes from the buffers' element offsets."""
+    from tvm import s_tir, tirx
+    from tvm.script import from_source
+
+    tile = geo.nest[geo.tile_pos:]
+    iters = _ITERS[spec.kind]
+    ext = {d: math.prod(lp.factor for lp in tile if lp.dim == d) for d in iters}
+    iv = {d: f"v_{d}" for d in iters}
+    a_ix, a_rg, a_sh = _region_src("A", geo.axes[0], ext, iv)
+    b_ix, b_rg, b_sh = _region_src("B", geo.axes[1], ext, iv)
+    z_ix, z_rg, z_sh = _region_src("Z", geo.axes[2], ext, iv)
+    loops = ", ".join(f"l{i}" for i in range(len(tile)))
+    exts = ", ".join(str(lp.factor) for lp in tile)
+    binds = []
+    for d in iters:
+        if ext[d] == 1:
+            continue
+        terms = [f"l{i}" if lp.stride == 1 else f"l{i} * {lp.stride}"
+                 for i, lp in enumerate(tile) if lp.dim == d]
+        kind = "reduce" if d in _REDUCE[spec.kind] else "spatial"
+        binds.append(f"                {iv[d]} = T.axis.{kind}({ext[d]}, "
+                     f"{' + '.join(terms) or '0'})")
+    head = f"""
+@T.prim_func(s_tir=True)
+def f(a: T.handle, b: T.handle, z: T.handle):
+    A = T.match_buffer(a, ({", ".join(map(str, a_sh))},), "int8", offset_factor=1,
+                       scope="global.spad")
+    B = T.match_buffer(b, ({", ".join(map(str, b_sh))},), "int8", offset_factor=1,
+                       scope="global.spad")
+    Z = T.match_buffer(z, ({", ".join(map(str, z_sh))},), "int32", offset_factor=1,
+                       scope="global.acc")
+    with T.sblock("root"):
+        T.reads({z_rg}, {a_rg}, {b_rg})
+        T.writes({z_rg})
+"""
+    desc_src = head + f"""        for {loops} in T.grid({exts}):
+            with T.sblock("Z"):
+{chr(10).join(binds)}
+                {z_ix} = {z_ix} + T.Cast("int32", {a_ix}) * T.Cast("int32", {b_ix})
+"""
+    impl_src = head + "        T.evaluate(0)\n"
+    desc = from_source(desc_src)
+    impl = from_source(impl_src)
+    _, bp, zp = impl.params
+
+    def decode(off: Any, shape: tuple[int, ...]) -> list[Any]:
+        out = []
+        for a in range(len(shape)):
+            inner = math.prod(shape[a + 1:])
+            out.append(tirx.floormod(tirx.floordiv(off, inner), shape[a]) if a else
+                       tirx.floordiv(off, inner))
+        return out
+    gdim: dict[str, Any] = {}
+    for buf, shape, axes in ((zp, zshape, geo.axes[2]), (bp, bshape, geo.axes[1])):
+        for (ax, e) in zip(axes, decode(buf.elem_offset, shape), strict=True):
+            gdim.setdefault(ax[0][0], e)
+    root = impl.body.block
+    nb = s_tir.SBlock(root.iter_vars, root.reads, root.writes, root.name_hint,
+                      low.compute_tile(gdim), root.init, root.alloc_buffers,
+                      root.match_buffers, root.annotations)
+    impl = impl.with_body(s_tir.SBlockRealize(impl.body.iter_values, impl.body.predicate, nb))
+    _INTRIN_COUNT[0] += 1
+    name = f"gemmini_tile_{spec.kind}_{_INTRIN_COUNT[0]}"
+    s_tir.TensorIntrin.register(name, desc, impl, override=True)
+    return name
+
+
 # --------------------------------------------------------------------------- schedule
 def _schedule(spec: OpSpec, nest: list[_Loop]) -> tuple[Any, dict[str, Any]]:
     tvm = import_tvm()
@@ -333,10 +426,15 @@ def _schedule(spec: OpSpec, nest: list[_Loop]) -> tuple[Any, dict[str, Any]]:
             sch.annotate(nest[geo.place[t]].rv, f"gemmini.{tag}", names[t])
     if geo.place[2] >= 0:
         sch.annotate(nest[geo.place[2]].rv, "gemmini.acc_tile", names[2])
-    sch.annotate(nest[geo.tile_pos].rv, "gemmini.compute_tile", "Z")
     for lp in nest:
         lp.var = sch.get(lp.rv).loop_var
-    return sch, {"geo": geo, "names": names, "bufs": bufs}
+    low = _GemminiLowering(geo, names, bufs)
+    init = sch.decompose_reduction(blk, nest[0].rv)
+    low.drop.add(sch.get(init).name_hint)
+    intrin = _register_intrin(spec, geo, low, tuple(int(x) for x in Z.shape),
+                              tuple(int(x) for x in B.shape))
+    sch.tensorize(nest[geo.tile_pos].rv, intrin)
+    return sch, {"geo": geo, "low": low}
 
 
 # --------------------------------------------------------------------------- lowering
@@ -466,7 +564,10 @@ class _GemminiLowering:
             self.local_addr(row, self.u32(ACC_BIT | FULL_BIT)), cols, rows))
 
     # the compute tile -------------------------------------------------------------------
-    def compute_tile(self) -> Any:
+    def compute_tile(self, gdim: dict[str, Any] | None = None) -> Any:
+        """preload + compute calls of one compute tile.  Its position is either the loop
+        variables outside it (``gdim`` None, the rewrite) or ``gdim``: the tile's global
+        coordinate per dim (the TensorIntrin, which decodes them from buffer offsets)."""
         g = self.geo
         t = self.t
         tp = g.tile_pos
@@ -477,19 +578,32 @@ class _GemminiLowering:
         prow = reg.get(row_dim, 1)
         nchunk = -(-prow // cs)
         others = [d for d in ("N", "Q") if reg.get(d, 1) > 1]
-        first_red = self.reduce_first(-1, tp)
-        acc_flag = (self.u32(ACCUMULATE_BIT) if first_red is None and False else
-                    (self.u32(0) if first_red is None
-                     else t.Select(first_red, self.u32(0), self.u32(ACCUMULATE_BIT))))
+        if gdim is None:
+            first_red = self.reduce_first(-1, tp)
 
-        a_org = self.origin(0)
+            def outer(tn: int, d: str) -> Any:
+                return g.dim_sum(d, g.place[tn], tp)
+            a_org = self.origin(0)
+        else:
+            red = [gdim[d] == 0 for d in _REDUCE[g.spec.kind]
+                   if g.spec.sizes[d] > 1]
+            first_red = None
+            for x in red:
+                first_red = x if first_red is None else t.And(first_red, x)
+
+            def outer(tn: int, d: str) -> Any:
+                return t.floormod(gdim[d], g.dim_extent(tn, d))
+            a_org = [sum(((gdim[d] - outer(0, d)) * c for d, c in ax), t.const(0, "int32"))
+                     for ax in g.axes[0]]
+        acc_flag = (self.u32(0) if first_red is None
+                    else t.Select(first_red, self.u32(0), self.u32(ACCUMULATE_BIT)))
 
         def local(tn: int, inner: dict[str, Any]) -> list[Any]:
             out = []
             for ax in g.axes[tn]:
                 e: Any = t.const(0, "int32")
                 for d, c in ax:
-                    e = e + (g.dim_sum(d, g.place[tn], tp) + inner.get(d, 0)) * c
+                    e = e + (outer(tn, d) + inner.get(d, 0)) * c
                 out.append(e)
             return out
 
@@ -636,7 +750,7 @@ def lower(problem: Problem, mapping: MappingBatch, arch: Arch) -> tuple[Any, Any
     spec = op_spec(problem)
     nest = _loops(problem, spec, arch, mapping)
     sch, info = _schedule(spec, nest)
-    low = _GemminiLowering(info["geo"], info["names"], info["bufs"])
+    low = info["low"]
     mod = tvm.IRModule({"main": low.run(sch.mod["main"])})
     return sch, mod, info["geo"]
 
