@@ -1,33 +1,41 @@
 """Gemmini emission: a mapping of the ``gemmini`` target -> an ``s_tir.Schedule`` -> C that
 calls Gemmini's intrinsics (``targets/gemmini/runtime``: a functional C model of them).
 
-What the schedule does (every step is in the replayable trace, ``trace.py``):
+The schedule (every step is in the replayable trace written to ``trace.py``):
 
 * every op axis is split by the mapping's factors per level, outer to inner
   ``[DRAM, Scratchpad, Accumulator, Registers, spatial]`` (the spatial factor last, so a
   PE-array block is a contiguous run of channels, as Gemmini's rows need), then reordered:
   DRAM loops, Scratchpad loops, Accumulator loops (each in the mapping's order), then the
-  *compute tile*: spatial ``M`` (array columns), spatial ``C`` (array rows), Register loops;
+  *compute tile*: spatial ``M`` (array columns), spatial ``C`` (array rows), Registers
+  loops (unit loops are kept just outside the tile);
 * ``cache_read`` of activations and weights into ``"global.spad"``, ``compute_at`` the
-  innermost DRAM loop that indexes them (where the mapping's scratchpad tile changes;
-  root when none does); ``cache_write`` of the output into ``"global.acc"``;
-* annotations name the loops the lowering below acts on.
+  innermost DRAM loop that indexes them (where the mapping's scratchpad tile changes; root
+  when none does); ``cache_write`` of the output into ``"global.acc"``;
+  ``decompose_reduction``; ``annotate`` of the loops that hold the copies;
+* ``tensorize`` of the compute tile to a TensorIntrin registered for this emission (its
+  description is the tile's loops over regions of the spad/acc buffers; its implementation
+  calls ``gemmini_extended_preload`` and ``gemmini_extended_compute_preloaded`` /
+  ``_accumulated`` over chunks of at most 16 rows, the weights ``kc x mc``, addresses
+  decoded from the buffers' element offsets).  Spatial factors below 16 become the
+  intrinsics' rows/cols arguments, so partial tiles are zero-padded as Gemmini pads them.
 
-Lowering to Gemmini (``_GemminiLowering``, a rewrite of the scheduled TIR before
+Then a lowering pass (``_GemminiLowering``, a rewrite of the scheduled TIR before
 ``tvm.compile(..., "c")``; TVM 0.27 has no Python IR mutator, so it rebuilds the few
-statement kinds a schedule holds):
+statement kinds a schedule holds) turns the caches into data movement:
 
 * each scratchpad copy block becomes ``mvin`` (activations) / ``mvin2`` (weights) of the
-  tile, rows of ``kc``/``mc`` <= 16 elements in Gemmini's row layout;
+  tile, rows of ``kc``/``mc`` <= 16 elements in Gemmini's row layout.  A conv activation
+  window that slides along ``H`` in its placement loop keeps its overlap (rows addressed
+  modulo the window) and moves in only the new rows, like Timeloop's sliding-window delta;
+  a window sliding along ``W`` (a DRAM loop over ``P`` or ``R``) is reloaded whole, which
+  moves more than the model counts;
 * the accumulator is tile resident: at the innermost DRAM/Scratchpad loop indexing the
   output, partial sums come back with ``mvin3`` (int32) when a reduction loop outside has
   already run once (Timeloop's first-read elision), and leave with ``mvout`` (int32, full
-  accumulator rows) after the loop body; the full-size init/write-back are dropped;
-* the compute tile becomes ``preload`` (weights ``kc x mc``; ``GARBAGE_ADDR`` to keep them)
-  and ``compute_preloaded`` / ``compute_accumulated`` over chunks of at most 16 rows;
-  the first write of an output tile overwrites the accumulator, later ones set bit 30.
-  Spatial factors below 16 are the intrinsics' rows/cols arguments, so partial tiles are
-  zero-padded exactly as Gemmini pads them.
+  accumulator rows) after the loop body; the first compute into an output tile overwrites
+  the accumulator, later ones accumulate (bit 30); the full-size init and write-back of
+  the logical ``global.acc`` buffer are dropped.
 
 conv2d is emitted **directly** (no im2col), in Gemmini's layouts: activations NHWC, weights
 ``[S, R, C, M]`` (HWIO), output NHWC (``[N, Q, P, M]``); the zero padding is a TE pad stage
