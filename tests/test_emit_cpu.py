@@ -55,7 +55,7 @@ def test_host_arch_levels_and_capacities() -> None:
     for lv, name in ((1, "L1"), (2, "L2"), (3, "L3")):
         if lv in caches:
             level = a.levels[a.level_index(name)]
-            assert level.capacity == caches[lv] * 8 // 32
+            assert level.capacity == caches[lv] * 8 // 32 // cpu.CACHE_SHARE
     assert ("L3" in names) == (3 in caches)
     assert a.compute.instances == cpu.num_cores() * cpu.vector_unit().lanes
     assert a.levels[a.level_index("L2")].instances == cpu.num_cores()
@@ -70,8 +70,8 @@ def test_host_arch_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cpu, "num_cores", lambda: 3)
     a = cpu.host_arch()
     assert a.level_names == ("DRAM", "L2", "L1", "Registers")
-    assert a.levels[a.level_index("L1")].capacity == 32 * 1024 // 4
-    assert a.levels[a.level_index("L2")].capacity == 1024 * 1024 // 4
+    assert a.levels[a.level_index("L1")].capacity == 32 * 1024 // 4 // 2
+    assert a.levels[a.level_index("L2")].capacity == 1024 * 1024 // 4 // 2
     assert a.compute.instances == 3 * 4           # no flags: 128-bit vectors
     assert a.fanout(0) == (3, 1)                  # cores fan out below DRAM
     assert cpu.llvm_mcpu() is None
@@ -97,7 +97,8 @@ def test_fake_host(monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_host(monkeypatch)
     a = cpu.host_arch()
     assert a.level_names == ("DRAM", "L3", "L2", "L1", "Registers")
-    assert [lv.capacity for lv in a.levels[1:]] == [8 << 20, 128 << 10, 8 << 10, 16 * 8]
+    # half of each cache; registers: 16 ymm x 8 words
+    assert [lv.capacity for lv in a.levels[1:]] == [4 << 20, 64 << 10, 4 << 10, 16 * 8]
     assert a.fanout(1) == (2, 1) and a.fanout(4) == (8, 1)
     assert cpu.llvm_mcpu() == "haswell"
 

@@ -13,7 +13,9 @@ Levels, outermost first: ``DRAM`` -> ``L3`` (one, shared) -> ``L2`` -> ``L1`` ->
 ``Registers`` (one per core each).  The core fan-out sits below the last shared level
 (``L3``, or ``DRAM`` when there is no L3); the vector-lane fan-out sits below
 ``Registers`` (compute = cores x lanes MACs).  Any level the OS does not report falls back
-to a typical size (L1 32 KiB, L2 1 MiB, L3 none).  Capacities are in *words* of the
+to a typical size (L1 32 KiB, L2 1 MiB, L3 none).  Caches get ``multiple_buffering = 2``:
+a mapping's tiles may fill half of each (set conflicts, LRU replacement, and the packed
+weight copy the emitter adds leave the rest).  Capacities are in *words* of the
 problem's element width (``word_bits``: 32 for fp32, 8 for int8), so an int8 mapping may
 hold four times as many elements in the same cache.  ``Registers`` holds the output
 output accumulators *and* the current slice of both operands (a micro-kernel: per
@@ -52,6 +54,8 @@ PJ_PER_MAC = {32: 4.6, 8: 0.3}
 #: fallback cache sizes (bytes) when the OS reports none
 FALLBACK_BYTES = {1: 32 * 1024, 2: 1024 * 1024}
 LINE_BITS = 512
+#: a cache's capacity divided by this is what one mapping's tiles may use (``multiple_buffering``)
+CACHE_SHARE = 2.0
 
 
 def read_text(path: Path) -> str | None:
@@ -143,8 +147,10 @@ def _level(name: str, size_bits: int | None, width: int, word_bits: int, instanc
            cls: str) -> StorageLevel:
     depth = None if size_bits is None else max(1, size_bits // width)
     e = PJ_PER_64_BITS[name] * width / 64
+    # caches: half the capacity usable by one tile set (set conflicts, LRU, packed copies)
+    mb = CACHE_SHARE if cls == "SRAM" else 1.0
     return StorageLevel(name=name, cls=cls, instances=instances, mesh_x=instances, mesh_y=1,
-                        depth=depth, width=width, datawidth=word_bits,
+                        depth=depth, width=width, datawidth=word_bits, multiple_buffering=mb,
                         energy=ActionEnergy(read=e, write=e, update=e))
 
 
