@@ -1,0 +1,270 @@
+"""MetaSchedule adapters: our mapspace as a design-space generator, our analytical model as
+a cost model.
+
+Usage::
+
+    from tvm.s_tir import meta_schedule as ms
+    from targets.tvm_plugin.metaschedule import MapspaceCostModel, local_builder, mapspace_space
+
+    db = ms.tune_tir(mod, target, work_dir, max_trials_global=16, num_trials_per_iter=16,
+                     space=mapspace_space(num_spaces=16), cost_model=MapspaceCostModel(),
+                     builder=local_builder())
+    sch = ms.tir_integration.compile_tir(db, mod, target)
+
+* :func:`mapspace_space` is a ``ScheduleFn`` returning **one design space per mapping**:
+  the best mapping our search finds plus the best of a pool drawn uniformly from the
+  host CPU's mapspace (``select="best"``), or the first valid draws (``"random"``).  Each
+  is applied by :func:`targets.cpu.emit.apply_mapping` and recorded in the trace as a
+  block annotation (``mapspace.mapping``: the factors, loop orders, X/Y splits and keeps),
+  so a candidate's mapping can be read back from its schedule.  The design spaces carry
+  no random decisions (the splits are fixed by the mapping), so MetaSchedule's
+  evolutionary search has nothing to mutate: it ranks the spaces with the cost model and
+  measures the best ``max_trials`` of them.  Functions that are not a recognised MAC
+  (:func:`~targets.tvm_plugin.recognize.recognize`) are passed through unscheduled.
+* :class:`MapspaceCostModel` (a ``PyCostModel``) reads each candidate's mapping back from
+  its ``mapspace.mapping`` annotation and prices it with ``cost_models.evaluate`` on the
+  task's problem; the score (:func:`score`) is the utilisation ``ideal cycles / cycles``
+  in ``(0, 1]`` with ties broken by energy (higher is better, comparable across batches).
+  Candidates without the annotation (schedules from other space generators) and invalid
+  mappings score 0.  ``update`` keeps
+  the measured ``(score, seconds)`` pairs in ``history``; it learns nothing (a monotone
+  correction of one model output could not change the ranking).
+* :func:`local_builder`: MetaSchedule's default builder imports
+  ``tvm.s_tir.tensor_intrin`` in every worker (~35 s on these machines) and times out; this
+  one builds with plain ``tvm.tirx.build``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from cost_models import evaluate
+from mapspace.mapping import MappingBatch
+from mapspace.problem import Problem
+from mapspace.space import Mapspace
+from mapspace.validity import check
+from targets._tvm import import_tvm
+from targets.tvm_plugin.recognize import MacBlock, leaf_blocks, loops_by_dim, recognize
+from targets.tvm_plugin.search import OBJECTIVES, cpu_target, search_mapping
+
+#: block annotation carrying the applied mapping (JSON)
+ANNOTATION = "mapspace.mapping"
+
+
+def encode_mapping(m: MappingBatch) -> str:
+    """One mapping (a batch of one) as compact JSON."""
+    return json.dumps({k: getattr(m, k)[0].astype(int).tolist()
+                       for k in ("temporal", "spatial", "order", "spatial_x", "keep")},
+                      separators=(",", ":"))
+
+
+def decode_mapping(text: str) -> MappingBatch:
+    d = json.loads(text)
+    ints = {k: np.array([d[k]], np.int64) for k in ("temporal", "spatial", "order")}
+    bools = {k: np.array([d[k]], bool) for k in ("spatial_x", "keep")}
+    return MappingBatch(**ints, **bools)
+
+
+def mapping_of(sch_or_mod: Any) -> MappingBatch | None:
+    """The mapping recorded in a schedule's (or module's) ``mapspace.mapping`` block
+    annotation, ``None`` when it has none."""
+    mod = getattr(sch_or_mod, "mod", sch_or_mod)
+    for gv, func in mod.functions.items():
+        del gv
+        if not hasattr(func, "body"):
+            continue
+        for b in leaf_blocks(func):
+            if b.annotations is not None and ANNOTATION in b.annotations:
+                return decode_mapping(str(b.annotations[ANNOTATION]))
+    return None
+
+
+def candidate_mappings(mac: MacBlock, n: int, *, select: str = "best", pool: int = 4096,
+                       seed: int = 0, budget: int = 2000, strategy: str = "anneal",
+                       objective: str = "latency") -> MappingBatch:
+    """Up to ``n`` distinct valid mappings of ``mac``'s problem for the host CPU: the best
+    of ``strategy`` first, then the best (``select="best"``) or the first (``"random"``)
+    valid ones of ``pool`` uniform draws."""
+    arch, cons = cpu_target(mac.word_bits, mac.problem)
+    best, _ = search_mapping(mac.problem, arch, cons, strategy=strategy, budget=budget,
+                             seed=seed, objective=objective)
+    space = Mapspace(mac.problem, arch, cons)
+    drawn, _ = space.sample(pool, seed + 1)
+    ok = check(mac.problem, arch, drawn).valid
+    idx = np.flatnonzero(ok)
+    if select == "best" and idx.size:
+        cost = getattr(evaluate(mac.problem, arch, drawn).cost, OBJECTIVES[objective])
+        idx = idx[np.argsort(np.asarray(cost, np.float64)[idx], kind="stable")]
+    parts = [best] + [_take(drawn, i) for i in idx]
+    out, seen = [], set()
+    for m in parts:
+        key = encode_mapping(m)
+        if key not in seen:
+            seen.add(key)
+            out.append(m)
+        if len(out) == n:
+            break
+    return _concat(out)
+
+
+def _take(m: MappingBatch, i: int) -> MappingBatch:
+    return MappingBatch(*(getattr(m, k)[i:i + 1] for k in
+                          ("temporal", "spatial", "order", "spatial_x", "keep")))
+
+
+def _concat(ms_: list[MappingBatch]) -> MappingBatch:
+    return MappingBatch(*(np.concatenate([getattr(m, k) for m in ms_]) for k in
+                          ("temporal", "spatial", "order", "spatial_x", "keep")))
+
+
+def apply_recorded(sch: Any, mac: MacBlock, mapping: MappingBatch, *, vectorize: bool = True,
+                   parallel: bool = True) -> None:
+    """Annotate ``mac``'s block with ``mapping`` and apply it (in ``sch``, traced)."""
+    from targets.cpu.emit import apply_mapping
+
+    arch, _ = cpu_target(mac.word_bits, mac.problem)
+    block, loops = loops_by_dim(sch, mac)
+    sch.annotate(block, ANNOTATION, encode_mapping(mapping))
+    apply_mapping(sch, block, loops, mac.spec, mapping, arch, vectorize=vectorize,
+                  parallel=parallel)
+
+
+def mapspace_space(*, num_spaces: int = 16, select: str = "best", pool: int = 4096,
+                   seed: int = 0, budget: int = 2000, strategy: str = "anneal",
+                   objective: str = "latency", vectorize: bool = True,
+                   parallel: bool = True) -> Any:
+    """A ``ms.space_generator.ScheduleFn`` giving one design space per mapping (module
+    doc).  No schedule rules, postprocessors or mutators: the mapping is the schedule."""
+    import_tvm()
+    from tvm.s_tir import meta_schedule as ms
+
+    cache: dict[tuple, MappingBatch] = {}
+
+    def sch_fn(sch: Any) -> list[Any]:
+        mac = recognize(sch.mod["main"], "main")
+        if mac is None:
+            return [sch]
+        key = mac.shape_key()
+        if key not in cache:
+            cache[key] = candidate_mappings(mac, num_spaces, select=select, pool=pool,
+                                            seed=seed, budget=budget, strategy=strategy,
+                                            objective=objective)
+        maps = cache[key]
+        out = []
+        for i in range(len(maps)):
+            s = sch.copy()
+            apply_recorded(s, mac, _take(maps, i), vectorize=vectorize, parallel=parallel)
+            out.append(s)
+        return out
+
+    return ms.space_generator.ScheduleFn(sch_fn, sch_rules=[], postprocs=[],
+                                         mutator_probs={})
+
+
+def ideal_cycles(problem: Problem, arch: Any) -> float:
+    """MACs over the compute instances: the cycles of a perfectly utilised mapping."""
+    macs = float(np.prod(np.asarray(problem.sizes, np.float64)))
+    return macs / max(1, arch.compute.instances)
+
+
+def score(problem: Problem, arch: Any, mappings: MappingBatch) -> np.ndarray:
+    """Predicted quality per mapping, higher is better, 0 for invalid ones: float64[B].
+
+    ``utilisation + 1e-3 * energy efficiency``: ``ideal cycles / cycles`` in ``(0, 1]``,
+    ties (common: many mappings keep the FMAs busy by our model) broken by
+    ``MAC energy / total energy`` in ``(0, 1]`` (less data moved through the caches).
+    """
+    ev = evaluate(problem, arch, mappings)
+    cycles = np.asarray(ev.cost.cycles, np.float64)
+    energy = np.asarray(ev.cost.energy, np.float64)
+    ok = check(problem, arch, mappings).valid & np.isfinite(cycles) & (cycles > 0) \
+        & np.isfinite(energy) & (energy > 0)
+    macs = float(np.prod(np.asarray(problem.sizes, np.float64)))
+    e_mac = macs * float(arch.compute.energy)
+    out = np.zeros(len(mappings))
+    out[ok] = ideal_cycles(problem, arch) / cycles[ok] + 1e-3 * np.minimum(
+        1.0, e_mac / energy[ok])
+    return out
+
+
+def _make_cost_model_class() -> type:
+    import_tvm()
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.cost_model import PyCostModel
+
+    @derived_object
+    class MapspaceCostModel(PyCostModel):
+        """Our analytical model as a MetaSchedule cost model (see the module doc)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._macs: dict[int, MacBlock | None] = {}
+            self.history: list[tuple[float, float]] = []
+
+        def load(self, path: str) -> None:
+            del path
+
+        def save(self, path: str) -> None:
+            del path
+
+        def _mac(self, context: Any) -> MacBlock | None:
+            mod = context.mod
+            h = int(mod.__hash__()) if mod is not None else 0
+            if h not in self._macs:
+                self._macs[h] = None if mod is None else recognize(mod["main"], "main")
+            return self._macs[h]
+
+        def predict(self, context: Any, candidates: list[Any]) -> np.ndarray:
+            out = np.zeros(len(candidates))
+            mac = self._mac(context)
+            if mac is None or not candidates:
+                return out
+            arch, _ = cpu_target(mac.word_bits, mac.problem)
+            found = [(i, mapping_of(c.sch)) for i, c in enumerate(candidates)]
+            found = [(i, m) for i, m in found if m is not None
+                     and m.num_dims == mac.problem.num_dims and m.num_levels == arch.num_levels]
+            if found:
+                idx = np.array([i for i, _ in found])
+                out[idx] = score(mac.problem, arch, _concat([m for _, m in found]))
+            return out
+
+        def update(self, context: Any, candidates: list[Any], results: list[Any]) -> None:
+            pred = self.predict(context, candidates)
+            for p, r in zip(pred, results, strict=True):
+                secs = [float(s) for s in (r.run_secs or [])]
+                self.history.append((float(p), float(np.median(secs)) if secs else np.inf))
+
+    return MapspaceCostModel
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> Any:
+    # the class derives from TVM's PyCostModel: made on first use so importing this
+    # module does not import TVM
+    if name == "MapspaceCostModel":
+        if name not in _CLASSES:
+            _CLASSES[name] = _make_cost_model_class()
+        return _CLASSES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def fast_build(mod: Any, target: Any, _params: Any = None) -> Any:
+    """MetaSchedule build function: plain ``tvm.tirx.build`` (see :func:`local_builder`);
+    it returns the runtime module itself (``tvm.compile``'s ``Executable`` does not cross the
+    builder's FFI boundary)."""
+    tvm = import_tvm()
+    return tvm.tirx.build(mod, target=target)
+
+
+def local_builder(max_workers: int = 1, timeout_sec: float = 90.0) -> Any:
+    """A ``LocalBuilder`` with :func:`fast_build` (the default one times out here)."""
+    import_tvm()
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.builder.LocalBuilder(f_build=fast_build, max_workers=max_workers,
+                                   timeout_sec=timeout_sec)
