@@ -22,8 +22,11 @@ cost: the accelerator model prices only MAC loop nests.  Host ``softmax``/``laye
 and fused MAC ops carrying them are priced by :mod:`compiler.fusion_cost` (a DRAM round
 trip + host time, or a row-complete schedule + on-chip accumulator traffic).  Costs come from
 the dense analytical model (``cost_models.evaluate``): bit widths change word sizes and
-capacities, but a density below 1 only separates shapes and is reported; it is not priced
-as sparse (that needs a target's sparse formats and actions, ``cost_models.sparse``).
+capacities.  A MAC op whose weights were pruned by ``sparsify`` (``weight_density`` < 1) is
+searched dense, then its mapping is priced sparse by :mod:`compiler.sparse_cost`
+(``cost_models.sparse.evaluate_sparse`` under the default sparse optimizations: compressed
+weights, zero weights skipped before the PEs, N:M skipped / unstructured gated at the MAC);
+its row keeps the dense price in ``dense_cycles``/``dense_energy_pJ``.
 """
 
 from __future__ import annotations
@@ -74,6 +77,11 @@ class OpRow:
     mapping_yaml: str
     on_host: bool
     attrs: tuple[tuple[str, object], ...] = ()
+    #: sparse ops (``weight_density`` < 1): the dense price of the same mapping, and the
+    #: sparse optimizations priced (:mod:`compiler.sparse_cost`); ``None``/``""`` otherwise
+    dense_cycles: int | None = None
+    dense_energy_pJ: float | None = None
+    sparse: str = ""
 
 
 @dataclass(frozen=True)
@@ -273,11 +281,13 @@ def _cost(s: _State) -> _State:
         row = s.graph.op(names[0]).attr("row_complete_dim")
         a = row_complete_arch(arch) if row else arch  # as searched (rule F2)
         for n in names:
-            stats = evaluate(s.problems[n], a, s.mappings[key]).stats(0)
+            ev = evaluate(s.problems[n], a, s.mappings[key])
+            stats = ev.stats(0)
             if not stats["valid"]:  # cannot happen for an identical shape; guard anyway
                 raise CompilerError("the mapping of its shape is invalid: "
                                     + "; ".join(stats["reasons"]), where=f"op {n!r}")
             op = s.graph.op(n)
+            _price_sparse(op, ev, s.mappings[key], stats)
             if op.attr("row_complete_dim") and needs_row(op.attr("fused")):  # type: ignore[arg-type]
                 nl = fused_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, arch)
                 e = stats["energy_pJ"] + nl.energy_pJ
@@ -290,6 +300,27 @@ def _cost(s: _State) -> _State:
             s.costs[op.name] = {"cycles": nl.cycles, "energy_pJ": nl.energy_pJ,
                                 "edp": nl.energy_pJ * 1e-12 * nl.cycles}
     return s
+
+
+def _price_sparse(op: Op, ev: object, mapping: object, stats: dict) -> None:
+    """Weights pruned by ``sparsify`` (``weight_density`` < 1): keep the dense price as
+    ``dense_cycles``/``dense_energy_pJ`` and price the mapping sparse
+    (:mod:`compiler.sparse_cost`); ``stats["sparse"]`` describes the optimizations (and
+    why the dense price stands when the compressed tiles do not fit)."""
+    d = op.attr("weight_density")
+    if d is None or float(d) >= 1.0:  # type: ignore[arg-type]
+        return
+    from compiler.sparse_cost import sparse_price
+
+    nm = op.attr("nm")
+    sp = sparse_price(ev, mapping, density=float(d), pruning=op.attr("pruning"),  # type: ignore[arg-type]
+                      nm=tuple(nm) if nm else None)  # type: ignore[arg-type]
+    stats["dense_cycles"], stats["dense_energy_pJ"] = stats["cycles"], stats["energy_pJ"]
+    if not sp.valid:
+        stats["sparse"] = f"{sp.description} (not applied: {sp.reason})"
+        return
+    stats.update(cycles=sp.cycles, energy_pJ=sp.energy_pJ, edp=sp.edp,
+                 utilization=sp.utilization, sparse=sp.description)
 
 
 def _report(s: _State) -> _State:
@@ -322,7 +353,8 @@ def _report(s: _State) -> _State:
                 sort_keys=False, default_flow_style=None, width=100)
         rows.append(OpRow(op.name, op.kind, shape, _sizes(p), gi, rep, p.macs, st["cycles"],
                           st["energy_pJ"], st["edp"], st["utilization"], texts[key], False,
-                          attrs))
+                          attrs, st.get("dense_cycles"), st.get("dense_energy_pJ"),
+                          st.get("sparse", "")))
     s.result = CompileResult(
         model=g.name, target=s.target, passes=s.passes, strategy=s.strategy,
         rows=tuple(rows), distinct_shapes=len(s.groups), searches=len(s.mappings),

@@ -3,7 +3,11 @@
 ``frame(result)`` has one row per op (topological order) and a last ``TOTAL`` row:
 ``op, kind, shape, problem, shape_group, searched_as, macs, cycles, energy_pJ, edp,
 utilization, on_host, mapping_yaml`` and, when any op carries them, the attrs of
-:data:`compiler.pipeline.REPORT_ATTRS` (``fused``, bit widths, densities).  Host ops (every
+:data:`compiler.pipeline.REPORT_ATTRS` (``fused``, bit widths, densities).  When any op was
+priced sparse (``sparsify``; :mod:`compiler.sparse_cost`), ``cycles``/``energy_pJ`` are the
+sparse prices and ``dense_cycles, dense_energy_pJ, sparse`` are added: the dense price of
+the same mapping (an op's own price when it is not sparse; the sums on ``TOTAL``) and the
+sparse optimizations priced.  Host ops (every
 non-MAC op) are not priced, except softmax/layernorm (a DRAM round trip plus host time,
 :mod:`compiler.fusion_cost`).
 
@@ -31,12 +35,16 @@ HOST_NOTE = ("non-MAC ops run on the host; softmax/layernorm pay a DRAM round tr
 def frame(result: CompileResult, *, totals: bool = True, mapping: bool = True) -> pd.DataFrame:
     """One row per op, plus a ``TOTAL`` row when ``totals`` (see the module docstring)."""
     present = [a for a in REPORT_ATTRS if any(a in dict(r.attrs) for r in result.rows)]
+    sparse = any(r.dense_cycles is not None for r in result.rows)
     recs = []
     for r in result.rows:
         rec = {"op": r.name, "kind": r.kind, "shape": r.shape, "problem": r.problem,
                "shape_group": r.shape_group, "searched_as": r.searched_as, "macs": r.macs,
                "cycles": r.cycles, "energy_pJ": r.energy_pJ, "edp": r.edp,
                "utilization": r.utilization, "on_host": r.on_host}
+        if sparse:
+            rec.update(_dense(r.dense_cycles, r.dense_energy_pJ, r.cycles, r.energy_pJ),
+                       sparse=r.sparse)
         attrs = dict(r.attrs)
         for a in present:
             v = attrs.get(a)
@@ -50,6 +58,9 @@ def frame(result: CompileResult, *, totals: bool = True, mapping: bool = True) -
                "shape_group": -1, "searched_as": "", "macs": t["macs"], "cycles": t["cycles"],
                "energy_pJ": t["energy_pJ"], "edp": t["edp"], "utilization": t["utilization"],
                "on_host": False}
+        if sparse:
+            rec.update(dense_cycles=sum(x["dense_cycles"] for x in recs),
+                       dense_energy_pJ=sum(x["dense_energy_pJ"] for x in recs), sparse="")
         rec.update(dict.fromkeys(present))
         if mapping:
             rec["mapping_yaml"] = ""
@@ -62,6 +73,12 @@ def frame(result: CompileResult, *, totals: bool = True, mapping: bool = True) -
             else:
                 df[a] = df[a].astype("string")
     return df
+
+
+def _dense(dc: int | None, de: float | None, cycles: int, energy: float) -> dict:
+    """An op's dense price: its own when it was not priced sparse."""
+    return {"dense_cycles": cycles if dc is None else dc,
+            "dense_energy_pJ": energy if de is None else de}
 
 
 def by_kind(result: CompileResult) -> pd.DataFrame:

@@ -38,7 +38,7 @@ from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.validity import Reason
 
-FORMATS = ("uncompressed", "bitmask", "csr", "coo")
+FORMATS = ("uncompressed", "bitmask", "csr", "coo", "nm")
 KINDS = ("skip", "gate")
 COMPUTE = "compute"
 
@@ -51,7 +51,10 @@ class Format:
     the tile spans); ``None`` = ``ceil(log2(extent))`` of that axis of the level's tile
     (at least 1).  CSR rows run along the innermost tensor axis the tile spans (extent > 1).
     ``pointer_bits``: bits of one CSR row pointer (``rows + 1`` of them per tile);
-    ``None`` = ``ceil(log2(tile + 1))``.
+    ``None`` = ``ceil(log2(tile + 1))``.  ``nm`` (structured N:M) stores each nonzero's
+    position inside its group of M in ``coord_bits`` bits (required; ``ceil(log2 M)``, e.g.
+    2 for 2:4 as in NVIDIA's sparse tensor cores): ``density x coord_bits`` bits per dense
+    element.
     """
 
     level: str
@@ -184,6 +187,9 @@ def _check(problem: Problem, level_names: tuple[str, ...], opts: SparseOptimizat
         if f.kind not in FORMATS:
             raise MapspaceError(f"format must be one of {', '.join(FORMATS)}, found "
                                 f"{f.kind!r}", where=where, key=f"formats.{f.level}.{f.tensor}")
+        if f.kind == "nm" and f.coord_bits is None:
+            raise MapspaceError("format 'nm' needs coord_bits (ceil(log2 M))", where=where,
+                                key=f"formats.{f.level}.{f.tensor}")
         for b in (f.coord_bits, f.pointer_bits):
             if b is not None and b < 1:
                 raise MapspaceError(f"metadata bit widths must be positive, found {b}",
@@ -223,6 +229,8 @@ def _metadata_bits_per_element(fmt: Format | None, problem: Problem, t: int,
         return np.zeros(B)
     if fmt.kind == "bitmask":
         return np.ones(B)
+    if fmt.kind == "nm":
+        return np.full(B, density * float(fmt.coord_bits or 0))
     if spans is None:
         raise MapspaceError(f"format {fmt.kind!r} needs the mappings (to know the tile's "
                             "rows)", where="evaluate_sparse",
