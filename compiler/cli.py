@@ -434,6 +434,13 @@ def _compile_table(result) -> None:
               f"{t['distinct_shapes']} distinct shapes searched), {t['macs']:,} MACs, "
               f"{t['cycles']:,} cycles, {t['energy_pJ'] / 1e6:,.3f} uJ, EDP {t['edp']:.4g} "
               f"J*cycles, utilization {100 * t['utilization']:.1f}%, {t['seconds']:.1f} s")
+    sparse = [r for r in result.rows if r.dense_cycles is not None]
+    if sparse:
+        dc = sum(r.cycles if r.dense_cycles is None else r.dense_cycles for r in result.rows)
+        de = sum(r.energy_pJ if r.dense_energy_pJ is None else r.dense_energy_pJ
+                 for r in result.rows)
+        con.print(f"sparse: {len(sparse)} ops priced sparse ({sparse[0].sparse}); dense "
+                  f"price of the same mappings {dc:,} cycles, {de / 1e6:,.3f} uJ")
 
 
 @main.command("compile")
