@@ -251,13 +251,13 @@ class _Geometry:
 
     def _slide(self) -> tuple[int, int] | None:
         """``(axis, shift)`` when the activations' placement loop slides their window along
-        a leading axis (conv ``H``) by less than the window: the scratchpad then keeps the
-        overlap (rows addressed modulo the window) and each later iteration moves in only
-        the ``shift`` new rows -- Timeloop's sliding-window delta."""
+        ``H`` or ``W`` by less than the window: the scratchpad then keeps the overlap (that
+        axis addressed modulo the window) and each later iteration moves in only the
+        ``shift`` new rows/columns -- Timeloop's sliding-window delta."""
         if self.place[0] < 0:
             return None
         lp = self.nest[self.place[0]]
-        for a, ax in enumerate(self.axes[0][:-2]):
+        for a, ax in enumerate(self.axes[0][:-1]):
             for d, c in ax:
                 if d == lp.dim and len(ax) > 1 and c * lp.stride < self.ext[0][a]:
                     return a, c * lp.stride
@@ -527,16 +527,42 @@ class _GemminiLowering:
             if a < nlead:
                 return self.loop(ext[a], "i", lambda v: build(lead + [v]))
 
+            if slide is not None and slide[0] == nlead:     # sliding along W: new rows only
+                first = g.nest[g.place[0]].var == 0
+                lo = self.t.Select(first, 0, rows_ext - slide[1])
+                total = self.t.Select(first, rows_ext, slide[1])
+                nch = self.t.Select(first, nchunk, -(-slide[1] // DIM))
+            else:
+                lo, total, nch = 0, rows_ext, nchunk
+
             def chunk(ch: Any) -> Any:
                 def block(cb: Any) -> Any:
-                    local = lead + [ch * DIM, cb * w]
-                    rows = self.t.min(DIM, rows_ext - ch * DIM) if rows_ext % DIM else DIM
-                    if rows_ext < DIM:
-                        rows = rows_ext
+                    local = lead + [lo + ch * DIM, cb * w]
+                    if isinstance(total, int) and total <= DIM:
+                        rows = total
+                    elif isinstance(total, int) and total % DIM == 0:
+                        rows = DIM
+                    else:
+                        rows = self.t.min(DIM, total - ch * DIM)
                     idx = [o + x for o, x in zip(org, local, strict=True)]
-                    return make(idx, g.row_addr(t, self.phys(t, local, org)), w, rows)
+                    if slide is None or slide[0] != nlead:
+                        return make(idx, g.row_addr(t, self.phys(t, local, org)), w, rows)
+                    # the rows may wrap around the window: split the move there
+                    ph = self.phys(t, local, org)
+                    first_rows = self.t.min(rows, rows_ext - ph[nlead])
+                    one = make(idx, g.row_addr(t, ph), w, first_rows)
+                    idx2 = list(idx)
+                    idx2[nlead] = idx[nlead] + first_rows
+                    ph2 = list(ph)
+                    ph2[nlead] = self.t.const(0, "int32")
+                    two = make(idx2, g.row_addr(t, ph2), w, rows - first_rows)
+                    return self.t.IfThenElse(first_rows < rows, self.seq([one, two]), one)
                 return self.loop(ext[-1] // w, "cb", block)
-            return self.loop(nchunk, "ch", chunk)
+            if isinstance(nch, int):
+                return self.loop(nch, "ch", chunk)
+            self.fresh += 1
+            v = self.t.Var(f"ch{self.fresh}", "int32")
+            return self.t.For(v, 0, nch, self.t.ForKind.SERIAL, chunk(v))
         return build([])
 
     def mvin_spad(self, t: int) -> Any:
@@ -622,6 +648,12 @@ class _GemminiLowering:
             c_row = g.row_addr(2, local(2, inner))
             c_addr = self.local_addr(c_row, self.u32(ACC_BIT) | acc_flag)
             kc, mc = g.kc, g.mc
+            wa = len(g.axes[0]) - 2
+            wraps = g.slide is not None and g.slide[0] == wa and cs > 1
+            full_rows = rows
+            if wraps:   # the activation rows wrap around a W-sliding window: split there
+                ph = self.phys(0, local(0, inner), a_org)
+                rows = t.min(full_rows, g.ext[0][wa] - ph[wa])
             pre_w = self.seq([
                 self.call("gemmini_extended_preload", self.local_addr(b_row, self.u32(0)),
                           c_addr, mc, kc, mc, rows),
@@ -633,11 +665,26 @@ class _GemminiLowering:
                 self.call("gemmini_extended_compute_accumulated", self.local_addr(
                     a_row, self.u32(0)), self.u32(GARBAGE), kc, rows, DIM, DIM)])
             if not firsts:
-                return pre_w
-            c = firsts[0]
-            for x in firsts[1:]:
-                c = t.And(c, x)
-            return t.IfThenElse(c, pre_w, keep_w)
+                out = pre_w
+            else:
+                c = firsts[0]
+                for x in firsts[1:]:
+                    c = t.And(c, x)
+                out = t.IfThenElse(c, pre_w, keep_w)
+            if not wraps:
+                return out
+            first_rows = rows
+            rows = full_rows
+            ph2 = list(ph)
+            ph2[wa] = t.const(0, "int32")
+            a2 = g.row_addr(0, ph2)
+            c2 = self.local_addr(c_row + first_rows, self.u32(ACC_BIT) | acc_flag)
+            rest = rows - first_rows
+            more = self.seq([
+                self.call("gemmini_extended_preload", self.u32(GARBAGE), c2, mc, kc, mc, rest),
+                self.call("gemmini_extended_compute_accumulated", self.local_addr(
+                    a2, self.u32(0)), self.u32(GARBAGE), kc, rest, DIM, DIM)])
+            return t.IfThenElse(first_rows < rows, self.seq([out, more]), out)
 
         def nest_others(i: int, inner: dict[str, Any], firsts: list[Any]) -> Any:
             if i < len(others):
