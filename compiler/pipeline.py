@@ -104,6 +104,9 @@ class CompileResult:
     #: the compiled graph (after passes), and per MAC op its problem and chosen mapping —
     #: what code emission (``compiler.emit_model``) needs
     graph: Graph | None = field(default=None, compare=False, repr=False)
+    #: the graph as the front end read it (fusion keeps MAC op names; running a model
+    #: executes this one, with the passes' numerics applied per op)
+    source_graph: Graph | None = field(default=None, compare=False, repr=False)
     problems: dict[str, Problem] = field(default_factory=dict, compare=False, repr=False)
     mappings: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
@@ -147,6 +150,7 @@ class _State:
     frontend: str = "onnx"
     module: object | None = None                                      # a tvm.IRModule
     graph: Graph | None = None
+    source_graph: Graph | None = None                                 # before the passes
     problems: dict[str, Problem] = field(default_factory=dict)       # op name -> problem
     groups: dict[tuple, list[str]] = field(default_factory=dict)      # shape key -> op names
     mappings: dict[tuple, object] = field(default_factory=dict)       # shape key -> mapping
@@ -189,6 +193,7 @@ def _load(s: _State) -> _State:
 
 def _passes(s: _State) -> _State:
     """Graph passes from the spec (none when it is empty)."""
+    s.source_graph = s.graph
     if not s.passes.strip():
         return s
     try:
@@ -307,14 +312,11 @@ def _price_sparse(op: Op, ev: object, mapping: object, stats: dict) -> None:
     ``dense_cycles``/``dense_energy_pJ`` and price the mapping sparse
     (:mod:`compiler.sparse_cost`); ``stats["sparse"]`` describes the optimizations (and
     why the dense price stands when the compressed tiles do not fit)."""
-    d = op.attr("weight_density")
-    if d is None or float(d) >= 1.0:  # type: ignore[arg-type]
-        return
-    from compiler.sparse_cost import sparse_price
+    from compiler.sparse_cost import price_op
 
-    nm = op.attr("nm")
-    sp = sparse_price(ev, mapping, density=float(d), pruning=op.attr("pruning"),  # type: ignore[arg-type]
-                      nm=tuple(nm) if nm else None)  # type: ignore[arg-type]
+    sp = price_op(op, ev, mapping)  # type: ignore[arg-type]
+    if sp is None:
+        return
     stats["dense_cycles"], stats["dense_energy_pJ"] = stats["cycles"], stats["energy_pJ"]
     if not sp.valid:
         stats["sparse"] = f"{sp.description} (not applied: {sp.reason})"
@@ -358,7 +360,7 @@ def _report(s: _State) -> _State:
     s.result = CompileResult(
         model=g.name, target=s.target, passes=s.passes, strategy=s.strategy,
         rows=tuple(rows), distinct_shapes=len(s.groups), searches=len(s.mappings),
-        evaluations=s.evaluations, step_seconds=tuple(s.seconds), graph=g,
+        evaluations=s.evaluations, step_seconds=tuple(s.seconds), graph=g, source_graph=s.source_graph,
         problems=dict(s.problems),
         mappings={n: s.mappings[key] for n, (_, _, key) in group_of.items()})
     return s
