@@ -198,7 +198,18 @@ def test_golden_emitted_c(tmp_path):
     assert "sch.cache_write" in r.trace and "global.acc" in r.trace
     pr = predicted_traffic(p, ARCH, m)
     assert r.counters["mvin_spad_bytes"] == pr["inputs"] + pr["weights"]
-    # the schedule trace replays to the same loop nest
+    # the schedule trace replays to the same scheduled module
+    import tvm
+    from tvm import s_tir, te
+
+    from targets._tvm import op_spec
+    from targets.gemmini.emit import _te, lower
+
+    sch, _, _ = lower(p, m, ARCH)
+    A, B, Z, _ = _te(op_spec(p))
+    fresh = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([A, B, Z])}))
+    sch.trace.apply_to_schedule(fresh, remove_postproc=False)
+    tvm.ir.assert_structural_equal(sch.mod, fresh.mod)
     ns: dict = {}
     exec((tmp_path / "trace.py").read_text(), ns)
     assert "apply_trace" in ns
