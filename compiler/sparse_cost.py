@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from compiler.graph import Op
 from cost_models.model import Evaluation
 from cost_models.sparse import Action, Format, SparseOptimizations, evaluate_sparse
 from mapspace.arch import Arch
@@ -51,6 +52,9 @@ class SparsePrice:
     macs: float          # MACs performed (all instances)
     utilization: float   # performed MACs / (MAC instances x cycles)
     description: str     # e.g. "2:4 nm@DRAM,Scratchpad skip@Scratchpad skip-MAC"
+    level_energy_pJ: tuple[float, ...] = ()  # per storage level (data + metadata)
+    mac_energy_pJ: float = 0.0
+    leak_energy_pJ: float = 0.0
 
 
 def default_sparse_optimizations(arch: Arch, pruning: str,
@@ -110,7 +114,20 @@ def sparse_price(evaluation: Evaluation, mapping: MappingBatch, *, density: floa
     macs = float(sc.macs[0])
     util = macs / (arch.compute.instances * cycles) if cycles else 0.0
     return SparsePrice(True, "", cycles, float(sc.energy[0]), float(sc.edp[0]), macs, util,
-                       desc)
+                       desc, tuple(float(x) for x in sc.energy_breakdown[0].sum(axis=1)),
+                       float(sc.mac_energy[0]), float(sc.leak_energy[0]))
 
 
-__all__ = ["SparsePrice", "default_sparse_optimizations", "sparse_price"]
+def price_op(op: Op, evaluation: Evaluation, mapping: MappingBatch) -> SparsePrice | None:
+    """:func:`sparse_price` of a graph op from its ``sparsify`` attrs (``weight_density``,
+    ``pruning``, ``nm``); ``None`` when its weights are dense."""
+    d = op.attr("weight_density")
+    if d is None or float(d) >= 1.0:  # type: ignore[arg-type]
+        return None
+    nm = op.attr("nm")
+    return sparse_price(evaluation, mapping, density=float(d),  # type: ignore[arg-type]
+                        pruning=op.attr("pruning"),  # type: ignore[arg-type]
+                        nm=tuple(nm) if nm else None)  # type: ignore[arg-type]
+
+
+__all__ = ["SparsePrice", "default_sparse_optimizations", "price_op", "sparse_price"]

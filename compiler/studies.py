@@ -144,6 +144,20 @@ def _level_row(problem, arch, mapping, word_scaled: bool = False) -> dict[str, f
     return row
 
 
+def _sparse_levels(result: CompileResult, name: str, arch: Arch, row: dict) -> None:
+    """Replace a dense :func:`_level_row` by the op's sparse price per level."""
+    from compiler.sparse_cost import price_op
+    from cost_models import evaluate
+
+    m = result.mappings[name]
+    sp = price_op(result.graph.op(name), evaluate(result.problems[name], arch, m), m)
+    if sp is None or not sp.valid:
+        return
+    row.update(zip(arch.level_names, sp.level_energy_pJ, strict=True))
+    row.update(MAC=sp.mac_energy_pJ, leak=sp.leak_energy_pJ, cycles=sp.cycles,
+               energy_pJ=sp.energy_pJ)
+
+
 def level_energy(result: CompileResult, names: Iterable[str] | None = None) -> pd.DataFrame:
     """Energy (pJ) per storage level and of the MACs for each op (``names``, default all
     priced ops), one row per op; the columns are the target's levels, ``MAC``, ``leak``,
@@ -151,6 +165,7 @@ def level_energy(result: CompileResult, names: Iterable[str] | None = None) -> p
 
     The pipeline's nonlinear pricing is attributed to a level: an unfused softmax/LayerNorm
     (host round trip) to the DRAM, the fused epilogue's reads and writes to the accumulator.
+    An op priced sparse (``sparsify``) gets its sparse per-level energies.
     """
     from compiler.fusion_cost import ACCUMULATOR
     from targets import load_target
@@ -167,6 +182,8 @@ def level_energy(result: CompileResult, names: Iterable[str] | None = None) -> p
             row.update({levels[0]: r.energy_pJ, "MAC": 0.0, "leak": 0.0})
         else:
             row = _level_row(result.problems[r.name], arch, result.mappings[r.name])
+            if r.dense_energy_pJ is not None:  # priced sparse (compiler.sparse_cost)
+                _sparse_levels(result, r.name, arch, row)
             extra = r.energy_pJ - row["energy_pJ"]
             if abs(extra) > 1e-9 * max(1.0, r.energy_pJ) and ACCUMULATOR in row:
                 row[ACCUMULATOR] += extra  # the fused epilogue's accumulator traffic

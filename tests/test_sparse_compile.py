@@ -96,3 +96,15 @@ def test_cli_compile_sparsify_report(tmp_path: Path):
     df = pd.read_csv(out / "ops.csv").set_index("op")
     assert {"dense_cycles", "dense_energy_pJ", "sparse"} <= set(df.columns)
     assert df.loc["TOTAL", "energy_pJ"] < df.loc["TOTAL", "dense_energy_pJ"]
+
+
+def test_level_energy_of_sparse_ops(bert):
+    from compiler.studies import level_energy
+
+    nm = bert["sparsify=2:4"]
+    le = level_energy(nm, ["layer0.q_proj"]).loc["layer0.q_proj"]
+    parts = sum(le[c] for c in ("DRAM", "Scratchpad", "Accumulator", "Registers", "MAC", "leak"))
+    row = next(r for r in nm.rows if r.name == "layer0.q_proj")
+    assert parts == pytest.approx(row.energy_pJ) and le["energy_pJ"] == pytest.approx(
+        row.energy_pJ)
+    assert row.energy_pJ < row.dense_energy_pJ
