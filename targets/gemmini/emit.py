@@ -312,9 +312,6 @@ class _Geometry:
 
 
 # --------------------------------------------------------------------------- TensorIntrin
-_INTRIN_COUNT = [0]
-
-
 def _region_src(name: str, axes: list[list[tuple[str, int]]], ext: dict[str, int],
                 iv: dict[str, str]) -> tuple[str, str, list[int]]:
     """``(index expression, full region, shape)`` of a desc buffer."""
@@ -392,8 +389,10 @@ def f(a: T.handle, b: T.handle, z: T.handle):
                       low.compute_tile(gdim), root.init, root.alloc_buffers,
                       root.match_buffers, root.annotations)
     impl = impl.with_body(s_tir.SBlockRealize(impl.body.iter_values, impl.body.predicate, nb))
-    _INTRIN_COUNT[0] += 1
-    name = f"gemmini_tile_{spec.kind}_{_INTRIN_COUNT[0]}"
+    import hashlib
+
+    digest = hashlib.sha1((desc.script() + impl.script()).encode()).hexdigest()[:12]
+    name = f"gemmini_tile_{spec.kind}_{digest}"     # same tile, same name (replayable)
     s_tir.TensorIntrin.register(name, desc, impl, override=True)
     return name
 
