@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "recognize": "targets.tvm_plugin.recognize",
-    "MacBlock": "targets.tvm_plugin.recognize",
+    "recognize": "targets.tvm_plugin.recognition",
+    "MacBlock": "targets.tvm_plugin.recognition",
     "mapspace_pipeline": "targets.tvm_plugin.relax_pass",
     "mapspace_schedule_pass": "targets.tvm_plugin.relax_pass",
     "schedule_module": "targets.tvm_plugin.relax_pass",

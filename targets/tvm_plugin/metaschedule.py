@@ -20,7 +20,7 @@ Usage::
   no random decisions (the splits are fixed by the mapping), so MetaSchedule's
   evolutionary search has nothing to mutate: it ranks the spaces with the cost model and
   measures the best ``max_trials`` of them.  Functions that are not a recognised MAC
-  (:func:`~targets.tvm_plugin.recognize.recognize`) are passed through unscheduled.
+  (:func:`~targets.tvm_plugin.recognition.recognize`) are passed through unscheduled.
 * :class:`MapspaceCostModel` (a ``PyCostModel``) reads each candidate's mapping back from
   its ``mapspace.mapping`` annotation and prices it with ``cost_models.evaluate`` on the
   task's problem; the score (:func:`score`) is the utilisation ``ideal cycles / cycles``
@@ -47,7 +47,7 @@ from mapspace.problem import Problem
 from mapspace.space import Mapspace
 from mapspace.validity import check
 from targets._tvm import import_tvm
-from targets.tvm_plugin.recognize import MacBlock, leaf_blocks, loops_by_dim, recognize
+from targets.tvm_plugin.recognition import MacBlock, leaf_blocks, loops_by_dim, recognize
 from targets.tvm_plugin.search import OBJECTIVES, cpu_target, search_mapping
 
 #: block annotation carrying the applied mapping (JSON)
@@ -190,6 +190,28 @@ def score(problem: Problem, arch: Any, mappings: MappingBatch) -> np.ndarray:
     return out
 
 
+def predict_scores(mod: Any, schedules: list[Any], cache: dict | None = None) -> np.ndarray:
+    """:func:`score` of each schedule's recorded mapping on ``mod``'s problem (``mod``: the
+    task's unscheduled module); 0 where a schedule has no ``mapspace.mapping`` annotation
+    or ``mod`` is not a recognised MAC.  What :class:`MapspaceCostModel` predicts."""
+    out = np.zeros(len(schedules))
+    cache = {} if cache is None else cache
+    key = mod
+    if key not in cache:
+        cache[key] = None if mod is None else recognize(mod["main"], "main")
+    mac = cache[key]
+    if mac is None or not schedules:
+        return out
+    arch, _ = cpu_target(mac.word_bits, mac.problem)
+    found = [(i, mapping_of(s)) for i, s in enumerate(schedules)]
+    found = [(i, m) for i, m in found if m is not None
+             and m.num_dims == mac.problem.num_dims and m.num_levels == arch.num_levels]
+    if found:
+        idx = np.array([i for i, _ in found])
+        out[idx] = score(mac.problem, arch, _concat([m for _, m in found]))
+    return out
+
+
 def _make_cost_model_class() -> type:
     import_tvm()
     from tvm.ir.utils import derived_object
@@ -201,8 +223,9 @@ def _make_cost_model_class() -> type:
 
         def __init__(self) -> None:
             super().__init__()
-            self._macs: dict[int, MacBlock | None] = {}
+            self._macs: dict[Any, MacBlock | None] = {}
             self.history: list[tuple[float, float]] = []
+            self.predict_calls = 0
 
         def load(self, path: str) -> None:
             del path
@@ -210,29 +233,12 @@ def _make_cost_model_class() -> type:
         def save(self, path: str) -> None:
             del path
 
-        def _mac(self, context: Any) -> MacBlock | None:
-            mod = context.mod
-            h = int(mod.__hash__()) if mod is not None else 0
-            if h not in self._macs:
-                self._macs[h] = None if mod is None else recognize(mod["main"], "main")
-            return self._macs[h]
-
         def predict(self, context: Any, candidates: list[Any]) -> np.ndarray:
-            out = np.zeros(len(candidates))
-            mac = self._mac(context)
-            if mac is None or not candidates:
-                return out
-            arch, _ = cpu_target(mac.word_bits, mac.problem)
-            found = [(i, mapping_of(c.sch)) for i, c in enumerate(candidates)]
-            found = [(i, m) for i, m in found if m is not None
-                     and m.num_dims == mac.problem.num_dims and m.num_levels == arch.num_levels]
-            if found:
-                idx = np.array([i for i, _ in found])
-                out[idx] = score(mac.problem, arch, _concat([m for _, m in found]))
-            return out
+            self.predict_calls += 1
+            return predict_scores(context.mod, [c.sch for c in candidates], self._macs)
 
         def update(self, context: Any, candidates: list[Any], results: list[Any]) -> None:
-            pred = self.predict(context, candidates)
+            pred = predict_scores(context.mod, [c.sch for c in candidates], self._macs)
             for p, r in zip(pred, results, strict=True):
                 secs = [float(s) for s in (r.run_secs or [])]
                 self.history.append((float(p), float(np.median(secs)) if secs else np.inf))

@@ -16,7 +16,7 @@ The pipeline is TVM's CPU pipeline with one pass inserted::
 ``MapspaceSchedule`` visits every ``PrimFunc`` not already marked ``tirx.is_scheduled``:
 
 * a function whose single MAC block is a matmul, batched matmul or NCHW conv2d
-  (:func:`targets.tvm_plugin.recognize.recognize`) gets a mapping from our search over the
+  (:func:`targets.tvm_plugin.recognition.recognize`) gets a mapping from our search over the
   host CPU's mapspace priced by our analytical model (cached by shape), applied to that
   block by :func:`targets.cpu.emit.apply_mapping` (tiling per cache level, loop order,
   parallel cores, register accumulators, vectorized lanes); elementwise epilogue blocks
@@ -35,7 +35,7 @@ from typing import Any
 
 from mapspace.errors import MapspaceError
 from targets._tvm import import_tvm
-from targets.tvm_plugin.recognize import MacBlock, loops_by_dim, recognize
+from targets.tvm_plugin.recognition import MacBlock, loops_by_dim, recognize
 from targets.tvm_plugin.search import MappingCache, cpu_target, search_mapping
 
 TARGETS = ("cpu",)

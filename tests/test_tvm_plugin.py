@@ -1,0 +1,279 @@
+"""targets/tvm_plugin: recognising MAC PrimFuncs, the Relax pipeline, MetaSchedule adapters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+tvm = pytest.importorskip("tvm")
+onnx = pytest.importorskip("onnx")
+
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from tvm import relax  # noqa: E402
+
+from cost_models import evaluate  # noqa: E402
+from mapspace.validity import check  # noqa: E402
+from targets.tvm_plugin import mapspace_pipeline, recognize, schedule_module  # noqa: E402
+from targets.tvm_plugin.recognition import leaf_blocks  # noqa: E402
+
+_RNG = np.random.default_rng(0)
+
+
+def _legalized(shapes, build, dtype="float32"):
+    """A one-op Relax module through TVM's CPU legalize passes (ends in FuseTIR)."""
+    from tvm.relax.backend.cpu_generic import pipeline as cp
+
+    bb = relax.BlockBuilder()
+    vs = [relax.Var(f"x{i}", relax.TensorType(s, dtype)) for i, s in enumerate(shapes)]
+    with bb.function("main", vs):
+        with bb.dataflow():
+            out = bb.emit_output(build(*vs))
+        bb.emit_func_output(out)
+    t = tvm.target.Target("llvm")
+    with t:
+        return tvm.transform.Sequential(cp.legalize_passes(t))(bb.get())
+
+
+def _prim_funcs(mod):
+    return {gv.name_hint: f for gv, f in mod.functions.items()
+            if isinstance(f, tvm.tirx.PrimFunc)}
+
+
+def _big(sizes):
+    return {k: v for k, v in sizes.items() if v > 1}
+
+
+R = relax.op
+CASES = {
+    "matmul": ([(16, 32), (32, 8)], lambda a, b: R.matmul(a, b), "matmul",
+               dict(P=16, C=32, M=8), {}),
+    "bmm": ([(4, 16, 32), (4, 32, 8)], lambda a, b: R.matmul(a, b), "bmm",
+            dict(N=4, P=16, C=32, M=8), {}),
+    "bmm_4d": ([(2, 3, 16, 32), (2, 3, 32, 8)], lambda a, b: R.matmul(a, b), "bmm",
+               dict(N=6, P=16, C=32, M=8), {}),
+    "matmul_3d_2d": ([(2, 16, 32), (32, 8)], lambda a, b: R.matmul(a, b), "matmul",
+                     dict(P=32, C=32, M=8), {}),
+    "conv_pad_stride": ([(1, 3, 15, 15), (8, 3, 3, 3)],
+                        lambda a, b: R.nn.conv2d(a, b, strides=2, padding=1), "conv2d",
+                        dict(C=3, M=8, R=3, S=3, P=8, Q=8), dict(stride=2, padding=1, H=15)),
+    "conv_batch_nopad": ([(2, 3, 9, 9), (8, 3, 3, 3)], lambda a, b: R.nn.conv2d(a, b),
+                         "conv2d", dict(N=2, C=3, M=8, R=3, S=3, P=7, Q=7),
+                         dict(stride=1, padding=0, H=9)),
+    "conv_dilated": ([(1, 3, 12, 12), (4, 3, 3, 3)],
+                     lambda a, b: R.nn.conv2d(a, b, dilation=2, padding=2), "conv2d",
+                     dict(C=3, M=4, R=3, S=3, P=12, Q=12), dict(dilation=2, padding=2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_recognises_legalized_ops(case):
+    shapes, build, kind, sizes, geometry = CASES[case]
+    funcs = _prim_funcs(_legalized(shapes, build))
+    macs = [m for m in (recognize(f, n) for n, f in funcs.items()) if m is not None]
+    assert len(macs) == 1
+    mac = macs[0]
+    assert mac.kind == kind
+    assert _big(mac.spec.sizes) == sizes
+    for k, v in geometry.items():
+        assert getattr(mac.spec, k) == v
+    assert mac.problem.macs == int(np.prod(list(sizes.values())))
+
+
+def test_recognises_transposed_operands_and_int8():
+    from tvm import te
+
+    A = te.placeholder((32, 16), name="A")   # [k, i]
+    B = te.placeholder((8, 32), name="B")    # [j, k]
+    k = te.reduce_axis((0, 32), name="k")
+    Z = te.compute((16, 8), lambda i, j: te.sum(A[k, i] * B[j, k], axis=k), name="Z")
+    mac = recognize(te.create_prim_func([A, B, Z]))
+    assert (mac.kind, _big(mac.spec.sizes), mac.groups) == (
+        "matmul", dict(P=16, M=8, C=32), {"P": ("i",), "M": ("j",), "C": ("k",)})
+    A8 = te.placeholder((16, 32), "int8", name="A")
+    B8 = te.placeholder((32, 8), "int8", name="B")
+    Z8 = te.compute((16, 8), lambda i, j: te.sum(
+        A8[i, k].astype("int32") * B8[k, j].astype("int32"), axis=k), name="Z")
+    mac = recognize(te.create_prim_func([A8, B8, Z8]))
+    assert (mac.kind, mac.dtype, mac.word_bits) == ("matmul", "int8", 8)
+
+
+@pytest.mark.parametrize("build", [
+    lambda a, b: R.add(a, b),
+    lambda a, b: R.sum(R.multiply(a, b), axis=1),
+], ids=["add", "multiply_sum"])
+def test_non_mac_functions_not_recognised(build):
+    for name, f in _prim_funcs(_legalized([(4, 4), (4, 4)], build)).items():
+        assert recognize(f, name) is None
+
+
+def test_depthwise_conv_not_recognised():
+    mod = _legalized([(1, 4, 8, 8), (4, 1, 3, 3)],
+                     lambda a, b: R.nn.conv2d(a, b, groups=4, padding=1))
+    assert all(recognize(f, n) is None for n, f in _prim_funcs(mod).items())
+
+
+# ------------------------------------------------------------------ ONNX models
+def _model(nodes, inputs, outputs, inits):
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+                                       for n, s in inputs],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+                           for n, s in outputs],
+                          [numpy_helper.from_array(v.astype(np.float32), k)
+                           for k, v in inits.items()])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def mlp_model():
+    return _model([helper.make_node("MatMul", ["x", "W1"], ["h"]),
+                   helper.make_node("Add", ["h", "b1"], ["h1"]),
+                   helper.make_node("Relu", ["h1"], ["h2"]),
+                   helper.make_node("MatMul", ["h2", "W2"], ["y"])],
+                  [("x", [16, 64])], [("y", [16, 32])],
+                  dict(W1=_RNG.standard_normal((64, 96)), b1=_RNG.standard_normal(96),
+                       W2=_RNG.standard_normal((96, 32))))
+
+
+def conv_model():
+    return _model([helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]),
+                   helper.make_node("Relu", ["c"], ["r"]),
+                   helper.make_node("MaxPool", ["r"], ["y"], kernel_shape=[2, 2],
+                                    strides=[2, 2])],
+                  [("x", [1, 4, 14, 14])], [("y", [1, 8, 7, 7])],
+                  dict(W=_RNG.standard_normal((8, 4, 3, 3))))
+
+
+def _run(ex, x):
+    vm = relax.VirtualMachine(ex, tvm.cpu())
+    return vm["main"](tvm.runtime.tensor(x)).numpy()
+
+
+@pytest.mark.parametrize("make, shape, scheduled", [
+    (mlp_model, (16, 64), {("matmul", 16, 64, 96), ("matmul", 16, 96, 32)}),
+    (conv_model, (1, 4, 14, 14), {("conv2d", 14, 4, 8)}),
+], ids=["mlp", "conv"])
+def test_pipeline_matches_default_build(make, shape, scheduled):
+    from tvm.relax.frontend.onnx import from_onnx
+
+    mod = from_onnx(make(), keep_params_in_input=False)
+    log: list = []
+    ours = tvm.compile(mod, "llvm", relax_pipeline=mapspace_pipeline("cpu", budget=500,
+                                                                      log=log))
+    ref = tvm.compile(mod, "llvm")
+    x = _RNG.standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(_run(ours, x), _run(ref, x), rtol=1e-4, atol=1e-4)
+    got = set()
+    for f in log:
+        s = f.sizes
+        got.add((f.kind, s["P"], s["C"], s["M"]))
+    assert got == scheduled
+
+
+def test_unrecognised_functions_left_to_defaults():
+    from tvm.relax.backend.cpu_generic import pipeline as cp
+    from tvm.relax.frontend.onnx import from_onnx
+
+    mod = from_onnx(conv_model(), keep_params_in_input=False)
+    t = tvm.target.Target("llvm")
+    with t:
+        mod = tvm.transform.Sequential(cp.legalize_passes(t))(mod)
+    log: list = []
+    out = schedule_module(mod, budget=300, log=log)
+    marks = {n: (f.attrs is not None and "tirx.is_scheduled" in f.attrs)
+             for n, f in _prim_funcs(out).items()}
+    assert marks == {"fused_conv2d_relu": True, "max_pool2d": False}
+    assert [f.func for f in log] == ["fused_conv2d_relu"]
+    # the pool function is the very same object: untouched
+    assert _prim_funcs(out)["max_pool2d"].same_as(_prim_funcs(mod)["max_pool2d"])
+
+
+def test_register_pipeline_by_name():
+    from targets.tvm_plugin import register_pipeline
+
+    register_pipeline()
+    register_pipeline()   # idempotent
+    p = relax.get_pipeline("mapspace", budget=200)
+    assert isinstance(p, tvm.transform.Pass)
+
+
+# ------------------------------------------------------------- MetaSchedule
+def _matmul_mod(n=64):
+    from mapspace.problem import matmul
+    from targets._tvm import op_spec, prim_func
+
+    spec = op_spec(matmul(n, n, n))
+    return spec, tvm.IRModule({"main": prim_func(spec).with_attr("global_symbol", "main")})
+
+
+def test_cost_model_ranks_like_evaluate():
+    from tvm import s_tir
+
+    from targets.tvm_plugin.metaschedule import (
+        apply_recorded,
+        candidate_mappings,
+        mapping_of,
+        predict_scores,
+    )
+    from targets.tvm_plugin.search import cpu_target
+
+    spec, mod = _matmul_mod()
+    mac = recognize(mod["main"])
+    arch, cons = cpu_target(32, mac.problem)
+    maps = candidate_mappings(mac, 64, select="random", pool=1024, budget=200)
+    cyc = np.asarray(evaluate(mac.problem, arch, maps).cost.cycles, np.float64)
+    assert check(mac.problem, arch, maps).valid.all()
+    lo, hi = int(np.argmin(cyc)), int(np.argmax(cyc))
+    assert cyc[lo] < cyc[hi]
+    schs = []
+    for i in (hi, lo):
+        s = s_tir.Schedule(mod)
+        apply_recorded(s, mac, _row(maps, i))
+        assert np.array_equal(mapping_of(s).factors, _row(maps, i).factors)
+        schs.append(s)
+    pred = predict_scores(mod, schs)
+    assert pred[1] > pred[0] > 0          # fewer cycles -> higher score
+    assert predict_scores(mod, [s_tir.Schedule(mod)])[0] == 0   # no recorded mapping
+
+
+def _row(m, i):
+    from mapspace.mapping import MappingBatch
+
+    return MappingBatch(*(getattr(m, k)[i:i + 1] for k in
+                          ("temporal", "spatial", "order", "spatial_x", "keep")))
+
+
+def test_tune_tir_with_our_space_and_cost_model(tmp_path):
+    """MetaSchedule end to end: 8 trials of a 128^3 matmul (~35 s on 2 cores, most of it
+    MetaSchedule importing its tensor intrinsics when the TuneContext is made)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    from targets._tvm import random_inputs, reference
+    from targets.tvm_plugin.metaschedule import (
+        MapspaceCostModel,
+        local_builder,
+        mapping_of,
+        mapspace_space,
+    )
+
+    spec, mod = _matmul_mod(128)
+    target = tvm.target.Target({"kind": "llvm", "num-cores": 2})
+    cm = MapspaceCostModel()
+    runner = ms.runner.LocalRunner(evaluator_config=ms.runner.EvaluatorConfig(
+        number=1, repeat=1, min_repeat_ms=0))
+    db = ms.tune_tir(mod, target, str(tmp_path), max_trials_global=8, num_trials_per_iter=8,
+                     space=mapspace_space(num_spaces=8, pool=1024, budget=500),
+                     cost_model=cm, builder=local_builder(), runner=runner,
+                     strategy="evolutionary")
+    sch = ms.tir_integration.compile_tir(db, mod, target)
+    assert sch is not None and mapping_of(sch) is not None
+    assert cm.predict_calls > 0 and len(cm.history) == 8
+    lib = tvm.compile(sch.mod, target=target)
+    a, b = random_inputs(spec, "float32", 0)
+    args = [tvm.runtime.tensor(a), tvm.runtime.tensor(b),
+            tvm.runtime.empty((128, 128), "float32", tvm.cpu())]
+    lib["main"](*args)
+    np.testing.assert_allclose(args[2].numpy(), reference(spec, a, b), rtol=1e-4, atol=1e-3)
+
+
+def test_leaf_blocks_lists_blocks():
+    _, mod = _matmul_mod(8)
+    assert [b.name_hint for b in leaf_blocks(mod["main"])] == ["Z"]
