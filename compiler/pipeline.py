@@ -282,6 +282,7 @@ def _cost(s: _State) -> _State:
     from targets import load_target
 
     arch = load_target(s.target)
+    memo: dict[tuple, object] = {}  # sparse prices per shape and sparsify attrs
     for key, names in s.groups.items():
         row = s.graph.op(names[0]).attr("row_complete_dim")
         a = row_complete_arch(arch) if row else arch  # as searched (rule F2)
@@ -292,7 +293,7 @@ def _cost(s: _State) -> _State:
                 raise CompilerError("the mapping of its shape is invalid: "
                                     + "; ".join(stats["reasons"]), where=f"op {n!r}")
             op = s.graph.op(n)
-            _price_sparse(op, ev, s.mappings[key], stats)
+            _price_sparse(op, ev, s.mappings[key], stats, memo, key)
             if op.attr("row_complete_dim") and needs_row(op.attr("fused")):  # type: ignore[arg-type]
                 nl = fused_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, arch)
                 e = stats["energy_pJ"] + nl.energy_pJ
@@ -307,14 +308,18 @@ def _cost(s: _State) -> _State:
     return s
 
 
-def _price_sparse(op: Op, ev: object, mapping: object, stats: dict) -> None:
+def _price_sparse(op: Op, ev: object, mapping: object, stats: dict, memo: dict,
+                  key: tuple) -> None:
     """Weights pruned by ``sparsify`` (``weight_density`` < 1): keep the dense price as
     ``dense_cycles``/``dense_energy_pJ`` and price the mapping sparse
     (:mod:`compiler.sparse_cost`); ``stats["sparse"]`` describes the optimizations (and
     why the dense price stands when the compressed tiles do not fit)."""
     from compiler.sparse_cost import price_op
 
-    sp = price_op(op, ev, mapping)  # type: ignore[arg-type]
+    mk = (key, *(str(op.attr(a)) for a in ("weight_density", "pruning", "nm")))
+    if mk not in memo:
+        memo[mk] = price_op(op, ev, mapping)  # type: ignore[arg-type]
+    sp = memo[mk]
     if sp is None:
         return
     stats["dense_cycles"], stats["dense_energy_pJ"] = stats["cycles"], stats["energy_pJ"]
@@ -360,7 +365,8 @@ def _report(s: _State) -> _State:
     s.result = CompileResult(
         model=g.name, target=s.target, passes=s.passes, strategy=s.strategy,
         rows=tuple(rows), distinct_shapes=len(s.groups), searches=len(s.mappings),
-        evaluations=s.evaluations, step_seconds=tuple(s.seconds), graph=g, source_graph=s.source_graph,
+        evaluations=s.evaluations, step_seconds=tuple(s.seconds), graph=g,
+        source_graph=s.source_graph,
         problems=dict(s.problems),
         mappings={n: s.mappings[key] for n, (_, _, key) in group_of.items()})
     return s
