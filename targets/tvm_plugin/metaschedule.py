@@ -29,6 +29,10 @@ Usage::
   mappings score 0.  ``update`` keeps
   the measured ``(score, seconds)`` pairs in ``history``; it learns nothing (a monotone
   correction of one model output could not change the ranking).
+* :func:`without_tensor_intrinsics`: MetaSchedule's ``TuneContext`` imports
+  ``tvm.s_tir.tensor_intrin`` (it parses every backend's tensor intrinsics: 20-35 s on
+  these machines, most of a small tuning run); our design spaces tensorize nothing, so
+  inside this context manager that import is answered by an empty placeholder module.
 * :func:`local_builder`: MetaSchedule's default builder imports
   ``tvm.s_tir.tensor_intrin`` in every worker (~35 s on these machines) and times out; this
   one builds with plain ``tvm.tirx.build``.
@@ -37,6 +41,10 @@ Usage::
 from __future__ import annotations
 
 import json
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -274,3 +282,22 @@ def local_builder(max_workers: int = 1, timeout_sec: float = 90.0) -> Any:
 
     return ms.builder.LocalBuilder(f_build=fast_build, max_workers=max_workers,
                                    timeout_sec=timeout_sec)
+
+
+@contextmanager
+def without_tensor_intrinsics() -> Iterator[None]:
+    """Skip MetaSchedule's import of ``tvm.s_tir.tensor_intrin`` while inside (see the
+    module doc); a no-op when it is already imported.  Only for design spaces that do not
+    tensorize (ours); the placeholder is removed on exit, so a later import is the real one.
+    """
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        yield
+        return
+    stub = types.ModuleType(name, "placeholder: tensor intrinsics not registered (mapspace)")
+    sys.modules[name] = stub
+    try:
+        yield
+    finally:
+        if sys.modules.get(name) is stub:
+            del sys.modules[name]
