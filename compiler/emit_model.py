@@ -1,0 +1,277 @@
+"""Code for every MAC op of a compiled model, and a whole-model run checked against numpy.
+
+``emit_model(result, code_dir, run=True)`` takes a :class:`~compiler.pipeline.CompileResult`:
+
+* ops that share a problem and a mapping share one kernel (``k0``, ``k1``, ...); each
+  kernel is built by the target (``targets.<t>.model.build_kernels``): for ``cpu`` one TVM
+  module ``model.so`` with a function per kernel, for ``gemmini`` one C program ``model``
+  over the functional Gemmini model with a kernel table; ``kernels.csv`` lists which ops
+  use which kernel;
+* MAC ops the target cannot run (depthwise convolutions) and every non-MAC op (softmax,
+  LayerNorm, GELU, adds, reshapes, ...) run **on the host in numpy** — the run reports them;
+* ``run=True`` executes the model as read by the front end (``result.source_graph``; fusion
+  keeps MAC op names, so every MAC op finds its kernel) on seeded random inputs and weights
+  (:func:`compiler.execute.random_values`), once with the kernels and once with numpy for
+  the MAC ops, and compares the outputs.  ``cpu`` kernels compute in fp32 (compared with a
+  tolerance against float64 numpy); ``gemmini`` kernels are int8: each MAC op quantizes its
+  activations per tensor and its weights per output channel (symmetric, to ±127), runs the
+  kernel and dequantizes; the reference does the same quantization with exact integer numpy
+  products, so the two runs must agree bit for bit.  The int8 run's SQNR against the fp32
+  numpy model is reported as well.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compiler.errors import CompilerError
+from compiler.graph import MAC_KINDS, Op
+from mapspace.problem import Problem
+
+#: per target: the dtype its kernels compute in
+KERNEL_DTYPE = {"cpu": "float32", "gemmini": "int8"}
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """One emitted kernel: its name, op kind, problem sizes and the ops that call it."""
+
+    name: str
+    kind: str
+    problem: str
+    ops: tuple[str, ...]
+    remapped: str = ""  # why the kernel's mapping differs from the report's (if it does)
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """A whole-model run with the emitted kernels against the numpy reference."""
+
+    outputs: tuple[str, ...]
+    correct: bool
+    max_abs_error: float
+    reference_max_abs: float
+    kernel_calls: int
+    host_kinds: tuple[tuple[str, int], ...]   # non-MAC op kinds run in numpy on the host
+    host_mac_ops: tuple[str, ...]             # MAC ops without a kernel (run in numpy)
+    sqnr_db: float | None                     # gemmini: int8 model vs the fp32 model
+    seconds: float
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelEmission:
+    """What :func:`emit_model` wrote and, with ``run``, the check of the whole model."""
+
+    target: str
+    dtype: str
+    code_dir: Path
+    kernels: tuple[KernelInfo, ...]
+    files: tuple[Path, ...]
+    run: ModelRun | None = None
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "target": self.target, "dtype": self.dtype, "code_dir": str(self.code_dir),
+            "kernels": len(self.kernels),
+            "mac_ops": sum(len(k.ops) for k in self.kernels)}
+        if self.run is not None:
+            r = self.run
+            out["run"] = {"correct": r.correct, "max_abs_error": r.max_abs_error,
+                          "reference_max_abs": r.reference_max_abs,
+                          "kernel_calls": r.kernel_calls, "host_ops": dict(r.host_kinds),
+                          "host_mac_ops": list(r.host_mac_ops), "sqnr_db": r.sqnr_db,
+                          "seconds": r.seconds, "counters": r.counters}
+        return out
+
+
+def _emittable(problem: Problem) -> bool:
+    from targets._tvm import op_spec
+
+    try:
+        op_spec(problem)
+    except Exception:  # noqa: BLE001 - any op the emitters cannot express runs on the host
+        return False
+    return True
+
+
+def _kernels(result: Any) -> tuple[list[tuple[str, Problem, Any]], dict[str, str],
+                                   list[KernelInfo]]:
+    """Distinct (problem, mapping) pairs -> kernels ``k<i>``; op name -> kernel name."""
+    from compiler.pipeline import shape_key
+
+    groups: dict[tuple, list[str]] = {}
+    for name, p in result.problems.items():
+        if _emittable(p):
+            groups.setdefault((shape_key(p), id(result.mappings[name])), []).append(name)
+    kernels, kernel_of, infos = [], {}, []
+    for i, names in enumerate(groups.values()):
+        p = result.problems[names[0]]
+        k = f"k{i}"
+        kernels.append((k, p, result.mappings[names[0]]))
+        infos.append(KernelInfo(k, _kind(p), "x".join(str(s) for s in p.sizes), tuple(names)))
+        kernel_of.update(dict.fromkeys(names, k))
+    return kernels, kernel_of, infos
+
+
+def _kind(p: Problem) -> str:
+    from targets._tvm import op_spec
+
+    return op_spec(p).kind
+
+
+def _quantize(x: np.ndarray, axis: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 (±127): per tensor (``axis=None``) or with one scale per index of the
+    axes NOT in ``axis`` (reduced over ``axis``)."""
+    amax = np.abs(x).max(axis=axis, keepdims=axis is not None).astype(np.float64)
+    scale = np.where(amax > 0, amax / 127.0, 1.0)
+    q = np.clip(np.rint(x / scale), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def _int8_mac(kernel):
+    """A MAC hook running ``kernel(op, problem, qa, qb) -> int32`` on quantized operands."""
+    from targets._tvm import op_spec
+
+    def mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        spec = op_spec(problem)
+        qa, sa = _quantize(a, None)
+        if spec.kind == "matmul":        # B[C, M]: a scale per output column
+            qb, sb = _quantize(b, (0,))
+        elif spec.kind == "conv2d":      # W[M, C, S, R]: a scale per filter
+            qb, sb = _quantize(b, (1, 2, 3))
+            sb = sb.reshape(1, -1, 1, 1)
+        else:                            # bmm: both operands are activations
+            qb, sb = _quantize(b, None)
+        z = kernel(op, problem, qa, qb).astype(np.float64)
+        return z * sa * sb
+
+    return mac
+
+
+def emit_model(result: Any, code_dir: str | Path, *, run: bool = False,
+               seed: int = 0) -> ModelEmission:
+    """Build every kernel of ``result`` into ``code_dir``; with ``run``, check the whole
+    model (see the module docstring).  Raises :class:`CompilerError` for a target without
+    a model emitter or a model without a graph."""
+    from compiler.emit import target_arch
+
+    target = result.target
+    if target not in KERNEL_DTYPE:
+        raise CompilerError(f"no code emitter for target {target!r} (emitters: "
+                            f"{', '.join(KERNEL_DTYPE)})", where="compile --emit",
+                            key="target")
+    if result.graph is None:
+        raise CompilerError("the compile result carries no graph", where="compile --emit")
+    dtype = KERNEL_DTYPE[target]
+    kernels, kernel_of, infos = _kernels(result)
+    if not kernels:
+        raise CompilerError(f"model {result.model!r} has no MAC op {target} can run",
+                            where="compile --emit")
+    out = Path(code_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    builder = importlib.import_module(f"targets.{target}.model")
+    arch = target_arch(target, dtype)
+    for i, (name, problem, mapping) in enumerate(kernels):
+        fixed, why = _emittable_mapping(builder, target, problem, mapping, arch, seed)
+        if why:
+            kernels[i] = (name, problem, fixed)
+            infos[i] = replace(infos[i], remapped=why)
+    built = builder.build_kernels(kernels, arch, dtype=dtype, out_dir=out)
+    with open(out / "kernels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["kernel", "kind", "problem", "ops", "remapped"])
+        for k in infos:
+            w.writerow([k.name, k.kind, k.problem, " ".join(k.ops), k.remapped])
+    files = (*built.files, out / "kernels.csv")
+    model_run = _run(result, built, kernel_of, dtype, seed) if run else None
+    return ModelEmission(target, dtype, out, tuple(infos), files, model_run)
+
+
+def _emittable_mapping(builder: Any, target: str, problem: Problem, mapping: Any,
+                       arch: Any, seed: int) -> tuple[Any, str]:
+    """``(mapping, "")`` when the target can emit ``mapping``; else a mapping searched with
+    the level the emitter found too small made 2x, 4x, 8x smaller (multiple buffering),
+    and the emitter's reason.  Raises :class:`CompilerError` when none fits."""
+    from compiler.emit import choose_mapping, target_constraints
+    from mapspace.errors import MapspaceError
+
+    try:
+        builder.check(problem, mapping, arch)
+        return mapping, ""
+    except MapspaceError as e:
+        why = e.detail
+    level = next((lv.name for lv in arch.levels if lv.name.lower() in why.lower()
+                  and lv.depth is not None), None)
+    cons = target_constraints(target, problem)
+    for shrink in (2, 4, 8) if level else ():
+        lv = arch.levels[arch.level_index(level)]
+        small = arch.with_level(level, multiple_buffering=lv.multiple_buffering * shrink)
+        try:
+            m = choose_mapping(problem, small, cons, seed=seed, budget=5_000)
+            builder.check(problem, m, arch)
+            return m, f"{why} (re-searched with 1/{shrink} of the {level})"
+        except MapspaceError:
+            continue
+    raise CompilerError(f"the {target} emitter cannot run the mapping of {problem.name}: {why}",
+                        where="compile --emit")
+
+
+def _run(result: Any, built: Any, kernel_of: dict[str, str], dtype: str,
+         seed: int) -> ModelRun:
+    from compiler.execute import random_values, run_graph
+    from targets._tvm import op_spec, reference
+
+    graph = result.source_graph or result.graph
+    values = random_values(graph, seed)
+    calls = 0
+
+    def on_kernel(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        nonlocal calls
+        if op.name not in kernel_of:
+            return reference(op_spec(problem), a, b)
+        calls += 1
+        return built.call(kernel_of[op.name], a, b)
+
+    def on_numpy(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return reference(op_spec(problem), a, b)
+
+    t0 = time.perf_counter()
+    if dtype == "int8":
+        got = run_graph(graph, values, mac=_int8_mac(on_kernel))
+        want = run_graph(graph, values, mac=_int8_mac(on_numpy))
+        fp32 = run_graph(graph, values)
+    else:
+        got = run_graph(graph, values, mac=lambda op, p, a, b: on_kernel(
+            op, p, a.astype(np.float32), b.astype(np.float32)))
+        want = run_graph(graph, values)
+        fp32 = None
+    seconds = time.perf_counter() - t0
+    err = max(float(np.abs(got[t].astype(np.float64) - want[t]).max()) for t in want)
+    ref_max = max(float(np.abs(want[t]).max()) for t in want)
+    if dtype == "int8":
+        correct = all(np.array_equal(got[t], want[t]) for t in want)
+    else:
+        correct = all(np.allclose(got[t], want[t], rtol=1e-3,
+                                  atol=1e-4 * max(1.0, float(np.abs(want[t]).max())))
+                      for t in want)
+    sqnr = None
+    if fp32 is not None:
+        sig = sum(float((fp32[t].astype(np.float64) ** 2).sum()) for t in fp32)
+        noise = sum(float(((got[t] - fp32[t]).astype(np.float64) ** 2).sum()) for t in fp32)
+        sqnr = 10 * math.log10(sig / noise) if noise > 0 else math.inf
+    ops = graph.ops()
+    host = Counter(op.kind for op in ops if op.kind not in MAC_KINDS)
+    host_macs = tuple(op.name for op in ops if op.kind in MAC_KINDS and op.name not in kernel_of)
+    return ModelRun(tuple(want), bool(correct), err, ref_max, calls,
+                    tuple(sorted(host.items())), host_macs, sqnr, seconds,
+                    dict(getattr(built, "counters", {})))
