@@ -464,9 +464,15 @@ def _compile_table(result) -> None:
               show_default=True,
               help="Reader of an ONNX MODEL: onnx (ours) or relax (TVM's ONNX importer, then "
               "the Relax front end; needs Apache TVM).")
+@click.option("--emit", "emit_code", is_flag=True,
+              help="Also write code for every MAC op into --out/code (cpu: one TVM module; "
+              "gemmini: one C program over the functional Gemmini model).")
+@click.option("--run", "run_code", is_flag=True,
+              help="With --emit: run the whole model with the emitted kernels on random "
+              "inputs and check it against numpy (non-MAC ops run on the host in numpy).")
 @guarded("compile")
 def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, out,
-             as_json, frontend) -> None:
+             as_json, frontend, emit_code, run_code) -> None:
     """Compile MODEL (an ONNX file or a zoo model) for a target: search each distinct MAC
     shape once, cost every op, and write a per-op report into --out.
 
@@ -489,7 +495,12 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
         result = compile_model(model, target, passes=passes, strategy=strategy, budget=budget,
                                time_per_op=time_per_op, seed=seed, seq=seq, progress=progress,
                                frontend=frontend)
+    if run_code and not emit_code:
+        raise MapspaceError("--run needs --emit", where="options", key="--run")
+    emission = _emit_model(result, out, run_code, seed) if emit_code else None
     paths = write_report(result, out)
+    if emission is not None:
+        paths += _move_code(emission, out)
     if as_json:
         rows = frame(result, totals=False, mapping=False)
         click.echo(json.dumps({
@@ -498,11 +509,74 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
             "steps": dict(result.step_seconds), "totals": result.totals, "note": HOST_NOTE,
             "files": [str(p) for p in paths],
             "ops": json.loads(rows.to_json(orient="records")),
+            **({"emit": emission.summary()} if emission is not None else {}),
         }))
+    else:
+        _compile_table(result)
+        if emission is not None:
+            _emission_summary(emission)
+        for p in paths:
+            click.echo(f"wrote {p}")
+    if emission is not None and emission.run is not None and not emission.run.correct:
+        raise SystemExit(1)
+
+
+def _emit_model(result, out: str, run: bool, seed: int):
+    """Emit into a temporary folder beside ``out`` (moved in by :func:`_move_code`)."""
+    import os
+    import tempfile
+
+    from compiler.emit_model import emit_model
+
+    parent = os.path.dirname(os.path.abspath(out))
+    tmp = tempfile.mkdtemp(prefix=".mapspace-code-", dir=parent)
+    try:
+        return emit_model(result, os.path.join(tmp, "code"), run=run, seed=seed)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _move_code(emission, out: str) -> list:
+    """Move the emitted ``code`` folder into ``out`` (replacing an older one)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    dest = Path(out).resolve() / "code"
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(emission.code_dir, dest)
+    shutil.rmtree(emission.code_dir.parent, ignore_errors=True)
+    return [dest / f.relative_to(emission.code_dir) for f in emission.files]
+
+
+def _emission_summary(emission) -> None:
+    click.echo(f"emitted {len(emission.kernels)} {emission.target} kernels "
+               f"({emission.dtype}) for {sum(len(k.ops) for k in emission.kernels)} MAC ops")
+    for k in emission.kernels:
+        if k.remapped:
+            click.echo(f"  {k.name} ({k.problem}): mapping re-searched: {k.remapped}")
+    r = emission.run
+    if r is None:
         return
-    _compile_table(result)
-    for p in paths:
-        click.echo(f"wrote {p}")
+    host = ", ".join(f"{k} {n}" for k, n in r.host_kinds)
+    click.echo(f"run: {'CORRECT' if r.correct else 'MISMATCH'} against numpy "
+               f"(max |error| {r.max_abs_error:.3g}, outputs up to {r.reference_max_abs:.3g}); "
+               f"{r.kernel_calls} kernel calls, {r.seconds:.1f} s")
+    click.echo(f"  on the host (numpy): {host}"
+               + (f"; MAC ops without a kernel: {', '.join(r.host_mac_ops)}"
+                  if r.host_mac_ops else ""))
+    if r.sqnr_db is not None:
+        click.echo(f"  int8 model vs fp32 model: SQNR {r.sqnr_db:.1f} dB")
+    if "mvin_bytes" in r.counters:
+        c = r.counters
+        click.echo(f"  gemmini intrinsics: mvin {c.get('mvin', 0):,} "
+                   f"({c['mvin_bytes']:,} B), mvout {c.get('mvout', 0):,} "
+                   f"({c.get('mvout_bytes', 0):,} B), preload {c.get('preload', 0):,}, "
+                   f"compute {c.get('compute_preloaded', 0) + c.get('compute_accumulated', 0):,}")
 
 
 @main.command("passes")

@@ -135,6 +135,13 @@ def fused_nonlinear_cost(elements: int, arch: Arch, *,
                          "fused")
 
 
+def row_level(arch: Arch, level: str = ACCUMULATOR) -> bool:
+    """Whether ``arch`` has the level that must hold whole rows.  Targets without one (the
+    ``cpu``: rows of a fused op stay in its caches) get neither the row-complete
+    constraint nor a separate price for the fused nonlinear part."""
+    return level in arch.level_names
+
+
 def needs_row(fused: Sequence[str] | None) -> bool:
     """Whether a fused op's epilogue contains a row-wise nonlinear op."""
     return bool(fused) and any(s in NONLINEAR_KINDS for s in fused)  # type: ignore[union-attr]
@@ -142,4 +149,4 @@ def needs_row(fused: Sequence[str] | None) -> bool:
 
 __all__ = ["ACCUMULATOR", "ACCUMULATOR_BUFFERS", "HOST_ELEMENTS_PER_CYCLE", "NONLINEAR_KINDS",
            "NonlinearCost", "fused_nonlinear_cost", "host_nonlinear_cost", "needs_row",
-           "row_complete_arch", "row_complete_constraints"]
+           "row_complete_arch", "row_level", "row_complete_constraints"]

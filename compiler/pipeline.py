@@ -244,7 +244,7 @@ def _lower(s: _State) -> _State:
 
 def _schedule(s: _State) -> _State:
     """Search each distinct shape once on the target (its default constraints)."""
-    from compiler.fusion_cost import row_complete_arch, row_complete_constraints
+    from compiler.fusion_cost import row_complete_arch, row_complete_constraints, row_level
     from compiler.mapper import find_mapping
     from targets import default_constraints, load_target
 
@@ -252,7 +252,7 @@ def _schedule(s: _State) -> _State:
     total = len(s.groups)
     for i, (key, names) in enumerate(s.groups.items()):
         p = s.problems[names[0]]
-        row = s.graph.op(names[0]).attr("row_complete_dim")
+        row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(base) else None
         arch = row_complete_arch(base) if row else base  # double-buffered accumulator (F2)
         c = cons.merged(row_complete_constraints(arch, str(row))) if row else cons
         try:
@@ -277,6 +277,7 @@ def _cost(s: _State) -> _State:
         host_nonlinear_cost,
         needs_row,
         row_complete_arch,
+        row_level,
     )
     from cost_models import evaluate
     from targets import load_target
@@ -284,7 +285,7 @@ def _cost(s: _State) -> _State:
     arch = load_target(s.target)
     memo: dict[tuple, object] = {}  # sparse prices per shape and sparsify attrs
     for key, names in s.groups.items():
-        row = s.graph.op(names[0]).attr("row_complete_dim")
+        row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(arch) else None
         a = row_complete_arch(arch) if row else arch  # as searched (rule F2)
         for n in names:
             ev = evaluate(s.problems[n], a, s.mappings[key])
@@ -294,7 +295,7 @@ def _cost(s: _State) -> _State:
                                     + "; ".join(stats["reasons"]), where=f"op {n!r}")
             op = s.graph.op(n)
             _price_sparse(op, ev, s.mappings[key], stats, memo, key)
-            if op.attr("row_complete_dim") and needs_row(op.attr("fused")):  # type: ignore[arg-type]
+            if row and needs_row(op.attr("fused")):  # type: ignore[arg-type]
                 nl = fused_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, arch)
                 e = stats["energy_pJ"] + nl.energy_pJ
                 stats["edp"] *= e / stats["energy_pJ"] if stats["energy_pJ"] else 1.0
