@@ -241,7 +241,36 @@ def _row(m, i):
                           ("temporal", "spatial", "order", "spatial_x", "keep")))
 
 
-def test_tune_tir_with_our_space_and_cost_model(tmp_path):
+def test_tunable_space_reads_mutated_tiles_from_the_trace():
+    from tvm import s_tir
+
+    from targets.tvm_plugin.metaschedule import apply_recorded, candidate_mappings, mapping_of
+
+    spec, mod = _matmul_mod()
+    mac = recognize(mod["main"])
+    m = _row(candidate_mappings(mac, 1, budget=200, pool=256), 0)
+    s = s_tir.Schedule(mod)
+    apply_recorded(s, mac, m, tunable=True)
+    got = mapping_of(s)
+    assert np.array_equal(got.temporal, m.temporal) and np.array_equal(got.spatial, m.spatial)
+    tiles = [i for i in s.trace.insts if i.kind.name == "SamplePerfectTile"]
+    assert tiles
+    first = [int(v) for v in s.trace.decisions[tiles[0]]]
+    mutated = first[::-1] if first[::-1] != first else first
+    s2 = s_tir.Schedule(mod)
+    s.trace.with_decision(tiles[0], mutated, remove_postproc=True).apply_to_schedule(
+        s2, remove_postproc=True)
+    m2 = mapping_of(s2)
+    assert (m2.factors.prod(axis=1)[0] == np.array(mac.problem.sizes)).all()
+    d = int(np.flatnonzero([(m2.factors[0, :, i] != m.factors[0, :, i]).any()
+                            for i in range(m.num_dims)])[0]) if mutated != first else None
+    if d is not None:   # the mutated dim's factors are the new decision, level by level
+        slots = list(m2.temporal[0, :, d]) + list(m2.spatial[0, :, d])
+        assert sorted(int(f) for f in slots if f > 1) == sorted(f for f in mutated if f > 1)
+
+
+@pytest.mark.parametrize("tunable", [False, True], ids=["fixed", "tunable"])
+def test_tune_tir_with_our_space_and_cost_model(tmp_path, tunable):
     """MetaSchedule end to end: 8 trials of a 128^3 matmul (MetaSchedule's import of its
     tensor intrinsics, 20-35 s here, skipped: our spaces tensorize nothing)."""
     from tvm.s_tir import meta_schedule as ms
@@ -263,7 +292,8 @@ def test_tune_tir_with_our_space_and_cost_model(tmp_path):
     with without_tensor_intrinsics():
         db = ms.tune_tir(mod, target, str(tmp_path), max_trials_global=8,
                          num_trials_per_iter=8,
-                         space=mapspace_space(num_spaces=8, pool=1024, budget=500),
+                         space=mapspace_space(num_spaces=8, pool=1024, budget=500,
+                                              tunable=tunable),
                          cost_model=cm, builder=local_builder(), runner=runner,
                          strategy="evolutionary")
     sch = ms.tir_integration.compile_tir(db, mod, target)

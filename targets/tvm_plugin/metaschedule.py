@@ -62,11 +62,14 @@ from targets.tvm_plugin.search import OBJECTIVES, cpu_target, search_mapping
 ANNOTATION = "mapspace.mapping"
 
 
-def encode_mapping(m: MappingBatch) -> str:
-    """One mapping (a batch of one) as compact JSON."""
-    return json.dumps({k: getattr(m, k)[0].astype(int).tolist()
-                       for k in ("temporal", "spatial", "order", "spatial_x", "keep")},
-                      separators=(",", ":"))
+def encode_mapping(m: MappingBatch, tiles: list | None = None) -> str:
+    """One mapping (a batch of one) as compact JSON; ``tiles`` (tunable spaces): per
+    ``sample_perfect_tile`` in trace order, ``[dim index, [[level, 0|1 spatial], ...]]``."""
+    d: dict[str, Any] = {k: getattr(m, k)[0].astype(int).tolist()
+                         for k in ("temporal", "spatial", "order", "spatial_x", "keep")}
+    if tiles is not None:
+        d["tiles"] = tiles
+    return json.dumps(d, separators=(",", ":"))
 
 
 def decode_mapping(text: str) -> MappingBatch:
@@ -77,17 +80,39 @@ def decode_mapping(text: str) -> MappingBatch:
 
 
 def mapping_of(sch_or_mod: Any) -> MappingBatch | None:
-    """The mapping recorded in a schedule's (or module's) ``mapspace.mapping`` block
-    annotation, ``None`` when it has none."""
+    """The mapping a schedule (or module) carries, ``None`` when it has none.
+
+    Loop orders, X/Y splits and keeps come from the ``mapspace.mapping`` block annotation.
+    In a tunable space the tile factors come from the schedule's trace: the decisions of
+    its ``sample_perfect_tile`` instructions (which MetaSchedule's mutator may have
+    changed), placed in the levels the annotation's ``tiles`` layout names."""
     mod = getattr(sch_or_mod, "mod", sch_or_mod)
-    for gv, func in mod.functions.items():
-        del gv
+    text = None
+    for _, func in mod.functions.items():
         if not hasattr(func, "body"):
             continue
         for b in leaf_blocks(func):
             if b.annotations is not None and ANNOTATION in b.annotations:
-                return decode_mapping(str(b.annotations[ANNOTATION]))
-    return None
+                text = str(b.annotations[ANNOTATION])
+                break
+    if text is None:
+        return None
+    m = decode_mapping(text)
+    tiles = json.loads(text).get("tiles")
+    trace = getattr(sch_or_mod, "trace", None)
+    if not tiles or trace is None:
+        return m
+    decisions = [[int(v) for v in trace.decisions[inst]] for inst in trace.insts
+                 if inst.kind.name == "SamplePerfectTile" and inst in trace.decisions]
+    if len(decisions) != len(tiles):
+        return m
+    t, sp = m.temporal.copy(), m.spatial.copy()
+    for (d, slots), dec in zip(tiles, decisions, strict=True):
+        if len(dec) != len(slots):
+            return m
+        for (lv, k), f in zip(slots, dec, strict=True):
+            (sp if k else t)[0, lv, d] = f
+    return MappingBatch(t, sp, m.order, m.spatial_x, m.keep)
 
 
 def candidate_mappings(mac: MacBlock, n: int, *, select: str = "best", pool: int = 4096,
@@ -128,24 +153,64 @@ def _concat(ms_: list[MappingBatch]) -> MappingBatch:
                           ("temporal", "spatial", "order", "spatial_x", "keep")))
 
 
+class _TunableSplits:
+    """A schedule proxy for ``apply_mapping``: ``split(loop, factors=[ints])`` becomes
+    ``sample_perfect_tile(loop, decision=ints)`` + a split by the sampled factors, so the
+    tile sizes are decisions in the trace; everything else goes to the schedule."""
+
+    def __init__(self, sch: Any, dim_of_loop: dict[int, int]):
+        self._sch = sch
+        self._dim_of_loop = dim_of_loop
+        self.split_dims: list[int] = []
+
+    def split(self, loop: Any, factors: list, **kw: Any) -> Any:
+        ints = [int(f) for f in factors]
+        rvs = self._sch.sample_perfect_tile(loop, n=len(ints),
+                                            max_innermost_factor=int(np.prod(ints)),
+                                            decision=ints)
+        self.split_dims.append(self._dim_of_loop[id(loop)])
+        return self._sch.split(loop, factors=rvs, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sch, name)
+
+
+def _slots(m: MappingBatch, d: int) -> list[list[int]]:
+    """The (level, spatial) slots with a factor > 1 of dim ``d``, as ``apply_mapping``
+    splits them (outermost level first, temporal before spatial)."""
+    return [[lv, k] for lv in range(m.num_levels) for k in (0, 1)
+            if int((m.temporal, m.spatial)[k][0, lv, d]) > 1]
+
+
 def apply_recorded(sch: Any, mac: MacBlock, mapping: MappingBatch, *, vectorize: bool = True,
-                   parallel: bool = True) -> None:
-    """Annotate ``mac``'s block with ``mapping`` and apply it (in ``sch``, traced)."""
+                   parallel: bool = True, tunable: bool = False) -> None:
+    """Apply ``mapping`` to ``mac``'s block (in ``sch``, traced) and record it in the
+    block's ``mapspace.mapping`` annotation; ``tunable`` makes the tile sizes trace
+    decisions (``sample_perfect_tile``) that MetaSchedule's ``MutateTileSize`` can change."""
     from targets.cpu.emit import apply_mapping
 
     arch, _ = cpu_target(mac.word_bits, mac.problem)
     block, loops = loops_by_dim(sch, mac)
-    sch.annotate(block, ANNOTATION, encode_mapping(mapping))
-    apply_mapping(sch, block, loops, mac.spec, mapping, arch, vectorize=vectorize,
+    dims = list(mac.spec.sizes)
+    target = sch
+    if tunable:
+        target = _TunableSplits(sch, {id(rv): dims.index(d) for d, rv in loops.items()})
+    apply_mapping(target, block, loops, mac.spec, mapping, arch, vectorize=vectorize,
                   parallel=parallel)
+    tiles = None
+    if tunable:
+        tiles = [[d, _slots(mapping, d)] for d in target.split_dims]
+    sch.annotate(block, ANNOTATION, encode_mapping(mapping, tiles))
 
 
 def mapspace_space(*, num_spaces: int = 16, select: str = "best", pool: int = 4096,
                    seed: int = 0, budget: int = 2000, strategy: str = "anneal",
                    objective: str = "latency", vectorize: bool = True,
-                   parallel: bool = True) -> Any:
+                   parallel: bool = True, tunable: bool = False) -> Any:
     """A ``ms.space_generator.ScheduleFn`` giving one design space per mapping (module
-    doc).  No schedule rules, postprocessors or mutators: the mapping is the schedule."""
+    doc).  No schedule rules or postprocessors: the mapping is the schedule.  With
+    ``tunable`` the tile sizes are ``sample_perfect_tile`` decisions and ``MutateTileSize``
+    is the one mutator; otherwise there are none."""
     import_tvm()
     from tvm.s_tir import meta_schedule as ms
 
@@ -164,12 +229,14 @@ def mapspace_space(*, num_spaces: int = 16, select: str = "best", pool: int = 40
         out = []
         for i in range(len(maps)):
             s = sch.copy()
-            apply_recorded(s, mac, _take(maps, i), vectorize=vectorize, parallel=parallel)
+            apply_recorded(s, mac, _take(maps, i), vectorize=vectorize, parallel=parallel,
+                           tunable=tunable)
             out.append(s)
         return out
 
+    mutators = {ms.mutator.MutateTileSize(): 1.0} if tunable else {}
     return ms.space_generator.ScheduleFn(sch_fn, sch_rules=[], postprocs=[],
-                                         mutator_probs={})
+                                         mutator_probs=mutators)
 
 
 def ideal_cycles(problem: Problem, arch: Any) -> float:
