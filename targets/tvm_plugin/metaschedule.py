@@ -4,31 +4,42 @@ a cost model.
 Usage::
 
     from tvm.s_tir import meta_schedule as ms
-    from targets.tvm_plugin.metaschedule import MapspaceCostModel, local_builder, mapspace_space
+    from targets.tvm_plugin.metaschedule import (MapspaceCostModel, local_builder,
+                                                 mapspace_space, without_tensor_intrinsics)
 
-    db = ms.tune_tir(mod, target, work_dir, max_trials_global=16, num_trials_per_iter=16,
-                     space=mapspace_space(num_spaces=16), cost_model=MapspaceCostModel(),
-                     builder=local_builder())
+    with without_tensor_intrinsics():
+        db = ms.tune_tir(mod, target, work_dir, max_trials_global=16, num_trials_per_iter=16,
+                         space=mapspace_space(num_spaces=16, tunable=True),
+                         cost_model=MapspaceCostModel(), builder=local_builder())
     sch = ms.tir_integration.compile_tir(db, mod, target)
 
 * :func:`mapspace_space` is a ``ScheduleFn`` returning **one design space per mapping**:
   the best mapping our search finds plus the best of a pool drawn uniformly from the
   host CPU's mapspace (``select="best"``), or the first valid draws (``"random"``).  Each
   is applied by :func:`targets.cpu.emit.apply_mapping` and recorded in the trace as a
-  block annotation (``mapspace.mapping``: the factors, loop orders, X/Y splits and keeps),
-  so a candidate's mapping can be read back from its schedule.  The design spaces carry
-  no random decisions (the splits are fixed by the mapping), so MetaSchedule's
-  evolutionary search has nothing to mutate: it ranks the spaces with the cost model and
-  measures the best ``max_trials`` of them.  Functions that are not a recognised MAC
+  block annotation (``mapspace.mapping``: factors, loop orders, X/Y splits and keeps), so
+  a candidate's mapping can be read back from its schedule (:func:`mapping_of`).
+
+  - ``tunable=False``: the splits are fixed ints; the spaces carry no random decisions,
+    so the evolutionary search has nothing to mutate: it ranks the spaces with the cost
+    model and measures the best ``max_trials`` of them.
+  - ``tunable=True``: every split is a ``sample_perfect_tile`` whose decision is the
+    mapping's factors (the loop structure -- order, levels, parallel, vector, cache
+    positions -- stays the mapping's); ``MutateTileSize`` is the mutator, and MetaSchedule
+    re-samples the tiles when it builds its initial population, so the search explores
+    tile sizes within our loop structures, ranked by our cost model, which reads the
+    (mutated) tiles back from the trace decisions.
+
+  Functions that are not a recognised MAC
   (:func:`~targets.tvm_plugin.recognition.recognize`) are passed through unscheduled.
-* :class:`MapspaceCostModel` (a ``PyCostModel``) reads each candidate's mapping back from
-  its ``mapspace.mapping`` annotation and prices it with ``cost_models.evaluate`` on the
-  task's problem; the score (:func:`score`) is the utilisation ``ideal cycles / cycles``
-  in ``(0, 1]`` with ties broken by energy (higher is better, comparable across batches).
-  Candidates without the annotation (schedules from other space generators) and invalid
-  mappings score 0.  ``update`` keeps
-  the measured ``(score, seconds)`` pairs in ``history``; it learns nothing (a monotone
-  correction of one model output could not change the ranking).
+* :class:`MapspaceCostModel` (a ``PyCostModel``) reads each candidate's mapping back
+  (:func:`mapping_of`) and prices it with ``cost_models.evaluate`` on the task's problem;
+  the score (:func:`score`) is the utilisation ``ideal cycles / cycles`` in ``(0, 1]``
+  with ties broken by energy (higher is better, comparable across batches).  Candidates
+  without the annotation (schedules from other space generators) and invalid mappings
+  (e.g. a mutated tile that overflows a cache) score 0.  ``update`` keeps the measured
+  ``(score, seconds)`` pairs in ``history``; it learns nothing (a monotone correction of
+  one model output could not change the ranking).
 * :func:`without_tensor_intrinsics`: MetaSchedule's ``TuneContext`` imports
   ``tvm.s_tir.tensor_intrin`` (it parses every backend's tensor intrinsics: 20-35 s on
   these machines, most of a small tuning run); our design spaces tensorize nothing, so
