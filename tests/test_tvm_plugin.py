@@ -186,6 +186,27 @@ def test_unrecognised_functions_left_to_defaults():
     assert _prim_funcs(out)["max_pool2d"].same_as(_prim_funcs(mod)["max_pool2d"])
 
 
+def test_failures_keep_defaults_and_are_logged(monkeypatch):
+    import targets.tvm_plugin.relax_pass as rp
+    from mapspace.errors import MapspaceError
+
+    mod = _legalized([(16, 32), (32, 8)], lambda a, b: R.matmul(a, b))
+
+    def boom(*a, **k):
+        raise RuntimeError("no schedule")
+
+    monkeypatch.setattr(rp, "schedule_mac", boom)
+    log: list = []
+    out = schedule_module(mod, budget=200, log=log)
+    assert all(f.attrs is None or "tirx.is_scheduled" not in f.attrs
+               for f in _prim_funcs(out).values())
+    assert len(log) == 1 and not log[0].scheduled and "no schedule" in log[0].error
+    with pytest.raises(MapspaceError, match="objective"):
+        mapspace_pipeline("cpu", objective="speed")
+    with pytest.raises(MapspaceError, match="target"):
+        mapspace_pipeline("gemmini")
+
+
 def test_register_pipeline_by_name():
     from targets.tvm_plugin import register_pipeline
 

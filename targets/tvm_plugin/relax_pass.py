@@ -36,7 +36,7 @@ from typing import Any
 from mapspace.errors import MapspaceError
 from targets._tvm import import_tvm
 from targets.tvm_plugin.recognition import MacBlock, loops_by_dim, recognize
-from targets.tvm_plugin.search import MappingCache, cpu_target, search_mapping
+from targets.tvm_plugin.search import OBJECTIVES, MappingCache, cpu_target, search_mapping
 
 TARGETS = ("cpu",)
 PIPELINE_NAME = "mapspace"
@@ -44,7 +44,8 @@ PIPELINE_NAME = "mapspace"
 
 @dataclass(frozen=True)
 class ScheduledFunc:
-    """What the pass did to one function."""
+    """What the pass did to one recognised function: scheduled (``error`` empty), or left
+    to TVM's defaults because the search or scheduling raised (``error`` says what)."""
 
     func: str
     kind: str
@@ -53,6 +54,11 @@ class ScheduledFunc:
     objective: float
     inlined: tuple[str, ...] = ()
     mapping: Any = field(default=None, repr=False, compare=False)
+    error: str = ""
+
+    @property
+    def scheduled(self) -> bool:
+        return not self.error
 
 
 def schedule_mac(func: Any, mac: MacBlock, mapping: Any, arch: Any, *, vectorize: bool = True,
@@ -104,6 +110,9 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
     if target not in TARGETS:
         raise MapspaceError(f"target must be one of {', '.join(TARGETS)}, found {target!r}",
                             where="mapspace_pipeline", key="target")
+    if objective not in OBJECTIVES:
+        raise MapspaceError(f"objective must be one of {', '.join(OBJECTIVES)}, found "
+                            f"{objective!r}", where="mapspace_pipeline", key="objective")
     cache = MappingCache() if cache is None else cache
     out = mod
     for gv, func in mod.functions.items():
@@ -122,7 +131,12 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
                 objective=objective))
             new, inlined = schedule_mac(func, mac, mapping, arch, vectorize=vectorize,
                                         parallel=parallel, inline_epilogue=inline_epilogue)
-        except Exception:  # noqa: BLE001 - never break a user's build: keep TVM's default
+        except Exception as e:  # noqa: BLE001 - never break a user's build: keep TVM's default
+            if log is not None:
+                log.append(ScheduledFunc(func=gv.name_hint, kind=mac.kind,
+                                         sizes=dict(mac.spec.sizes), block=mac.block,
+                                         objective=float("nan"),
+                                         error=f"{type(e).__name__}: {e}"[:500]))
             continue
         new = new.with_attr("tirx.is_scheduled", True)
         out = _replace(out, gv, new)
@@ -159,7 +173,7 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal", budget: 
 
     ``budget`` evaluations of ``strategy`` per distinct op shape (cached in ``cache`` across
     builds when one is passed); ``log`` (a list) receives a :class:`ScheduledFunc` per
-    function scheduled.
+    recognised function (``.scheduled`` false, with ``.error``, where it kept TVM's default).
     """
     tvm = import_tvm()
     from tvm import relax
@@ -167,6 +181,9 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal", budget: 
     if target not in TARGETS:
         raise MapspaceError(f"target must be one of {', '.join(TARGETS)}, found {target!r}",
                             where="mapspace_pipeline", key="target")
+    if objective not in OBJECTIVES:
+        raise MapspaceError(f"objective must be one of {', '.join(OBJECTIVES)}, found "
+                            f"{objective!r}", where="mapspace_pipeline", key="objective")
     ours = mapspace_schedule_pass(
         target, strategy=strategy, budget=budget, seed=seed, objective=objective,
         cache=MappingCache() if cache is None else cache, log=log, vectorize=vectorize,
