@@ -168,6 +168,26 @@ def test_pipeline_matches_default_build(make, shape, scheduled):
     assert got == scheduled
 
 
+@pytest.mark.parametrize("which, n_macs", [("bert_block", 6), ("resnet_block", 4)])
+def test_pipeline_on_relax_blocks(which, n_macs):
+    """The BERT-like block (Q/K/V, Q*K^T and P*V as bmm, out-proj, FFN with GELU) and the
+    ResNet-like block of the Relax front-end tests: same output as TVM's default build."""
+    from tests import test_relax_frontend as rf
+
+    mod = getattr(rf, which)()
+    log: list = []
+    ours = tvm.compile(mod, "llvm", relax_pipeline=mapspace_pipeline("cpu", budget=300,
+                                                                      log=log))
+    ref = tvm.compile(mod, "llvm")
+    args = [tvm.runtime.tensor((0.3 * _RNG.standard_normal([int(d) for d in p.ty.shape]))
+                               .astype(np.float32)) for p in mod["main"].params]
+    got, want = (relax.VirtualMachine(e, tvm.cpu())["main"](*args).numpy() for e in (ours, ref))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert len(log) == n_macs and all(f.scheduled for f in log)
+    if which == "bert_block":
+        assert sorted(f.kind for f in log).count("bmm") == 2
+
+
 def test_unrecognised_functions_left_to_defaults():
     from tvm.relax.backend.cpu_generic import pipeline as cp
     from tvm.relax.frontend.onnx import from_onnx
