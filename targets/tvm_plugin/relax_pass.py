@@ -20,12 +20,15 @@ The pipeline is TVM's CPU pipeline with one pass inserted::
   host CPU's mapspace priced by our analytical model (cached by shape), applied to that
   block by :func:`targets.cpu.emit.apply_mapping` (tiling per cache level, loop order,
   parallel cores, register accumulators, vectorized lanes); elementwise epilogue blocks
-  fused after it (bias add, ReLU, ...) are inlined into the accumulators' write-back when
-  TVM allows (else left as their own loops).  The function is marked ``tirx.is_scheduled``.
+  fused after it (bias add, ReLU, ...) are collapsed into one block and inlined into the
+  accumulators' write-back when TVM allows (else kept as their own nest, run in
+  parallel).  A conv's pad block stays as TVM made it.  The function is marked
+  ``tirx.is_scheduled``.
 * everything else is left to TVM's defaults, unscheduled: elementwise / injective /
   reduction functions that are not MACs, pads and transposes in their own functions,
   grouped or depthwise convolutions, NHWC layouts, non-square strides, functions with
-  several MAC blocks, and any function whose scheduling raises (it is kept as it was).
+  several MAC blocks or a prologue computing an operand, and any function whose search or
+  scheduling raises (kept as it was, logged with the error).
 """
 
 from __future__ import annotations
@@ -82,9 +85,9 @@ def schedule_mac(func: Any, mac: MacBlock, mapping: Any, arch: Any, *, vectorize
 def _fuse_epilogue(sch: Any, block: Any, epilogue: tuple[str, ...]) -> list[str]:
     """Inline an elementwise chain after the MAC block into one block, then into the
     accumulators' write-back when ``apply_mapping`` made one (a reduction block cannot
-    take it: the collapsed epilogue then keeps its own loop nest; computing it per tile
-    under the parallel loop is unsafe when a core's rows are not contiguous).  Returns the
-    blocks inlined."""
+    take it: the collapsed epilogue then keeps its own loop nest, its outer loop run in
+    parallel; computing it per tile under the MAC's parallel loop is unsafe when a core's
+    rows are not contiguous).  Returns the blocks inlined."""
     done: list[str] = []
     for name in reversed(epilogue[1:]):
         try:
@@ -96,8 +99,19 @@ def _fuse_epilogue(sch: Any, block: Any, epilogue: tuple[str, ...]) -> list[str]
         sch.reverse_compute_inline(sch.get_sblock(epilogue[0]))
         done.append(epilogue[0])
     except Exception:  # noqa: BLE001 - the MAC block itself produces it: own loop nest
-        pass
+        _parallel_elementwise(sch, epilogue[0])
     return done
+
+
+def _parallel_elementwise(sch: Any, name: str) -> None:
+    """Run an elementwise block's outermost loop across the cores (spatial iterators only,
+    so the iterations are independent)."""
+    rv = sch.get_sblock(name)
+    if any(int(iv.iter_type) != 0 for iv in sch.get(rv).iter_vars):
+        return
+    loops = sch.get_loops(rv)
+    if loops and int(sch.get(loops[0]).extent) > 1:
+        sch.parallel(loops[0])
 
 
 def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
