@@ -58,6 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--objective", default="edp", choices=["latency", "energy", "edp"])
     args = ap.parse_args()
 
     import tvm
@@ -79,7 +80,8 @@ def main() -> None:
         for which in ("default", "mapspace"):
             log: list = []
             t0 = time.perf_counter()
-            pipe = (mapspace_pipeline("cpu", budget=args.budget, log=log)
+            pipe = (mapspace_pipeline("cpu", budget=args.budget, log=log,
+                                      objective=args.objective)
                     if which == "mapspace" else "default")
             ex = tvm.compile(mod, target, relax_pipeline=pipe)
             build = time.perf_counter() - t0

@@ -34,8 +34,8 @@ Usage::
   (:func:`~targets.tvm_plugin.recognition.recognize`) are passed through unscheduled.
 * :class:`MapspaceCostModel` (a ``PyCostModel``) reads each candidate's mapping back
   (:func:`mapping_of`) and prices it with ``cost_models.evaluate`` on the task's problem;
-  the score (:func:`score`) is the utilisation ``ideal cycles / cycles`` in ``(0, 1]``
-  with ties broken by energy (higher is better, comparable across batches).  Candidates
+  the score (:func:`score`) is ``best possible EDP / EDP`` in ``(0, 1]`` (higher is
+  better, comparable across batches; the EDP ranking of ``cost_models.evaluate``).  Candidates
   without the annotation (schedules from other space generators) and invalid mappings
   (e.g. a mutated tile that overflows a cache) score 0.  ``update`` keeps the measured
   ``(score, seconds)`` pairs in ``history``; it learns nothing (a monotone correction of
@@ -128,7 +128,7 @@ def mapping_of(sch_or_mod: Any) -> MappingBatch | None:
 
 def candidate_mappings(mac: MacBlock, n: int, *, select: str = "best", pool: int = 4096,
                        seed: int = 0, budget: int = 2000, strategy: str = "anneal",
-                       objective: str = "latency") -> MappingBatch:
+                       objective: str = "edp") -> MappingBatch:
     """Up to ``n`` distinct valid mappings of ``mac``'s problem for the host CPU: the best
     of ``strategy`` first, then the best (``select="best"``) or the first (``"random"``)
     valid ones of ``pool`` uniform draws."""
@@ -216,7 +216,7 @@ def apply_recorded(sch: Any, mac: MacBlock, mapping: MappingBatch, *, vectorize:
 
 def mapspace_space(*, num_spaces: int = 16, select: str = "best", pool: int = 4096,
                    seed: int = 0, budget: int = 2000, strategy: str = "anneal",
-                   objective: str = "latency", vectorize: bool = True,
+                   objective: str = "edp", vectorize: bool = True,
                    parallel: bool = True, tunable: bool = False) -> Any:
     """A ``ms.space_generator.ScheduleFn`` giving one design space per mapping (module
     doc).  No schedule rules or postprocessors: the mapping is the schedule.  With
@@ -259,9 +259,11 @@ def ideal_cycles(problem: Problem, arch: Any) -> float:
 def score(problem: Problem, arch: Any, mappings: MappingBatch) -> np.ndarray:
     """Predicted quality per mapping, higher is better, 0 for invalid ones: float64[B].
 
-    ``utilisation + 1e-3 * energy efficiency``: ``ideal cycles / cycles`` in ``(0, 1]``,
-    ties (common: many mappings keep the FMAs busy by our model) broken by
-    ``MAC energy / total energy`` in ``(0, 1]`` (less data moved through the caches).
+    ``(ideal cycles / cycles) * (MAC energy / energy)`` in ``(0, 1]``: the best possible
+    EDP over the mapping's EDP, so the ranking is the EDP ranking of
+    ``cost_models.evaluate``.  (Cycles alone saturate on a CPU: many mappings keep every
+    FMA busy by the model; their energy -- data moved through the caches -- is what tells
+    them apart, and measured run times follow it, see ``bench_tvm_plugin.py``.)
     """
     ev = evaluate(problem, arch, mappings)
     cycles = np.asarray(ev.cost.cycles, np.float64)
@@ -271,8 +273,7 @@ def score(problem: Problem, arch: Any, mappings: MappingBatch) -> np.ndarray:
     macs = float(np.prod(np.asarray(problem.sizes, np.float64)))
     e_mac = macs * float(arch.compute.energy)
     out = np.zeros(len(mappings))
-    out[ok] = ideal_cycles(problem, arch) / cycles[ok] + 1e-3 * np.minimum(
-        1.0, e_mac / energy[ok])
+    out[ok] = (ideal_cycles(problem, arch) / cycles[ok]) * np.minimum(1.0, e_mac / energy[ok])
     return out
 
 

@@ -115,7 +115,7 @@ def _parallel_elementwise(sch: Any, name: str) -> None:
 
 
 def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
-                    budget: int = 2000, seed: int = 0, objective: str = "latency",
+                    budget: int = 2000, seed: int = 0, objective: str = "edp",
                     cache: MappingCache | None = None, log: list | None = None,
                     vectorize: bool = True, parallel: bool = True,
                     inline_epilogue: bool = True) -> Any:
@@ -179,12 +179,15 @@ def mapspace_schedule_pass(target: str = "cpu", **options: Any) -> Any:
 
 
 def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal", budget: int = 2000,
-                      seed: int = 0, objective: str = "latency", log: list | None = None,
+                      seed: int = 0, objective: str = "edp", log: list | None = None,
                       cache: MappingCache | None = None, vectorize: bool = True,
                       parallel: bool = True, inline_epilogue: bool = True) -> Any:
     """A Relax pipeline (``tvm.transform.Pass``) for ``tvm.compile(..., relax_pipeline=)``:
     TVM's CPU pipeline with :func:`mapspace_schedule_pass` after ``FuseTIR``.
 
+    ``objective``: ``"edp"`` (default; on the host CPU it picks much faster kernels than
+    ``"latency"``, whose cycles saturate at full FMA use for many mappings -- see
+    ``benchmarks/bench_tvm_plugin.py``), ``"latency"`` or ``"energy"``.
     ``budget`` evaluations of ``strategy`` per distinct op shape (cached in ``cache`` across
     builds when one is passed); ``log`` (a list) receives a :class:`ScheduledFunc` per
     recognised function (``.scheduled`` false, with ``.error``, where it kept TVM's default).

@@ -49,7 +49,7 @@ def cost_function(problem: Problem, arch: Arch, objective: str):
 
 def search_mapping(problem: Problem, arch: Arch, constraints: Constraints, *,
                    strategy: str = "anneal", budget: int = 2000, seed: int = 0,
-                   objective: str = "latency") -> tuple[MappingBatch, float]:
+                   objective: str = "edp") -> tuple[MappingBatch, float]:
     """The best mapping ``strategy`` finds in ``budget`` evaluations and its objective."""
     space = Mapspace(problem, arch, constraints)
     kw = {"budget": budget} if strategy == "anneal" else {}
