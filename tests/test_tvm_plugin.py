@@ -351,3 +351,14 @@ def test_tune_tir_with_our_space_and_cost_model(tmp_path, tunable):
 def test_leaf_blocks_lists_blocks():
     _, mod = _matmul_mod(8)
     assert [b.name_hint for b in leaf_blocks(mod["main"])] == ["Z"]
+
+
+def test_symbolic_shapes_not_recognised():
+    from tvm import te, tirx
+
+    n = tirx.Var("n", "int64")
+    A = te.placeholder((n, 32), name="A")
+    B = te.placeholder((32, 8), name="B")
+    k = te.reduce_axis((0, 32), name="k")
+    Z = te.compute((n, 8), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="Z")
+    assert recognize(te.create_prim_func([A, B, Z])) is None

@@ -188,8 +188,15 @@ def _vars_in(load: Any) -> set[Any]:
 # ---------------------------------------------------------------- recognition
 def recognize(func: Any, name: str = "main") -> MacBlock | None:
     """The MAC block of ``func`` and its op, or ``None`` when ``func`` is not one of the
-    recognised forms (see the module doc)."""
+    recognised forms (see the module doc), including symbolic (dynamic) extents."""
     import_tvm()
+    try:
+        return _recognize(func, name)
+    except (TypeError, ValueError, AttributeError, MapspaceError):
+        return None   # symbolic shapes (int() of a Var), unexpected IR: not ours
+
+
+def _recognize(func: Any, name: str) -> MacBlock | None:
     found: list[tuple[Any, Any]] = []
     _blocks(func.body, found)
     macs = []
