@@ -9,7 +9,9 @@
 "Tuning seconds": ours = mapper search (``--search-time`` seconds of simulated annealing
 over the cpu mapspace, priced by the analytical model) + scheduling + LLVM build;
 MetaSchedule = ``tune_tir`` + ``compile_tir`` + build.  Kernel times are medians of
-``--repeat`` measurements.  The last line printed is one JSON object.
+``--repeat`` measurements taken in interleaved rounds after all tuning (one measurement of
+each kernel per round, so load from other processes hits them alike).  The last line
+printed is one JSON object.
 
     .venv/bin/python benchmarks/bench_tvm_cpu.py [--quick] [--search-time 5] [--trials 64]
 """
@@ -32,21 +34,7 @@ from compiler.emit import choose_mapping  # noqa: E402
 from mapspace.workloads import workload  # noqa: E402
 from targets._tvm import op_spec, prim_func, random_inputs, reference  # noqa: E402
 from targets.cpu import cpu_constraints, host_arch, num_cores  # noqa: E402
-from targets.cpu.emit import build, host_target, run_kernel, schedule, time_kernel  # noqa: E402
-
-
-def median_time(f, repeat: int, min_s: float = 0.05) -> float:
-    f()
-    t0 = time.perf_counter()
-    f()
-    number = max(1, int(min_s / max(time.perf_counter() - t0, 1e-7)))
-    ts = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            f()
-        ts.append((time.perf_counter() - t0) / number)
-    return float(np.median(ts))
+from targets.cpu.emit import build, host_target, run_kernel, schedule  # noqa: E402
 
 
 def ours(name: str, search_time: float, repeat: int, seed: int) -> dict:
@@ -61,8 +49,33 @@ def ours(name: str, search_time: float, repeat: int, seed: int) -> dict:
     tune = time.perf_counter() - t0
     got, want, args = run_kernel(lib, spec, "float32", seed)
     ok = bool(np.allclose(got, want, rtol=1e-4, atol=1e-2))
-    return {"seconds": time_kernel(lib, args, repeat=repeat), "tuning_seconds": tune,
+    return {"call": _caller(lib, args), "tuning_seconds": tune,
             "search_seconds": t_search, "correct": ok, "trace": list(sch.trace.as_python())}
+
+
+def _caller(lib, args):
+    f = lib["main"]
+    return lambda: f(*args)
+
+
+def interleaved(calls: dict[str, object], repeat: int, min_s: float = 0.05) -> dict:
+    """Median seconds per call of each kernel, measured in interleaved rounds (one
+    measurement of every kernel per round) so that load from other processes on a shared
+    machine hits all of them alike."""
+    number = {}
+    for k, f in calls.items():
+        f()
+        t0 = time.perf_counter()
+        f()
+        number[k] = max(1, int(min_s / max(time.perf_counter() - t0, 1e-7)))
+    ts: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(repeat):
+        for k, f in calls.items():
+            t0 = time.perf_counter()
+            for _ in range(number[k]):
+                f()
+            ts[k].append((time.perf_counter() - t0) / number[k])
+    return {k: float(np.median(v)) for k, v in ts.items()}
 
 
 def _ms_build(mod, target, _params):
@@ -103,7 +116,7 @@ def metaschedule(spec, trials: int, repeat: int, seed: int) -> dict:
     lib = tvm.compile(sch.mod, target=target)
     tune = time.perf_counter() - t0
     got, want, args = run_kernel(lib, spec, "float32", seed)
-    return {"seconds": time_kernel(lib, args, repeat=repeat), "tuning_seconds": tune,
+    return {"call": _caller(lib, args), "tuning_seconds": tune,
             "correct": bool(np.allclose(got, want, rtol=1e-4, atol=1e-2))}
 
 
@@ -114,7 +127,7 @@ def untuned(spec, repeat: int, seed: int) -> dict:
     lib = tvm.compile(tvm.IRModule({"main": prim_func(spec)}), target=host_target())
     tune = time.perf_counter() - t0
     got, want, args = run_kernel(lib, spec, "float32", seed)
-    return {"seconds": time_kernel(lib, args, repeat=max(1, min(repeat, 3)), min_repeat_s=0),
+    return {"call": _caller(lib, args),
             "tuning_seconds": tune, "correct": bool(np.allclose(got, want, rtol=1e-4,
                                                                 atol=1e-2))}
 
@@ -146,37 +159,51 @@ def main() -> None:
         "target": str(host_target()), "numpy_threads_env": os.environ.get(
             "OPENBLAS_NUM_THREADS")}, "search_time_s": args.search_time}
 
-    # --- bert-base/ffn1 matmul
+    # --- tuning: bert-base/ffn1 matmul, resnet50/conv3_x
     spec = op_spec(workload("bert-base/ffn1"))
     o = ours("bert-base/ffn1", args.search_time, args.repeat, args.seed)
     a, b = random_inputs(spec, "float32", args.seed)
-    npy = median_time(lambda: a @ b, args.repeat)
-    mm = {"ours": o, "numpy": {"seconds": npy}, "ours_over_numpy": o["seconds"] / npy}
-    print(f"matmul 512x768x3072: ours {o['seconds'] * 1e3:.2f} ms (tuning "
-          f"{o['tuning_seconds']:.1f} s, correct {o['correct']}), numpy {npy * 1e3:.2f} ms",
-          flush=True)
+    calls = {"mm_ours": o.pop("call"), "mm_numpy": lambda: a @ b}
+    mm = {"ours": o}
+    print(f"matmul 512x768x3072: ours tuned in {o['tuning_seconds']:.1f} s, correct "
+          f"{o['correct']}", flush=True)
     if not args.quick:
         m = metaschedule(spec, args.trials, args.repeat, args.seed)
+        calls["mm_ms"] = m.pop("call")
         mm["metaschedule"] = {**m, "trials": args.trials, "cost_model": ms_cost_model()}
-        mm["ours_over_metaschedule"] = o["seconds"] / m["seconds"]
-        mm["tuning_ours_over_metaschedule"] = o["tuning_seconds"] / m["tuning_seconds"]
-        print(f"  metaschedule ({args.trials} trials): {m['seconds'] * 1e3:.2f} ms, tuning "
-              f"{m['tuning_seconds']:.1f} s, correct {m['correct']}", flush=True)
-    out["matmul_bert_ffn1"] = mm
+        print(f"  metaschedule ({args.trials} trials): tuned in {m['tuning_seconds']:.1f} s, "
+              f"correct {m['correct']}", flush=True)
+    cspec = op_spec(workload("resnet50/conv3_x"))
+    co = ours("resnet50/conv3_x", args.search_time, args.repeat, args.seed)
+    ca, cw = random_inputs(cspec, "float32", args.seed)
+    assert np.allclose(numpy_conv(cspec, ca, cw), reference(cspec, ca, cw), rtol=1e-4,
+                       atol=1e-3)
+    u = untuned(cspec, args.repeat, args.seed)
+    calls.update({"conv_ours": co.pop("call"), "conv_numpy": lambda: numpy_conv(cspec, ca, cw)})
+    cu = u.pop("call")
 
-    # --- resnet50/conv3_x
-    spec = op_spec(workload("resnet50/conv3_x"))
-    o = ours("resnet50/conv3_x", args.search_time, args.repeat, args.seed)
-    a, w = random_inputs(spec, "float32", args.seed)
-    assert np.allclose(numpy_conv(spec, a, w), reference(spec, a, w), rtol=1e-4, atol=1e-3)
-    npy = median_time(lambda: numpy_conv(spec, a, w), args.repeat)
-    u = untuned(spec, args.repeat, args.seed)
-    out["conv_resnet50_conv3_x"] = {"ours": o, "numpy_im2col": {"seconds": npy},
-                                    "tvm_untuned": u, "ours_over_numpy": o["seconds"] / npy,
-                                    "ours_over_untuned": o["seconds"] / u["seconds"]}
-    print(f"conv3_x: ours {o['seconds'] * 1e3:.2f} ms (tuning {o['tuning_seconds']:.1f} s, "
-          f"correct {o['correct']}), numpy im2col {npy * 1e3:.2f} ms, TVM untuned "
-          f"{u['seconds'] * 1e3:.1f} ms", flush=True)
+    # --- timing, interleaved
+    t = interleaved(calls, args.repeat)
+    u["seconds"] = interleaved({"u": cu}, max(1, min(args.repeat, 3)), min_s=0)["u"]
+    o["seconds"], co["seconds"] = t["mm_ours"], t["conv_ours"]
+    mm["numpy"] = {"seconds": t["mm_numpy"]}
+    mm["ours_over_numpy"] = t["mm_ours"] / t["mm_numpy"]
+    print(f"matmul: ours {t['mm_ours'] * 1e3:.2f} ms, numpy {t['mm_numpy'] * 1e3:.2f} ms",
+          flush=True)
+    if "mm_ms" in t:
+        m = mm["metaschedule"]
+        m["seconds"] = t["mm_ms"]
+        mm["ours_over_metaschedule"] = t["mm_ours"] / t["mm_ms"]
+        mm["tuning_ours_over_metaschedule"] = o["tuning_seconds"] / m["tuning_seconds"]
+        print(f"  metaschedule {t['mm_ms'] * 1e3:.2f} ms", flush=True)
+    out["matmul_bert_ffn1"] = mm
+    out["conv_resnet50_conv3_x"] = {
+        "ours": co, "numpy_im2col": {"seconds": t["conv_numpy"]}, "tvm_untuned": u,
+        "ours_over_numpy": t["conv_ours"] / t["conv_numpy"],
+        "ours_over_untuned": t["conv_ours"] / u["seconds"]}
+    print(f"conv3_x: ours {t['conv_ours'] * 1e3:.2f} ms (tuning {co['tuning_seconds']:.1f} s, "
+          f"correct {co['correct']}), numpy im2col {t['conv_numpy'] * 1e3:.2f} ms, TVM "
+          f"untuned {u['seconds'] * 1e3:.1f} ms", flush=True)
     for k in ("matmul_bert_ffn1", "conv_resnet50_conv3_x"):
         out[k]["ours"].pop("trace")
     print(json.dumps(out))
