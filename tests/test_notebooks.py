@@ -3,15 +3,14 @@
 Each notebook is executed with nbclient on a temporary copy (the committed outputs are left
 alone), in the temporary folder, with ``MAPSPACE_NB_SAMPLES=2000`` (the CI sample count of
 01) and ``MAPSPACE_NB_BUDGET=500`` (the CI search budget per shape of 02, which also shortens
-its sequence sweep); the committed outputs use the notebooks' own defaults.  300 s per cell;
-notebooks listed in ``WALL_LIMIT_S`` must also finish within that many seconds.  One test per
+its sequence sweep); the committed outputs use the notebooks' own defaults.  300 s per cell
+(a hang guard, not a speed check: speed is measured in ``benchmarks/``).  One test per
 notebook, named after its file, so a failure says which notebook and which cell broke.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,6 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 CI_SAMPLES = "2000"
 CI_BUDGET = "500"
 TIMEOUT_S = 300
-#: whole-notebook wall-clock limits in CI mode (seconds; 02 takes ~15 s on an idle 2-core machine,
-#: the limit leaves room for a loaded one); the cost-model kernels are compiled
-#: (or loaded from numba's disk cache) before the timed run
-WALL_LIMIT_S = {"02_fusion_quant_sparsity.ipynb": 120}
-
-
-def _warm_kernels() -> None:
-    from compiler.pipeline import compile_model
-
-    compile_model("bert-base", "gemmini", passes="fuse", seq=128, strategy="random",
-                  budget=50, time_per_op=None)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -48,18 +36,11 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     nb = nbformat.read(copy, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
-    if path.name in WALL_LIMIT_S:
-        _warm_kernels()
-    t0 = time.perf_counter()
     try:
         client.execute()
     except CellExecutionError as e:
         pytest.fail(f"notebook {path.name}: a cell raised an error:\n{e}", pytrace=False)
-    elapsed = time.perf_counter() - t0
     errors = [(i, o.get("ename"), o.get("evalue"))
               for i, cell in enumerate(nb.cells) if cell.cell_type == "code"
               for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, f"notebook {path.name}: error outputs in cells {errors}"
-    limit = WALL_LIMIT_S.get(path.name)
-    assert limit is None or elapsed < limit, \
-        f"notebook {path.name}: {elapsed:.0f} s in CI mode, over its {limit} s limit"
