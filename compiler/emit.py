@@ -56,6 +56,35 @@ def choose_mapping(problem: Problem, arch: Arch, constraints: Constraints, *, se
     return res.best_mapping
 
 
+def emittable_mapping(target: str, problem: Problem, mapping: MappingBatch, arch: Arch, *,
+                      seed: int = 0, budget: int = 5_000) -> tuple[MappingBatch, str]:
+    """``(mapping, "")`` when the target can emit ``mapping``; else a mapping searched with
+    the level the emitter found too small made 2x, 4x, 8x smaller (multiple buffering),
+    and the emitter's reason.  Raises :class:`CompilerError` when none fits."""
+    from compiler.errors import CompilerError
+
+    builder = importlib.import_module(f"targets.{EMITTERS[target]}.model")
+    try:
+        builder.check(problem, mapping, arch)
+        return mapping, ""
+    except MapspaceError as e:
+        why = e.detail
+    level = next((lv.name for lv in arch.levels if lv.name.lower() in why.lower()
+                  and lv.depth is not None), None)
+    cons = target_constraints(target, problem)
+    for shrink in (2, 4, 8) if level else ():
+        lv = arch.levels[arch.level_index(level)]
+        small = arch.with_level(level, multiple_buffering=lv.multiple_buffering * shrink)
+        try:
+            m = choose_mapping(problem, small, cons, seed=seed, budget=budget)
+            builder.check(problem, m, arch)
+            return m, f"{why} (re-searched with 1/{shrink} of the {level})"
+        except MapspaceError:
+            continue
+    raise CompilerError(f"the {target} emitter cannot run the mapping of {problem.name}: {why}",
+                        where="emit")
+
+
 def emitter(target: str) -> Any:
     """The ``targets.<target>.emit`` module; MapspaceError when there is none."""
     if target not in EMITTERS:
@@ -82,6 +111,7 @@ def emit_op(target: str, problem: Problem, *, mapping: MappingBatch | None = Non
         mapping = choose_mapping(problem, arch, target_constraints(target, problem, dtype),
                                  seed=seed, strategy=strategy, budget=budget,
                                  time_limit=time_limit)
+        mapping, _ = emittable_mapping(target, problem, mapping, arch, seed=seed)
     return mod.emit(problem, mapping, arch, dtype=dtype, out_dir=out_dir, run=run, seed=seed)
 
 
@@ -120,6 +150,7 @@ def run_cli(*, target: str, workload_name: str, mapping_path: str | None,
         mapping = choose_mapping(problem, arch, target_constraints(target, problem, dtype),
                                  seed=seed, strategy=strategy or "anneal", budget=budget,
                                  time_limit=time_limit)
+        mapping, _ = emittable_mapping(target, problem, mapping, arch, seed=seed)
     tmp = tempfile.mkdtemp(prefix=".mapspace-emit-", dir=parent)
     try:
         res = mod.emit(problem, mapping, arch, dtype=dtype, out_dir=tmp, run=run, seed=seed)

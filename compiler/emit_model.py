@@ -163,7 +163,7 @@ def emit_model(result: Any, code_dir: str | Path, *, run: bool = False,
     """Build every kernel of ``result`` into ``code_dir``; with ``run``, check the whole
     model (see the module docstring).  Raises :class:`CompilerError` for a target without
     a model emitter or a model without a graph."""
-    from compiler.emit import target_arch
+    from compiler.emit import emittable_mapping, target_arch
 
     target = result.target
     if target not in KERNEL_DTYPE:
@@ -182,7 +182,7 @@ def emit_model(result: Any, code_dir: str | Path, *, run: bool = False,
     builder = importlib.import_module(f"targets.{target}.model")
     arch = target_arch(target, dtype)
     for i, (name, problem, mapping) in enumerate(kernels):
-        fixed, why = _emittable_mapping(builder, target, problem, mapping, arch, seed)
+        fixed, why = emittable_mapping(target, problem, mapping, arch, seed=seed)
         if why:
             kernels[i] = (name, problem, fixed)
             infos[i] = replace(infos[i], remapped=why)
@@ -195,35 +195,6 @@ def emit_model(result: Any, code_dir: str | Path, *, run: bool = False,
     files = (*built.files, out / "kernels.csv")
     model_run = _run(result, built, kernel_of, dtype, seed) if run else None
     return ModelEmission(target, dtype, out, tuple(infos), files, model_run)
-
-
-def _emittable_mapping(builder: Any, target: str, problem: Problem, mapping: Any,
-                       arch: Any, seed: int) -> tuple[Any, str]:
-    """``(mapping, "")`` when the target can emit ``mapping``; else a mapping searched with
-    the level the emitter found too small made 2x, 4x, 8x smaller (multiple buffering),
-    and the emitter's reason.  Raises :class:`CompilerError` when none fits."""
-    from compiler.emit import choose_mapping, target_constraints
-    from mapspace.errors import MapspaceError
-
-    try:
-        builder.check(problem, mapping, arch)
-        return mapping, ""
-    except MapspaceError as e:
-        why = e.detail
-    level = next((lv.name for lv in arch.levels if lv.name.lower() in why.lower()
-                  and lv.depth is not None), None)
-    cons = target_constraints(target, problem)
-    for shrink in (2, 4, 8) if level else ():
-        lv = arch.levels[arch.level_index(level)]
-        small = arch.with_level(level, multiple_buffering=lv.multiple_buffering * shrink)
-        try:
-            m = choose_mapping(problem, small, cons, seed=seed, budget=5_000)
-            builder.check(problem, m, arch)
-            return m, f"{why} (re-searched with 1/{shrink} of the {level})"
-        except MapspaceError:
-            continue
-    raise CompilerError(f"the {target} emitter cannot run the mapping of {problem.name}: {why}",
-                        where="compile --emit")
 
 
 def _run(result: Any, built: Any, kernel_of: dict[str, str], dtype: str,
