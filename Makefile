@@ -32,6 +32,8 @@ bench: $(STAMP)
 # Our TVM CPU kernels vs numpy/OpenBLAS and MetaSchedule (64 trials, ~4 min; QUICK=1 skips it)
 bench-tvm: $(STAMP)
 	$(BIN)/python benchmarks/bench_tvm_cpu.py $(if $(QUICK),--quick)
+	$(BIN)/python benchmarks/bench_gemmini_emit.py
+	$(BIN)/python benchmarks/bench_tvm_plugin.py
 
 # ZigZag (the closest peer) in its own venv .venv-peers (it pins its own numpy/pandas);
 # zigzag imports six without declaring it.

@@ -53,7 +53,12 @@ def main() -> None:
                      "macs": c["macs"], "intrinsics": {k: c[k] for k in (
                          "mvin", "mvout", "preload", "compute_preloaded",
                          "compute_accumulated")}})
-    print(json.dumps(rows, indent=1))
+    for r in rows:
+        print(f"{r['workload']}: bit-exact {r['correct']}, kernel {r['kernel_s']} s on the "
+              f"functional model, bytes equal to the model's prediction: {r['all_equal']}")
+        for k, (pred, meas) in r["predicted_vs_measured"].items():
+            print(f"  {k:28s} model {pred:>12,}  measured {meas:>12,}")
+    print(json.dumps({"benchmark": "bench_gemmini_emit", "workloads": rows}))
 
 
 if __name__ == "__main__":
