@@ -50,16 +50,13 @@ _SQRT2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
-def from_onnx(model: Any, *, dim_values: Mapping[str, int] | None = None,
-              name: str | None = None) -> Graph:
-    """Load an ONNX model (a path or an ``onnx.ModelProto``) into a validated :class:`Graph`.
+def load_onnx(model: Any, where: str) -> tuple[Any, str]:
+    """``(ModelProto, where)`` from a path or a ``ModelProto``; ``where`` becomes the path.
 
-    Raises :class:`CompilerError` for unreadable/corrupt files, unsupported ops, symbolic
-    dimensions without a value in ``dim_values``, and inconsistent shapes.
-    """
+    Raises :class:`CompilerError` for a missing, unreadable, truncated or corrupt file and for
+    anything else than a path or a model."""
     import onnx
 
-    where = "from_onnx"
     if isinstance(model, str | Path):
         where = str(model)
         path = Path(model)
@@ -76,6 +73,19 @@ def from_onnx(model: Any, *, dim_values: Mapping[str, int] | None = None,
     elif not isinstance(model, onnx.ModelProto):
         raise CompilerError(f"expected a path or an onnx.ModelProto, found "
                             f"{type(model).__name__}", where=where)
+    return model, where
+
+
+def from_onnx(model: Any, *, dim_values: Mapping[str, int] | None = None,
+              name: str | None = None) -> Graph:
+    """Load an ONNX model (a path or an ``onnx.ModelProto``) into a validated :class:`Graph`.
+
+    Raises :class:`CompilerError` for unreadable/corrupt files, unsupported ops, symbolic
+    dimensions without a value in ``dim_values``, and inconsistent shapes.
+    """
+    import onnx
+
+    model, where = load_onnx(model, "from_onnx")
     try:
         inferred = onnx.shape_inference.infer_shapes(model)
     except Exception as e:

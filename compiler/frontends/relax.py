@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from compiler.errors import CompilerError
@@ -134,25 +133,9 @@ def from_onnx_via_relax(model: Any, *, dim_values: Mapping[str, int] | None = No
 
     Raises :class:`CompilerError` for missing/unreadable files, models TVM cannot import,
     and everything :func:`from_relax` rejects."""
-    import onnx
+    from compiler.frontends.onnx import load_onnx
 
-    where = "from_onnx_via_relax"
-    if isinstance(model, str | Path):
-        where = str(model)
-        path = Path(model)
-        if not path.is_file():
-            raise CompilerError("no such ONNX file", where=where)
-        try:
-            model = onnx.load(str(path))
-        except Exception as e:  # protobuf DecodeError and friends
-            raise CompilerError(f"not a readable ONNX model ({type(e).__name__}: {e}); the "
-                                "file may be truncated or corrupt", where=where) from None
-        if not model.graph.node and not model.graph.input:
-            raise CompilerError("not a readable ONNX model (no graph); the file may be "
-                                "truncated or corrupt", where=where)
-    elif not isinstance(model, onnx.ModelProto):
-        raise CompilerError(f"expected a path or an onnx.ModelProto, found "
-                            f"{type(model).__name__}", where=where)
+    model, where = load_onnx(model, "from_onnx_via_relax")
     _import_tvm(where)
     from tvm.relax.frontend.onnx import from_onnx as tvm_from_onnx
 

@@ -45,6 +45,15 @@ TARGETS = ("cpu",)
 PIPELINE_NAME = "mapspace"
 
 
+def _check_options(target: str, objective: str) -> None:
+    if target not in TARGETS:
+        raise MapspaceError(f"target must be one of {', '.join(TARGETS)}, found {target!r}",
+                            where="mapspace_pipeline", key="target")
+    if objective not in OBJECTIVES:
+        raise MapspaceError(f"objective must be one of {', '.join(OBJECTIVES)}, found "
+                            f"{objective!r}", where="mapspace_pipeline", key="objective")
+
+
 @dataclass(frozen=True)
 class ScheduledFunc:
     """What the pass did to one recognised function: scheduled (``error`` empty), or left
@@ -121,12 +130,7 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
                     inline_epilogue: bool = True) -> Any:
     """``mod`` with every recognised MAC function scheduled (see the module doc)."""
     tvm = import_tvm()
-    if target not in TARGETS:
-        raise MapspaceError(f"target must be one of {', '.join(TARGETS)}, found {target!r}",
-                            where="mapspace_pipeline", key="target")
-    if objective not in OBJECTIVES:
-        raise MapspaceError(f"objective must be one of {', '.join(OBJECTIVES)}, found "
-                            f"{objective!r}", where="mapspace_pipeline", key="objective")
+    _check_options(target, objective)
     cache = MappingCache() if cache is None else cache
     out = mod
     for gv, func in mod.functions.items():
@@ -195,12 +199,7 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal", budget: 
     tvm = import_tvm()
     from tvm import relax
 
-    if target not in TARGETS:
-        raise MapspaceError(f"target must be one of {', '.join(TARGETS)}, found {target!r}",
-                            where="mapspace_pipeline", key="target")
-    if objective not in OBJECTIVES:
-        raise MapspaceError(f"objective must be one of {', '.join(OBJECTIVES)}, found "
-                            f"{objective!r}", where="mapspace_pipeline", key="objective")
+    _check_options(target, objective)
     ours = mapspace_schedule_pass(
         target, strategy=strategy, budget=budget, seed=seed, objective=objective,
         cache=MappingCache() if cache is None else cache, log=log, vectorize=vectorize,
