@@ -791,18 +791,42 @@ def _include_dirs() -> list[str]:
             str(Path(tvm.__file__).parent / "include")]
 
 
-def _driver(shapes: list[tuple[int, ...]]) -> str:
-    text = _DRIVER.read_text()
-    for key, shp in zip(("A", "B", "Z"), shapes, strict=True):
-        text = text.replace(f"@{key}_SHAPE@", ", ".join(str(s) for s in shp))
-        text = text.replace(f"@{key}_NDIM@", str(len(shp)))
-    return text
+def gemmini_shapes(spec: OpSpec) -> list[tuple[int, ...]]:
+    """Shapes of (activations, weights, output) in the kernel's Gemmini layouts (conv2d:
+    NHWC, HWIO ``[S, R, C, M]``, NHWC output; matmul/bmm as in :mod:`targets._tvm`)."""
+    from targets._tvm import input_shapes, output_shape
+
+    if spec.kind == "conv2d":
+        s = spec.sizes
+        return [(s["N"], spec.H, spec.W, s["C"]), (s["S"], s["R"], s["C"], s["M"]),
+                (s["N"], s["Q"], s["P"], s["M"])]
+    return [*input_shapes(spec), output_shape(spec)]
+
+
+def driver_source(kernels: list[tuple[str, list[tuple[int, ...]]]]) -> str:
+    """``main.c`` of a program over ``kernels`` (name, Gemmini-layout shapes), in order:
+    ``runtime/driver.c.in`` with its kernel table filled in."""
+    decls, rows = [], []
+    for i, (name, shapes) in enumerate(kernels):
+        decls.append(f"int32_t mapspace_kernel_{i}(void *, void *, int32_t, void *);")
+        dims = ", ".join(str(len(s)) for s in shapes)
+        arr = ", ".join("{" + ", ".join(str(x) for x in s) + "}" for s in shapes)
+        rows.append(f'  {{"{name}", mapspace_kernel_{i}, {{{dims}}}, {{{arr}}}}},')
+    return (_DRIVER.read_text().replace("@DECLS@", "\n".join(decls))
+            .replace("@TABLE@", "\n".join(rows)))
+
+
+def rename_flags(i: int) -> list[str]:
+    """gcc flags giving kernel ``i``'s TVM entry point and context the driver's names."""
+    return [f"-D__tvm_ffi_main=mapspace_kernel_{i}",
+            f"-D__tvm_ffi__library_ctx=mapspace_ctx_{i}"]
 
 
 def _build_cmd(cc: str, out: Path) -> list[str]:
     inc = [f"-I{d}" for d in _include_dirs()]
-    return [cc, "-O2", "-std=gnu11", "-w", *inc, str(out / "kernel.c"), str(out / "main.c"),
-            str(RUNTIME / "gemmini_model.c"), "-o", str(out / "gemmini_kernel")]
+    return [cc, "-O2", "-std=gnu11", "-w", *rename_flags(0), *inc, str(out / "kernel.c"),
+            str(out / "main.c"), str(RUNTIME / "gemmini_model.c"), "-o",
+            str(out / "gemmini_kernel")]
 
 
 # --------------------------------------------------------------------------- entry point
@@ -838,25 +862,18 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
     if run and out is None:
         import tempfile
         out = Path(tempfile.mkdtemp(prefix="gemmini_emit_"))
-    from targets._tvm import input_shapes, output_shape
-    sa, sb = input_shapes(spec)
-    if spec.kind == "conv2d":
-        s = spec.sizes
-        shapes = [(s["N"], spec.H, spec.W, s["C"]), (s["S"], s["R"], s["C"], s["M"]),
-                  (s["N"], s["Q"], s["P"], s["M"])]
-    else:
-        shapes = [sa, sb, output_shape(spec)]
+    shapes = gemmini_shapes(spec)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "trace.py").write_text(f"# schedule trace of {problem.name} on gemmini\n"
                                       + trace + "\n")
         (out / "kernel.c").write_text(source)
-        (out / "main.c").write_text(_driver(shapes))
+        (out / "main.c").write_text(driver_source([(problem.name, shapes)]))
         cmd = _build_cmd("$(CC)", out)
         rel = [c.replace(str(out) + "/", "") for c in cmd]
         (out / "Makefile").write_text(
             "CC ?= gcc\n\ngemmini_kernel: kernel.c main.c\n\t" + " ".join(rel) + "\n\n"
-            "run: gemmini_kernel\n\t./gemmini_kernel .\n")
+            "run: gemmini_kernel\n\t./gemmini_kernel 0 .\n")
         files = [out / n for n in ("trace.py", "kernel.c", "main.c", "Makefile")]
     if not run:
         return EmitResult("gemmini", problem.name, spec.kind, dtype, tuple(files), trace,
@@ -872,7 +889,7 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
         raise MapspaceError(f"compiling the Gemmini kernel failed:\n{proc.stderr[-4000:]}",
                             where=_WHERE)
     t0 = time.perf_counter()
-    proc = subprocess.run([str(out / "gemmini_kernel"), str(out)], capture_output=True,
+    proc = subprocess.run([str(out / "gemmini_kernel"), "0", str(out)], capture_output=True,
                           text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:

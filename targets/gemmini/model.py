@@ -3,7 +3,7 @@
 :func:`build_kernels` lowers every distinct kernel with :func:`targets.gemmini.emit.lower`,
 writes its C (``kernel_<i>.c``, TVM's entry point renamed ``mapspace_kernel_<i>`` at
 compile time), a driver with the kernel table (``model.c``, from
-``runtime/model_driver.c.in``) and a ``Makefile``, and links them with the runtime model into
+``runtime/driver.c.in``) and a ``Makefile``, and links them with the runtime model into
 one program, ``model``: ``./model K DIR`` runs kernel ``K`` on ``DIR/a.bin``/``b.bin``.
 :meth:`GemminiKernels.call` does that from Python and sums the intrinsic counters.
 """
@@ -32,22 +32,13 @@ from targets.gemmini.emit import (
     _include_dirs,
     _loops,
     _to_gemmini_layout,
+    driver_source,
+    gemmini_shapes,
     lower,
+    rename_flags,
 )
 
 _WHERE = "emit gemmini model"
-
-
-def gemmini_shapes(spec: OpSpec) -> list[tuple[int, ...]]:
-    """Shapes of (activations, weights, output) in the kernel's Gemmini layouts (conv2d:
-    NHWC, HWIO ``[S, R, C, M]``, NHWC output; matmul/bmm as in :mod:`targets._tvm`)."""
-    from targets._tvm import input_shapes, output_shape
-
-    if spec.kind == "conv2d":
-        s = spec.sizes
-        return [(s["N"], spec.H, spec.W, s["C"]), (s["S"], s["R"], s["C"], s["M"]),
-                (s["N"], s["Q"], s["P"], s["M"])]
-    return [*input_shapes(spec), output_shape(spec)]
 
 
 @dataclass
@@ -89,12 +80,6 @@ def check(problem: Problem, mapping: MappingBatch, arch: Arch) -> None:
     _Geometry(spec, _loops(problem, spec, arch, mapping))
 
 
-def _row(i: int, name: str, shapes: list[tuple[int, ...]]) -> str:
-    dims = ", ".join(str(len(s)) for s in shapes)
-    arr = ", ".join("{" + ", ".join(str(x) for x in s) + "}" for s in shapes)
-    return f'  {{"{name}", mapspace_kernel_{i}, {{{dims}}}, {{{arr}}}}},'
-
-
 def build_kernels(kernels: Sequence[tuple[str, Problem, MappingBatch]], arch: Arch, *,
                   dtype: str = "int8", out_dir: str | Path) -> GemminiKernels:
     """Lower ``kernels`` (``(name, problem, mapping)``) and build one program in
@@ -108,7 +93,7 @@ def build_kernels(kernels: Sequence[tuple[str, Problem, MappingBatch]], arch: Ar
     cc = _compiler()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    decls, rows, files, index, specs = [], [], [], {}, {}
+    table, files, index, specs = [], [], {}, {}
     for i, (name, problem, mapping) in enumerate(kernels):
         sch, mod, _ = lower(problem, mapping, arch)
         src = tvm.compile(mod, target="c").mod.inspect_source()
@@ -116,19 +101,15 @@ def build_kernels(kernels: Sequence[tuple[str, Problem, MappingBatch]], arch: Ar
         (out / f"kernel_{i}.trace.py").write_text(f"# schedule trace of {name}\n{sch.trace}\n")
         files += [out / f"kernel_{i}.c", out / f"kernel_{i}.trace.py"]
         spec = op_spec(problem)
-        decls.append(f"int32_t mapspace_kernel_{i}(void *, void *, int32_t, void *);")
-        rows.append(_row(i, name, gemmini_shapes(spec)))
+        table.append((name, gemmini_shapes(spec)))
         index[name], specs[name] = i, spec
-    driver = (RUNTIME / "model_driver.c.in").read_text()
-    (out / "model.c").write_text(driver.replace("@DECLS@", "\n".join(decls))
-                                 .replace("@TABLE@", "\n".join(rows)))
+    (out / "model.c").write_text(driver_source(table))
     inc = [f"-I{d}" for d in _include_dirs()]
     flags = ["-O2", "-std=gnu11", "-w"]
     rules, objs = [], []
     for i in range(len(kernels)):
-        ren = [f"-D__tvm_ffi_main=mapspace_kernel_{i}",
-               f"-D__tvm_ffi__library_ctx=mapspace_ctx_{i}"]
-        rules.append((f"kernel_{i}.o", [f"kernel_{i}.c"], [*flags, *ren, *inc, "-c"]))
+        rules.append((f"kernel_{i}.o", [f"kernel_{i}.c"],
+                      [*flags, *rename_flags(i), *inc, "-c"]))
         objs.append(f"kernel_{i}.o")
     rules.append(("model.o", ["model.c"], [*flags, *inc, "-c"]))
     rules.append(("gemmini_model.o", [str(RUNTIME / "gemmini_model.c")], [*flags, *inc, "-c"]))
