@@ -58,10 +58,17 @@ def _caller(lib, args):
     return lambda: f(*args)
 
 
-def interleaved(calls: dict[str, object], repeat: int, min_s: float = 0.05) -> dict:
+def interleaved(calls: dict[str, object], repeat: int, min_s: float = 0.05,
+                pause: float = 0.25) -> dict:
     """Median seconds per call of each kernel, measured in interleaved rounds (one
     measurement of every kernel per round) so that load from other processes on a shared
-    machine hits all of them alike."""
+    machine hits all of them alike.
+
+    Each measurement starts ``pause`` seconds after the previous one ended: OpenBLAS's and
+    TVM's worker threads busy-wait for a while after a call, and a kernel timed right after
+    the other library's ran against those spinning threads (on 2 cores, TVM's matmul
+    measured 22 ms alone and 26-29 ms right after a numpy matmul).  One untimed call after
+    the pause wakes the kernel's own threads."""
     number = {}
     for k, f in calls.items():
         f()
@@ -71,6 +78,8 @@ def interleaved(calls: dict[str, object], repeat: int, min_s: float = 0.05) -> d
     ts: dict[str, list[float]] = {k: [] for k in calls}
     for _ in range(repeat):
         for k, f in calls.items():
+            time.sleep(pause)
+            f()  # wakes this library's worker threads (untimed)
             t0 = time.perf_counter()
             for _ in range(number[k]):
                 f()
