@@ -13,7 +13,7 @@ MetaSchedule = ``tune_tir`` + ``compile_tir`` + build.  Kernel times are medians
 each kernel per round, so load from other processes hits them alike).  The last line
 printed is one JSON object.
 
-    .venv/bin/python benchmarks/bench_tvm_cpu.py [--quick] [--search-time 5] [--trials 64]
+    .venv/bin/python benchmarks/bench_tvm_cpu.py [--quick] [--search-time 2] [--trials 64]
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def numpy_conv(spec, a: np.ndarray, w: np.ndarray) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="skip MetaSchedule")
-    ap.add_argument("--search-time", type=float, default=5.0)
+    ap.add_argument("--search-time", type=float, default=2.0)
     ap.add_argument("--trials", type=int, default=64)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--seed", type=int, default=0)
