@@ -94,14 +94,16 @@ class ModelEmission:
         return out
 
 
-def _emittable(problem: Problem) -> bool:
+def _kind(problem: Problem) -> str | None:
+    """The emittable op kind of ``problem``; ``None`` for ops the emitters cannot express
+    (they run on the host)."""
+    from mapspace.errors import MapspaceError
     from targets._tvm import op_spec
 
     try:
-        op_spec(problem)
-    except Exception:  # noqa: BLE001 - any op the emitters cannot express runs on the host
-        return False
-    return True
+        return op_spec(problem).kind
+    except MapspaceError:
+        return None
 
 
 def _kernels(result: Any) -> tuple[list[tuple[str, Problem, Any]], dict[str, str],
@@ -110,50 +112,42 @@ def _kernels(result: Any) -> tuple[list[tuple[str, Problem, Any]], dict[str, str
     from compiler.pipeline import shape_key
 
     groups: dict[tuple, list[str]] = {}
+    kinds: dict[tuple, str] = {}
     for name, p in result.problems.items():
-        if _emittable(p):
-            groups.setdefault((shape_key(p), id(result.mappings[name])), []).append(name)
+        if (kind := _kind(p)) is not None:
+            key = (shape_key(p), id(result.mappings[name]))
+            groups.setdefault(key, []).append(name)
+            kinds[key] = kind
     kernels, kernel_of, infos = [], {}, []
-    for i, names in enumerate(groups.values()):
+    for i, (key, names) in enumerate(groups.items()):
         p = result.problems[names[0]]
         k = f"k{i}"
         kernels.append((k, p, result.mappings[names[0]]))
-        infos.append(KernelInfo(k, _kind(p), "x".join(str(s) for s in p.sizes), tuple(names)))
+        infos.append(KernelInfo(k, kinds[key], "x".join(str(s) for s in p.sizes), tuple(names)))
         kernel_of.update(dict.fromkeys(names, k))
     return kernels, kernel_of, infos
 
 
-def _kind(p: Problem) -> str:
-    from targets._tvm import op_spec
-
-    return op_spec(p).kind
-
-
-def _quantize(x: np.ndarray, axis: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 (±127): per tensor (``axis=None``) or with one scale per index of the
-    axes NOT in ``axis`` (reduced over ``axis``)."""
-    amax = np.abs(x).max(axis=axis, keepdims=axis is not None).astype(np.float64)
-    scale = np.where(amax > 0, amax / 127.0, 1.0)
-    q = np.clip(np.rint(x / scale), -127, 127).astype(np.int8)
-    return q, scale
-
-
 def _int8_mac(kernel):
-    """A MAC hook running ``kernel(op, problem, qa, qb) -> int32`` on quantized operands."""
+    """A MAC hook running ``kernel(op, problem, qa, qb) -> int32`` on operands quantized as
+    the quantize pass does (symmetric, ±127): activations per tensor, weights per output
+    channel."""
+    from compiler.passes.quantize import channel_scales, quantize_values, tensor_scale
     from targets._tvm import op_spec
 
     def mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         spec = op_spec(problem)
-        qa, sa = _quantize(a, None)
+        sa = tensor_scale(a, 8)
         if spec.kind == "matmul":        # B[C, M]: a scale per output column
-            qb, sb = _quantize(b, (0,))
+            sb = channel_scales(b, 8)
         elif spec.kind == "conv2d":      # W[M, C, S, R]: a scale per filter
-            qb, sb = _quantize(b, (1, 2, 3))
-            sb = sb.reshape(1, -1, 1, 1)
+            sb = channel_scales(b.reshape(b.shape[0], -1).T, 8).reshape(-1, 1, 1, 1)
         else:                            # bmm: both operands are activations
-            qb, sb = _quantize(b, None)
+            sb = tensor_scale(b, 8)
+        qa = quantize_values(a, sa, 8).astype(np.int8)
+        qb = quantize_values(b, sb, 8).astype(np.int8)
         z = kernel(op, problem, qa, qb).astype(np.float64)
-        return z * sa * sb
+        return z * sa * (sb.reshape(1, -1, 1, 1) if spec.kind == "conv2d" else sb)
 
     return mac
 

@@ -91,19 +91,26 @@ def _weights(graph: Graph, op: Op, calibration: dict[str, np.ndarray] | None, se
     return _rng(seed, op, "weights").normal(0.0, 1.0 / np.sqrt(k), size=(k, n))
 
 
-def _channel_scales(w: np.ndarray, bits: int) -> np.ndarray:
+def channel_scales(w: np.ndarray, bits: int) -> np.ndarray:
+    """Symmetric scale per column of the ``[K, N]`` matrix ``w``: ``max|w[:, n]| / qmax``."""
     amax = np.abs(w).max(axis=0)
     return np.where(amax > 0, amax, 1.0) / _qmax(bits)
 
 
-def _tensor_scale(x: np.ndarray, bits: int) -> float:
+def tensor_scale(x: np.ndarray, bits: int) -> float:
+    """Symmetric per-tensor scale ``max|x| / qmax`` (``1 / qmax`` for an all-zero ``x``)."""
     amax = float(np.abs(x).max()) if x.size else 0.0
     return (amax if amax > 0 else 1.0) / _qmax(bits)
 
 
-def _fake_quant(x: np.ndarray, scale: np.ndarray | float, bits: int) -> np.ndarray:
+def quantize_values(x: np.ndarray, scale: np.ndarray | float, bits: int) -> np.ndarray:
+    """``x / scale`` rounded and clipped to ``[-qmax, qmax]`` (integer values, float type)."""
     q = _qmax(bits)
-    return np.clip(np.rint(x / scale), -q, q) * scale
+    return np.clip(np.rint(x / scale), -q, q)
+
+
+def _fake_quant(x: np.ndarray, scale: np.ndarray | float, bits: int) -> np.ndarray:
+    return quantize_values(x, scale, bits) * scale
 
 
 def _act_sample(graph: Graph, op: Op, calibration: dict[str, np.ndarray] | None, seed: int,
@@ -137,11 +144,11 @@ def quantize(graph: Graph, bits: int = 8, calibration: dict[str, np.ndarray] | N
             if b is None:
                 b = _rng(seed, op, "weights").standard_normal(min(
                     graph.tensor(op.inputs[1]).size, 64 * k))
-            wscales: tuple[float, ...] = (_tensor_scale(b, bits),)
+            wscales: tuple[float, ...] = (tensor_scale(b, bits),)
         else:
-            wscales = tuple(float(s) for s in _channel_scales(
+            wscales = tuple(float(s) for s in channel_scales(
                 _weights(graph, op, calibration, seed), bits))
-        act = _tensor_scale(_act_sample(graph, op, calibration, seed, k, 64), bits)
+        act = tensor_scale(_act_sample(graph, op, calibration, seed, k, 64), bits)
         return with_attrs(op, weight_bits=bits, act_bits=bits, out_bits=OUT_BITS,
                           weight_scales=wscales, act_scale=act)
 
@@ -175,8 +182,8 @@ def op_sqnr(graph: Graph, op: Op | str, bits: int = 8, *, rows: int = 64, cols: 
     else:
         a = rng.standard_normal((r, k))
         y = a @ w
-    aq = _fake_quant(a, _tensor_scale(a, bits), bits)
-    wscale = _tensor_scale(w, bits) if op.kind == "bmm" else _channel_scales(w, bits)
+    aq = _fake_quant(a, tensor_scale(a, bits), bits)
+    wscale = tensor_scale(w, bits) if op.kind == "bmm" else channel_scales(w, bits)
     wq = _fake_quant(w, wscale, bits)
     yq = np.einsum("rkc,kc->rc", aq, wq) if op.kind == "depthwise_conv2d" else aq @ wq
     noise = float(np.sum((y - yq) ** 2))
