@@ -103,31 +103,52 @@ def emitter(target: str) -> Any:
 def emit_op(target: str, problem: Problem, *, mapping: MappingBatch | None = None,
             dtype: str = "float32", strategy: str = "anneal", budget: int | None = None,
             time_limit: float | None = None, seed: int = 0, out_dir: str | Path | None = None,
-            run: bool = False) -> Any:
-    """Choose a mapping (unless given) and emit ``problem`` for ``target``."""
+            run: bool = False, arch: Arch | None = None) -> Any:
+    """Choose a mapping (unless given) and emit ``problem`` for ``target``.  Files land in
+    ``out_dir`` only once everything succeeded (written to a sibling temporary folder, then
+    moved); the returned ``EmitResult.files`` name them there."""
+    import os
+    import shutil
+    import tempfile
+    from dataclasses import replace
+
     mod = emitter(target)
-    arch = target_arch(target, dtype)
+    arch = arch or target_arch(target, dtype)
     if mapping is None:
         mapping = choose_mapping(problem, arch, target_constraints(target, problem, dtype),
                                  seed=seed, strategy=strategy, budget=budget,
                                  time_limit=time_limit)
         mapping, _ = emittable_mapping(target, problem, mapping, arch, seed=seed)
-    return mod.emit(problem, mapping, arch, dtype=dtype, out_dir=out_dir, run=run, seed=seed)
+    if out_dir is None:
+        return mod.emit(problem, mapping, arch, dtype=dtype, out_dir=None, run=run, seed=seed)
+    out_abs = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_abs)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".mapspace-emit-", dir=parent)
+    try:
+        res = mod.emit(problem, mapping, arch, dtype=dtype, out_dir=tmp, run=run, seed=seed)
+        os.makedirs(out_abs, exist_ok=True)
+        moved = []
+        for f in res.files:
+            dest = os.path.join(out_abs, os.path.relpath(str(f), tmp))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.move(str(f), dest)
+            moved.append(Path(dest))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return replace(res, files=tuple(moved))
 
 
 def run_cli(*, target: str, workload_name: str, mapping_path: str | None,
             strategy: str | None, dtype: str | None, budget: int | None,
             time_limit: float | None, out: str, run: bool, seed: int) -> Any:
-    """``mapspace emit``: everything the command does short of printing.  The files land
-    in ``out`` only once everything succeeded (written to a sibling temporary folder, then
-    moved)."""
+    """``mapspace emit``: everything the command does short of printing (the files land in
+    ``out`` only once everything succeeded: :func:`emit_op`)."""
     import os
-    import shutil
-    import tempfile
 
     from mapspace.workloads import workload
 
-    mod = emitter(target)
+    emitter(target)  # an unknown target fails before any other work
     dtype = dtype or ("int8" if target == "gemmini" else "float32")
     if dtype not in DTYPE_BITS:
         raise MapspaceError(f"must be one of {', '.join(DTYPE_BITS)}, found {dtype!r}",
@@ -142,27 +163,11 @@ def run_cli(*, target: str, workload_name: str, mapping_path: str | None,
         raise MapspaceError(f"folder {parent!r} does not exist", where="--out")
     problem = workload(workload_name)
     arch = target_arch(target, dtype)
+    mapping = None
     if mapping_path:
         from mapspace.mapping_yaml import load_mapping
 
         mapping = load_mapping(mapping_path, problem, arch)
-    else:
-        mapping = choose_mapping(problem, arch, target_constraints(target, problem, dtype),
-                                 seed=seed, strategy=strategy or "anneal", budget=budget,
-                                 time_limit=time_limit)
-        mapping, _ = emittable_mapping(target, problem, mapping, arch, seed=seed)
-    tmp = tempfile.mkdtemp(prefix=".mapspace-emit-", dir=parent)
-    try:
-        res = mod.emit(problem, mapping, arch, dtype=dtype, out_dir=tmp, run=run, seed=seed)
-        os.makedirs(out_abs, exist_ok=True)
-        moved = []
-        for f in res.files:
-            dest = os.path.join(out_abs, os.path.relpath(str(f), tmp))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            shutil.move(str(f), dest)
-            moved.append(Path(dest))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    from dataclasses import replace
-
-    return replace(res, files=tuple(moved))
+    return emit_op(target, problem, mapping=mapping, dtype=dtype,
+                   strategy=strategy or "anneal", budget=budget, time_limit=time_limit,
+                   seed=seed, out_dir=out_abs, run=run, arch=arch)

@@ -27,8 +27,6 @@ numpy and times the kernel.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -327,8 +325,8 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "f
          repeat: int = 5) -> EmitResult:
     """Schedule ``problem`` by ``mapping`` for the host CPU; see the module doc.
 
-    Files in ``out_dir`` (written to a temporary folder first, moved into place only when
-    everything succeeded): ``trace.py``, ``kernel_tir.py`` (scheduled TIR), ``kernel.so``.
+    Files in ``out_dir``: ``trace.py``, ``kernel_tir.py`` (scheduled TIR), ``kernel.so``
+    (:func:`compiler.emit.emit_op` stages them so they land only when everything succeeded).
     """
     spec = op_spec(problem)
     sch = schedule(spec, mapping, arch, dtype)
@@ -339,18 +337,11 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "f
     files: list[Path] = []
     if out_dir is not None:
         out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".emit-", dir=out.parent))
-        try:
-            (tmp / "trace.py").write_text(trace)
-            (tmp / "kernel_tir.py").write_text(source)
-            lib.export_library(str(tmp / "kernel.so"))
-            out.mkdir(parents=True, exist_ok=True)
-            for name in ("trace.py", "kernel_tir.py", "kernel.so"):
-                shutil.move(str(tmp / name), str(out / name))
-                files.append(out / name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "trace.py").write_text(trace)
+        (out / "kernel_tir.py").write_text(source)
+        lib.export_library(str(out / "kernel.so"))
+        files = [out / name for name in ("trace.py", "kernel_tir.py", "kernel.so")]
     correct = err = secs = None
     if run:
         got, want, args = run_kernel(lib, spec, dtype, seed)

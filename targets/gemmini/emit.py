@@ -765,14 +765,6 @@ class _GemminiLowering:
 _DRIVER = RUNTIME / "driver.c.in"
 
 
-def _reference(spec: OpSpec, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """:func:`targets._tvm.reference`; matmul/bmm through float64 BLAS, which is exact while
-    every sum stays below 2**53 (int8 products are at most 2**14), else int64."""
-    if spec.kind in ("matmul", "bmm") and spec.sizes["C"] * 2**14 < 2**53:
-        return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.int32)
-    return reference(spec, a, b)
-
-
 def _compiler() -> str:
     cc = os.environ.get("CC") or "gcc"
     path = shutil.which(cc)
@@ -850,6 +842,13 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
     if dtype != "int8":
         raise MapspaceError(f"gemmini emits int8 only (int32 accumulation), not {dtype!r}",
                             where=_WHERE)
+    if run and out_dir is None:  # build and run in a folder removed afterwards
+        import tempfile
+        from dataclasses import replace
+
+        with tempfile.TemporaryDirectory(prefix="gemmini_emit_") as d:
+            return replace(emit(problem, mapping, arch, dtype=dtype, out_dir=d, run=True,
+                                seed=seed), files=())
     spec = op_spec(problem)
     cc = _compiler() if run else None
     sch, mod, geo = lower(problem, mapping, arch)
@@ -859,9 +858,6 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
     trace = str(sch.trace)
     files: list[Path] = []
     out = Path(out_dir) if out_dir is not None else None
-    if run and out is None:
-        import tempfile
-        out = Path(tempfile.mkdtemp(prefix="gemmini_emit_"))
     shapes = gemmini_shapes(spec)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -880,7 +876,7 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
                           source)
     assert out is not None and cc is not None
     a, b = random_inputs(spec, "int8", seed)
-    ref = _reference(spec, a, b)
+    ref = reference(spec, a, b)
     ga, gb = _to_gemmini_layout(spec, a, b)
     ga.tofile(out / "a.bin")
     gb.tofile(out / "b.bin")
