@@ -77,6 +77,51 @@ def _pool(op: Op, x: np.ndarray) -> np.ndarray:
     return np.nanmean(win, axis=(-2, -1)).astype(x.dtype)  # avg excludes padding
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
+
+
+def _rmsnorm(op: Op, x: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    axes = tuple(range(int(op.attr("axis", -1)) % x.ndim, x.ndim))
+    y = x / np.sqrt((x * x).mean(axis=axes, keepdims=True) + float(op.attr("epsilon", 1e-6)))
+    return y if w is None else y * w
+
+
+def _hardsigmoid(x: np.ndarray, alpha: float, beta: float) -> np.ndarray:
+    return np.clip(alpha * x + beta, 0.0, 1.0)
+
+
+#: the one-input activations (and rmsnorm): ``fn(op, *args) -> array``
+_ACTIVATIONS: dict[str, Callable[..., np.ndarray]] = {
+    "clip": lambda op, x: np.clip(x, op.attr("min", -np.inf), op.attr("max", np.inf)),
+    "sigmoid": lambda op, x: _sigmoid(x),
+    "silu": lambda op, x: x * _sigmoid(x),
+    "hardsigmoid": lambda op, x: _hardsigmoid(x, float(op.attr("alpha", 0.2)),
+                                              float(op.attr("beta", 0.5))),
+    "hardswish": lambda op, x: x * _hardsigmoid(x, 1.0 / 6.0, 0.5),
+    "rmsnorm": _rmsnorm,
+}
+
+
+def _host(op: Op, args: list[np.ndarray]) -> list[np.ndarray]:
+    """A ``host`` op: the ONNX node it carries, run by ONNX's reference implementation."""
+    onnx_node = op.attr("onnx")
+    if not isinstance(onnx_node, bytes):
+        raise CompilerError(f"host op {op.attr('op_type')!r} carries nothing to execute",
+                            where=f"op {op.name!r}")
+    from onnx import NodeProto
+    from onnx.reference import ReferenceEvaluator
+
+    node = NodeProto()
+    node.ParseFromString(onnx_node)
+    names = list(node.input)
+    ev = ReferenceEvaluator(node, opsets={"": int(op.attr("opset", 17))})
+    feeds = {t: a for t, a in zip([t for t in names if t], args, strict=True)}
+    outs = ev.run(None, feeds)
+    by_name = dict(zip(node.output, outs, strict=True))
+    return [np.asarray(by_name[t]) for t in node.output if t]
+
+
 def _numpy_mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     from targets._tvm import op_spec, reference
 
@@ -159,7 +204,14 @@ def _run_op(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> list[np
         return [np.maximum(args[0], 0)]
     if k == "gelu":
         x = args[0]
+        if op.attr("approximate") == "tanh":
+            c = math.sqrt(2.0 / math.pi)
+            return [0.5 * x * (1.0 + np.tanh(c * (x + 0.044715 * x ** 3)))]
         return [0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))]
+    if k in _ACTIVATIONS:
+        return [_ACTIVATIONS[k](op, *args)]
+    if k == "host":
+        return _host(op, args)
     if k in ("sqrt", "tanh"):
         return [getattr(np, k)(args[0])]
     if k == "erf":
@@ -197,9 +249,11 @@ def _run_op(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> list[np
 
 def run_graph(graph: Graph, values: Mapping[str, np.ndarray], *,
               mac: MacFn | None = None) -> dict[str, np.ndarray]:
-    """Evaluate ``graph`` given every input and parameter in ``values``; returns the graph
+    """Evaluate ``graph`` given every input and parameter in ``values`` (a param missing
+    there takes its value from ``graph.values``, the model's own weights); returns the graph
     outputs by name (float32 activations; integer inputs stay integer)."""
     env: dict[str, np.ndarray] = {}
+    values = {**graph.values, **values}
     for t in (*graph.inputs, *graph.params):
         if t not in values:
             raise CompilerError(f"no value for {'input' if t in graph.inputs else 'param'} "

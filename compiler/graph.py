@@ -20,9 +20,15 @@ accelerator-side    ``add``, ``mul`` (broadcasting), ``relu``, ``gelu``, ``softm
                     (embedding lookup, ``axis``), ``pool`` (``mode`` max/avg/global_avg/
                     global_max, ``kernel``, ``strides``, ``pads``, ``ceil_mode``), ``split``
                     (``axis``, ``sizes``), ``slice`` (``starts``, ``ends``, ``axes``, ``steps``)
+activations        ``clip`` (``min``, ``max``: ReLU6 is ``clip(0, 6)``), ``sigmoid``, ``silu``
+                    (``x * sigmoid(x)``), ``hardsigmoid`` (``alpha``, ``beta``),
+                    ``hardswish``, ``rmsnorm`` (``axis``, ``epsilon``; optional gain input)
 host kinds          :data:`HOST_KINDS`: ``sub``, ``div``, ``pow`` (broadcasting), ``sqrt``,
                     ``erf``, ``tanh``, ``reduce_mean`` (``axes``, ``keepdims``): elementwise
-                    arithmetic left to the host CPU (e.g. a decomposed LayerNorm from ONNX)
+                    arithmetic left to the host CPU (e.g. a decomposed LayerNorm from ONNX);
+                    ``host``: any other operator a front end keeps (a mask ``Where``, a
+                    ``Cast``, an ``Expand`` of an input), with its output shapes in attr
+                    ``out_shapes`` and what executes it in ``op_type``/``onnx``/``opset``
 ==================  =========================================================================
 
 Only MAC kinds lower to a :class:`~mapspace.problem.Problem` (:meth:`Graph.problem`).
@@ -36,17 +42,22 @@ from dataclasses import dataclass, replace
 from math import prod
 
 import networkx as nx
+import numpy as np
 
 from compiler.errors import CompilerError
 from mapspace.problem import Problem, bmm, conv2d, depthwise_conv2d, matmul
 
 MAC_KINDS: tuple[str, ...] = ("matmul", "bmm", "conv2d", "depthwise_conv2d")
-HOST_KINDS: tuple[str, ...] = ("sub", "div", "pow", "sqrt", "erf", "tanh", "reduce_mean")
+HOST_KINDS: tuple[str, ...] = ("sub", "div", "pow", "sqrt", "erf", "tanh", "reduce_mean",
+                               "host")
+#: one-input activations (and ``rmsnorm``): the output has the input's shape
+ACTIVATION_KINDS: tuple[str, ...] = ("clip", "sigmoid", "silu", "hardsigmoid", "hardswish",
+                                     "rmsnorm")
 #: Every op kind a :class:`Graph` may hold (a closed set).
 KINDS: tuple[str, ...] = MAC_KINDS + (
     "add", "mul", "relu", "gelu", "softmax", "layernorm", "transpose", "reshape", "concat",
     "gather", "pool", "split", "slice",
-) + HOST_KINDS
+) + ACTIVATION_KINDS + HOST_KINDS
 
 _ELEMENTWISE2 = ("add", "mul", "sub", "div", "pow")
 _UNARY = ("relu", "gelu", "sqrt", "erf", "tanh", "softmax", "layernorm")
@@ -171,11 +182,22 @@ def infer_shapes(op: Op, shapes: list[Shape]) -> list[Shape]:
     if k not in KINDS:
         raise _err(op, f"unknown op kind {k!r}; kinds are {', '.join(KINDS)}", key="kind")
     nin = {"matmul": (2, 3), "bmm": (2, 2), "conv2d": (2, 3), "depthwise_conv2d": (2, 3),
-           "layernorm": (1, 3), "gather": (2, 2), "concat": (1, 10**9)}
+           "layernorm": (1, 3), "gather": (2, 2), "concat": (1, 10**9), "rmsnorm": (1, 2),
+           "host": (0, 10**9)}
     lo, hi = nin.get(k, (2, 2) if k in _ELEMENTWISE2 else (1, 1))
     if not lo <= len(shapes) <= hi:
         raise _err(op, f"expects {lo}..{hi} inputs, found {len(shapes)}")
+    if k == "host":
+        out = op.attr("out_shapes")
+        if not isinstance(out, tuple) or len(out) != len(op.outputs):
+            raise _err(op, f"a host op needs one shape per output in out_shapes, found {out!r}",
+                       key="out_shapes")
+        return [tuple(int(d) for d in o) for o in out]
     s = shapes[0]
+    if k in ACTIVATION_KINDS:
+        if k == "rmsnorm":
+            _axis(op, int(op.attr("axis", -1)), len(s))
+        return [s]
     if k == "matmul":
         lead, m, _, n = _matmul_dims(op, shapes[0], shapes[1])
         return [(n,)] if len(shapes[0]) == 1 else [(*lead, m, n)]
@@ -275,6 +297,9 @@ class Graph:
         self._tensors: dict[str, TensorInfo] = {}
         self._producer: dict[str, str] = {}
         self._consumers: dict[str, list[str]] = {}
+        #: values of params a front end read from the model (weights, folded constants);
+        #: params without one (zoo models) get seeded values when run
+        self.values: dict[str, np.ndarray] = {}
 
     # -------------------------------------------------------------- building
     def _declare(self, info: TensorInfo, what: str) -> None:
@@ -291,10 +316,18 @@ class Graph:
         self.inputs.append(name)
         return name
 
-    def add_param(self, name: str, shape: Iterable[int], dtype: str = "float32") -> str:
-        """A weight or constant: a tensor with no producer that is not a graph input."""
+    def add_param(self, name: str, shape: Iterable[int], dtype: str = "float32",
+                  value: np.ndarray | None = None) -> str:
+        """A weight or constant: a tensor with no producer that is not a graph input;
+        ``value`` (its data, when the model carries it) must have ``shape``."""
         self._declare(TensorInfo(name, tuple(shape), dtype), "params")
         self.params.append(name)
+        if value is not None:
+            if tuple(value.shape) != tuple(shape):
+                raise CompilerError(f"value of {name!r} has shape {list(value.shape)}, "
+                                    f"declared {list(shape)}", where=f"graph {self.name!r}",
+                                    key="params")
+            self.values[name] = value
         return name
 
     def add_output(self, name: str) -> None:

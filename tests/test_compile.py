@@ -171,7 +171,8 @@ def test_bad_input_exits_2_and_writes_nothing(bad: str, tmp_path: Path):
     if bad == "corrupt":
         model.write_bytes(b"\x08\x07garbage, not a protobuf")
     elif bad == "unsupported":
-        _onnx(model, [helper.make_node("Sigmoid", ["x"], ["y"], name="sig")], [], (4, 4), (4, 4))
+        _onnx(model, [helper.make_node("GRU", ["x", "w", "r"], ["y"], name="rnn", hidden_size=4)],
+              [("w", (1, 12, 4)), ("r", (1, 12, 4))], (2, 1, 4), (2, 1, 1, 4))
     elif bad == "passes":
         model = "bert-base"
         extra = ["--passes", "no_such_pass=1"]
@@ -181,7 +182,7 @@ def test_bad_input_exits_2_and_writes_nothing(bad: str, tmp_path: Path):
     assert r.exit_code == 2, r.output
     err = r.output.strip().splitlines()[-1]
     assert err.startswith("mapspace compile: error:")
-    want = {"unknown": "bert-base", "corrupt": "corrupt", "unsupported": "Sigmoid",
+    want = {"unknown": "bert-base", "corrupt": "corrupt", "unsupported": "GRU",
             "passes": "pass"}[bad]
     assert want in err
     assert list(out.iterdir()) == []

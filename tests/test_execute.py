@@ -114,8 +114,15 @@ def test_random_values_cover_zoo_model_and_run():
 def test_missing_and_misshapen_values():
     g = from_onnx(models.mlp())
     values = random_values(g, 0)
+    w1 = g.values["w1"]  # the model's own weight fills a param the caller leaves out
+    got = run_graph(g, {k: v for k, v in values.items() if k != "w1"})
+    want = run_graph(g, values | {"w1": w1})
+    assert all(np.array_equal(got[t], want[t]) for t in want)
+    del g.values["w1"]
     with pytest.raises(CompilerError, match="no value for param 'w1'"):
         run_graph(g, {k: v for k, v in values.items() if k != "w1"})
+    with pytest.raises(CompilerError, match="no value for input 'x'"):
+        run_graph(g, {k: v for k, v in values.items() if k != "x"})
     values["x"] = np.zeros((3, 3), np.float32)
     with pytest.raises(CompilerError, match="'x' has shape"):
         run_graph(g, values)

@@ -217,7 +217,7 @@ def test_split_slice_concat_gather():
     assert g.op("split").attr("sizes") == (4, 8)
 
 
-def test_unsupported_op_names_op_and_node():
+def test_unlowered_mac_op_names_op_and_node():
     node = helper.make_node("LSTM", ["x", "w", "r"], ["y"], name="encoder_lstm",
                             hidden_size=4)
     m = _model([node], [_vi("x", 3, 1, 2)], [_vi("y", 3, 1, 1, 4)],
@@ -227,6 +227,44 @@ def test_unsupported_op_names_op_and_node():
     msg = str(e.value)
     assert "'LSTM'" in msg and "encoder_lstm" in msg and "Conv" in msg and "Gemm" in msg
     assert set(SUPPORTED_OPS) >= {"Conv", "Gemm", "MatMul", "Identity", "Constant"}
+
+
+def test_other_ops_become_host_ops_that_run():
+    """A mask built from an input (Equal/Where/Cast/Expand) is kept as host ops with their
+    inferred shapes, and the graph runs them (onnxruntime is the reference)."""
+    ort = pytest.importorskip("onnxruntime")
+    from compiler.execute import run_graph
+
+    nodes = [
+        helper.make_node("Equal", ["ids", "zero"], ["pad"]),
+        helper.make_node("Where", ["pad", "neg", "zero_f"], ["bias"]),
+        helper.make_node("Unsqueeze", ["bias", "ax"], ["b3"]),
+        helper.make_node("Expand", ["b3", "shp"], ["b4"]),
+        helper.make_node("Cast", ["ids", ], ["idsf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["idsf", "ax2"], ["col"]),
+        helper.make_node("Add", ["b4", "col"], ["y0"]),
+        helper.make_node("Neg", ["y0"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array(-1e4, np.float32), "neg"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "zero_f"),
+             numpy_helper.from_array(np.array([1], np.int64), "ax"),
+             numpy_helper.from_array(np.array([2], np.int64), "ax2"),
+             numpy_helper.from_array(np.array([1, 6, 6], np.int64), "shp")]
+    m = helper.make_model(helper.make_graph(
+        nodes, "mask", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits),
+        opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    g = from_onnx(m)
+    kinds = {op.name: op.kind for op in g.ops()}
+    assert sorted(op.attr("op_type") for op in g.ops() if op.kind == "host") == \
+        ["Cast", "Equal", "Expand", "Neg", "Where"]
+    assert list(kinds.values()).count("reshape") == 2
+    assert g.tensor("b4").shape == (1, 6, 6) and g.tensor("pad").dtype == "bool"
+    ids = np.array([[5, 0, 3, 0, 1, 2]], np.int64)
+    want = ort.InferenceSession(m.SerializeToString()).run(None, {"ids": ids})[0]
+    got = run_graph(g, {"ids": ids})["y"]
+    np.testing.assert_array_equal(got, want)
 
 
 def test_truncated_and_missing_file(tmp_path):

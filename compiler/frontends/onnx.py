@@ -1,28 +1,33 @@
 """ONNX front end: ``from_onnx(path_or_model) -> Graph``.
 
-Shapes come from ``onnx.shape_inference`` (and initializers); symbolic dimensions need
-values in ``dim_values`` (e.g. ``{"batch": 1}``).  Mapping of ONNX ops to graph kinds:
+The model first goes through :func:`compiler.frontends.onnx_fold.fold_model`: local
+functions inlined, symbolic input dimensions bound from ``dim_values`` (e.g.
+``{"batch": 1}``), shapes inferred with data propagation, and every constant subgraph (the
+``Shape``/``Gather``/``Concat``/``ConstantOfShape``/``Expand``/``Where`` plumbing exporters
+write for static shapes and masks) evaluated once by ONNX's reference implementation.  A
+path loads its external data (``model.onnx`` + ``model.onnx.data``) from beside it.  Then:
 
 - ``Conv`` -> ``conv2d`` (``depthwise_conv2d`` when ``group`` equals the input channels);
   ``Gemm`` -> ``matmul`` (``transA``/``transB`` kept, bias ``C`` as a third input, ``alpha``
   and ``beta`` recorded); ``MatMul`` -> ``matmul`` with a 2-D second operand, else ``bmm``.
 - ``Add Mul Relu Softmax LayerNormalization Transpose Concat Gather Split Slice`` -> the
-  kind of the same name; ``Reshape``/``Flatten`` -> ``reshape`` (target shape resolved);
-  ``MaxPool``/``AveragePool``/``GlobalAveragePool``/``GlobalMaxPool`` -> ``pool``.
-- GELU subgraphs are fused into one ``gelu`` op: the Erf form
-  ``0.5 * x * (1 + erf(x / sqrt 2))`` and the Tanh form
-  ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`` (either order of the
-  multiplications by ``x`` and ``0.5``).  An ``Erf``/``Tanh`` outside these patterns stays a
-  host op.
-- ``Sub Div Pow Sqrt ReduceMean`` are host-side elementwise ops (kinds ``sub``, ``div``,
-  ``pow``, ``sqrt``, ``reduce_mean``): a LayerNorm exported decomposed into them is kept as
-  those separate ops, not fused.
-- ``Constant`` and initializers become graph params (those only used as shapes, axes,
-  starts/ends or split sizes are folded into attributes); ``Identity`` is elided (its
-  output is renamed to its input, graph outputs included).
+  kind of the same name; ``Reshape Flatten Squeeze Unsqueeze`` -> ``reshape`` (the shape
+  inferred); ``MaxPool``/``AveragePool``/``GlobalAveragePool``/``GlobalMaxPool`` -> ``pool``;
+  ``Clip`` (ReLU6) -> ``clip``; ``Sigmoid HardSigmoid HardSwish`` -> ``sigmoid hardsigmoid
+  hardswish``; ``Gelu`` -> ``gelu``.
+- Chains recognised as one op (:mod:`compiler.frontends.onnx_patterns`): GELU in its Erf
+  and Tanh forms, SiLU, HardSwish, LayerNorm and RMSNorm decompositions.
+- ``Sub Div Pow Sqrt ReduceMean Erf Tanh`` are host-side ops of the same names.
+- ``Identity``, ``Dropout`` (inference) and a ``Cast`` to the type it already has are
+  elided (the output is renamed to its input, graph outputs included).
+- Every other op of a standard ONNX domain (a mask ``Where``, ``Cast``, ``Expand``,
+  ``Equal``, ``Neg``, ``Exp`` ... that reads a graph input) becomes a ``host`` op with its
+  inferred output shapes; it runs through ``onnx.reference`` on the host.
+- Initializers and folded constants become graph params with their values
+  (``Graph.values``), so a compiled model runs with the model's own weights.
 
-Anything else raises :class:`CompilerError` naming the op type and the node, and listing
-the supported op types.
+Only ops that cannot be given a static shape, ops of other domains, and MAC ops the
+accelerator cannot express raise :class:`CompilerError`, naming the node and its op type.
 """
 
 from __future__ import annotations
@@ -37,17 +42,25 @@ import numpy as np
 from compiler.errors import CompilerError
 from compiler.graph import Graph, Op
 
-#: ONNX op types :func:`from_onnx` accepts (Erf/Tanh also appear inside GELU patterns).
+#: ONNX op types :func:`from_onnx` maps to a graph kind of their own; any other op of the
+#: default domain becomes a ``host`` op (see the module docstring).
 SUPPORTED_OPS: tuple[str, ...] = (
     "Conv", "Gemm", "MatMul", "Add", "Mul", "Relu", "Softmax", "LayerNormalization",
     "Transpose", "Reshape", "Concat", "Gather", "MaxPool", "AveragePool", "GlobalAveragePool",
-    "GlobalMaxPool", "Flatten", "Split", "Slice", "Sub", "Div", "Pow", "Sqrt", "ReduceMean",
-    "Constant", "Identity", "Erf", "Tanh",
+    "GlobalMaxPool", "Flatten", "Squeeze", "Unsqueeze", "Split", "Slice", "Sub", "Div",
+    "Pow", "Sqrt", "ReduceMean", "Constant", "Identity", "Dropout", "Erf", "Tanh", "Clip",
+    "Sigmoid", "HardSigmoid", "HardSwish", "Gelu",
 )
 _SIMPLE = {"Add": "add", "Mul": "mul", "Sub": "sub", "Div": "div", "Pow": "pow",
-           "Relu": "relu", "Sqrt": "sqrt", "Erf": "erf", "Tanh": "tanh"}
-_SQRT2 = math.sqrt(2.0)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+           "Relu": "relu", "Sqrt": "sqrt", "Erf": "erf", "Tanh": "tanh",
+           "Sigmoid": "sigmoid", "HardSwish": "hardswish"}
+_RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+#: ONNX ops made of multiply-accumulates that no target lowers: an error, not a host op
+#: (a host op would hide their MACs from the report)
+UNLOWERED_MAC_OPS: tuple[str, ...] = (
+    "LSTM", "GRU", "RNN", "ConvTranspose", "ConvInteger", "MatMulInteger", "QLinearConv",
+    "QLinearMatMul", "Einsum", "DeformConv", "Attention",
+)
 
 
 def load_onnx(model: Any, where: str) -> tuple[Any, str]:
@@ -63,7 +76,10 @@ def load_onnx(model: Any, where: str) -> tuple[Any, str]:
         if not path.is_file():
             raise CompilerError("no such ONNX file", where=where)
         try:
-            model = onnx.load(str(path))
+            model = onnx.load(str(path))  # external data is read from beside the file
+        except FileNotFoundError as e:
+            raise CompilerError(f"the model's external data file is missing ({e.filename}); "
+                                "keep it beside the .onnx file", where=where) from None
         except Exception as e:  # protobuf DecodeError and friends
             raise CompilerError(f"not a readable ONNX model ({type(e).__name__}: {e}); the "
                                 "file may be truncated or corrupt", where=where) from None
@@ -83,14 +99,11 @@ def from_onnx(model: Any, *, dim_values: Mapping[str, int] | None = None,
     Raises :class:`CompilerError` for unreadable/corrupt files, unsupported ops, symbolic
     dimensions without a value in ``dim_values``, and inconsistent shapes.
     """
-    import onnx
+    from compiler.frontends.onnx_fold import fold_model
 
     model, where = load_onnx(model, "from_onnx")
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception as e:
-        raise CompilerError(f"ONNX shape inference failed: {e}", where=where) from None
-    return _Importer(inferred, where, dict(dim_values or {}), name).run()
+    return _Importer(fold_model(model, dim_values, where), where, dict(dim_values or {}),
+                     name).run()
 
 
 class _Importer:
@@ -195,6 +208,8 @@ class _Importer:
     def run(self) -> Graph:
         from onnx import numpy_helper
 
+        from compiler.frontends.onnx_patterns import NodeView, find_patterns
+
         init = set(self.consts)
         for vi in self.og.input:
             if vi.name in init:
@@ -204,27 +219,27 @@ class _Importer:
                 raise CompilerError(f"graph input {vi.name!r} has no shape", where=self.where)
             self.g.add_input(vi.name, s, self.dtype(vi.name) or "float32")
         for i, n in enumerate(self.nodes):
-            if n.op_type not in SUPPORTED_OPS:
-                raise self.err(i, f"unsupported ONNX op type {n.op_type!r}; supported op "
-                                  f"types are {', '.join(SUPPORTED_OPS)}")
             if n.domain not in ("", "ai.onnx"):
                 raise self.err(i, f"op domain {n.domain!r} is not supported (only the "
                                   "default ONNX domain)")
-            if n.op_type == "Constant":
+            if n.op_type == "Constant":  # left by folding only when the reference cannot
                 a = self.attrs(i)
                 if "value" not in a:
                     raise self.err(i, f"only Constant with a tensor 'value' is supported, "
                                       f"found {sorted(a)}")
                 self.consts[n.output[0]] = numpy_helper.to_array(a["value"])
-        fused, gelus = self.fuse_gelu()
+        ranks = {t: len(s) for t in self.info if (s := self.shape_or_none(t)) is not None}
+        view = NodeView(self.nodes, self.consts, self.outputs, self.opset())
+        fused, at = find_patterns(view, ranks)
         for i, n in enumerate(self.nodes):
-            if i in gelus:
-                act, x, out = gelus[i]
-                self.emit(i, "gelu", [x], outputs=[out], name=self.names[act])
+            if i in at:
+                f = at[i]
+                self.emit(i, f.kind, list(f.inputs), outputs=[f.output],
+                          name=self.names[f.anchor], **dict(f.attrs))
                 continue
             if i in fused or n.op_type == "Constant":
                 continue
-            if n.op_type == "Identity":
+            if self.elided(i):
                 self.alias[n.output[0]] = n.input[0]
                 continue
             self.convert(i)
@@ -233,7 +248,7 @@ class _Importer:
         for t in sorted(self.consts):
             if t in used or t in outs:
                 c = self.consts[t]
-                self.g.add_param(t, tuple(int(d) for d in c.shape), str(c.dtype))
+                self.g.add_param(t, tuple(int(d) for d in c.shape), str(c.dtype), c)
         for op, shapes in self.pending:
             self.g.add_op(op, shapes=shapes, dtype=self.dtype(op.outputs[0]))
         for o in outs:
@@ -242,6 +257,29 @@ class _Importer:
             return self.g.validate()
         except CompilerError as e:
             raise CompilerError(str(e), where=self.where) from None
+
+    def shape_or_none(self, t: str) -> tuple[int, ...] | None:
+        try:
+            return self.shape(t)
+        except CompilerError:
+            return None
+
+    def elided(self, i: int) -> bool:
+        """``Identity``, inference ``Dropout`` and a ``Cast`` to its input's own type."""
+        n = self.nodes[i]
+        if n.op_type == "Identity":
+            return True
+        if n.op_type == "Dropout":
+            if len(n.input) > 2 and n.input[2]:
+                c = self.const(n.input[2])  # training_mode
+                if c is None or bool(np.any(c)):
+                    return False
+            return not any(o and (o in self.consumers or o in self.outputs)
+                           for o in n.output[1:])
+        if n.op_type == "Cast":
+            src, dst = self.dtype(n.input[0]), self.dtype(n.output[0])
+            return src is not None and src == dst
+        return False
 
     # ------------------------------------------------------------ conversions
     def convert(self, i: int) -> None:
@@ -266,27 +304,23 @@ class _Importer:
         elif t == "Softmax":
             rank = len(self.need_shape(i, ins[0]))
             default = -1 if self.opset() >= 13 else 1
-            self.emit(i, "softmax", ins, axis=int(a.get("axis", default)) % rank)
+            axis = int(a.get("axis", default)) % rank
+            if self.opset() < 13 and axis != rank - 1:  # softmax over the flattened tail
+                self.host(i)
+            else:
+                self.emit(i, "softmax", ins, axis=axis)
         elif t == "LayerNormalization":
+            if any(o and (o in self.consumers or o in self.outputs) for o in n.output[1:]):
+                self.host(i)  # Mean/InvStdDev outputs are read: keep the op whole
+                return
             self.emit(i, "layernorm", [x for x in ins if x], outputs=[n.output[0]],
                       axis=int(a.get("axis", -1)), epsilon=float(a.get("epsilon", 1e-5)))
-            if len([o for o in n.output if o]) > 1:
-                raise self.err(i, "LayerNormalization with Mean/InvStdDev outputs is not "
-                                  "supported")
         elif t == "Transpose":
             rank = len(self.need_shape(i, ins[0]))
             self.emit(i, "transpose", ins[:1],
                       perm=tuple(a.get("perm", reversed(range(rank)))))
-        elif t in ("Reshape", "Flatten"):
-            out = self.shape(n.output[0], i)
-            if out is None:
-                s = self.need_shape(i, ins[0])
-                if t == "Flatten":
-                    ax = int(a.get("axis", 1)) % (len(s) + 1)
-                    out = (math.prod(s[:ax]), math.prod(s[ax:]))
-                else:
-                    out = self.reshape_target(i, s, ins[1], bool(a.get("allowzero", 0)))
-            self.emit(i, "reshape", ins[:1], shape=tuple(out))
+        elif t in _RESHAPES:
+            self.emit(i, "reshape", ins[:1], shape=self.need_shape(i, n.output[0]))
         elif t == "Concat":
             self.emit(i, "concat", ins, axis=int(a["axis"]))
         elif t == "Gather":
@@ -300,18 +334,68 @@ class _Importer:
         elif t == "Slice":
             self.slice(i, ins, a)
         elif t == "ReduceMean":
-            axes = a.get("axes")
-            if axes is None and len(ins) > 1 and ins[1]:
-                axes = self.need_const(i, ins[1], "axes").tolist()
-            rank = len(self.need_shape(i, ins[0]))
-            if axes is None:
-                if a.get("noop_with_empty_axes", 0):
-                    raise self.err(i, "ReduceMean with noop_with_empty_axes is not supported")
-                axes = list(range(rank))
-            self.emit(i, "reduce_mean", ins[:1], axes=tuple(int(x) % rank for x in axes),
-                      keepdims=bool(a.get("keepdims", 1)))
-        else:  # pragma: no cover - SUPPORTED_OPS and this dispatch are kept in step
-            raise self.err(i, f"op type {t!r} has no conversion")
+            self.reduce_mean(i, ins, a)
+        elif t == "Clip":
+            self.clip(i, ins, a)
+        elif t == "HardSigmoid":
+            self.emit(i, "hardsigmoid", ins, alpha=float(a.get("alpha", 0.2)),
+                      beta=float(a.get("beta", 0.5)))
+        elif t == "Gelu":
+            approx = a.get("approximate", b"none")
+            approx = approx.decode() if isinstance(approx, bytes) else str(approx)
+            self.emit(i, "gelu", ins, **({"approximate": "tanh"} if approx == "tanh" else {}))
+        elif t in UNLOWERED_MAC_OPS:
+            raise self.err(i, f"{t!r} is a multiply-accumulate op no target can express; ops "
+                              f"lowered to the accelerator are Conv (2-D), Gemm and MatMul")
+        else:
+            self.host(i)
+
+    def host(self, i: int) -> None:
+        """Any other op: a ``host`` op carrying the ONNX node, run by ``onnx.reference``."""
+        n = self.nodes[i]
+        outs = [o for o in n.output if o]
+        shapes = []
+        for o in outs:
+            s = self.shape_or_none(o)
+            if s is None:
+                raise self.err(i, f"the shape of output {o!r} cannot be inferred statically, "
+                                  "so the op cannot run on the host")
+            shapes.append(s)
+        self.emit(i, "host", [x for x in n.input if x], outputs=outs, op_type=n.op_type,
+                  onnx=n.SerializeToString(), opset=self.opset(), out_shapes=tuple(shapes))
+
+    def reduce_mean(self, i: int, ins: list[str], a: dict[str, Any]) -> None:
+        axes = a.get("axes")
+        if axes is None and len(ins) > 1 and ins[1]:
+            c = self.const(ins[1])
+            if c is None:
+                self.host(i)
+                return
+            axes = c.tolist()
+        rank = len(self.need_shape(i, ins[0]))
+        if axes is None or len(axes) == 0:
+            if a.get("noop_with_empty_axes", 0):
+                self.host(i)
+                return
+            axes = list(range(rank))
+        self.emit(i, "reduce_mean", ins[:1], axes=tuple(int(x) % rank for x in axes),
+                  keepdims=bool(a.get("keepdims", 1)))
+
+    def clip(self, i: int, ins: list[str], a: dict[str, Any]) -> None:
+        """``Clip`` with constant bounds (attributes before opset 11, inputs after)."""
+        lo, hi = a.get("min"), a.get("max")
+        for j, key in ((1, "lo"), (2, "hi")):
+            if len(ins) > j and ins[j]:
+                c = self.const(ins[j])
+                if c is None or c.size != 1:
+                    self.host(i)  # bounds computed at run time
+                    return
+                if key == "lo":
+                    lo = float(c.reshape(-1)[0])
+                else:
+                    hi = float(c.reshape(-1)[0])
+        self.emit(i, "clip", ins[:1], min=-math.inf if lo is None else float(lo),
+                  max=math.inf if hi is None else float(hi))
 
     def opset(self) -> int:
         for o in self.m.opset_import:
@@ -331,14 +415,6 @@ class _Importer:
             raise self.err(i, f"{what} input {t!r} must be a constant (an initializer or "
                               "Constant)")
         return c
-
-    def reshape_target(self, i: int, s: tuple[int, ...], t: str, allowzero: bool) -> tuple:
-        tgt = [int(x) for x in self.need_const(i, t, "shape")]
-        out = [s[j] if (d == 0 and not allowzero) else d for j, d in enumerate(tgt)]
-        if -1 in out:
-            known = math.prod(d for d in out if d != -1)
-            out[out.index(-1)] = math.prod(s) // max(known, 1)
-        return tuple(out)
 
     def conv(self, i: int, ins: list[str], a: dict[str, Any]) -> None:
         x, w = self.need_shape(i, ins[0]), self.need_shape(i, ins[1])
@@ -413,109 +489,3 @@ class _Importer:
         self.emit(i, "slice", ins[:1], starts=tuple(int(v) for v in starts),
                   ends=tuple(clamp), axes=tuple(int(x) % len(s) for x in axes),
                   steps=tuple(int(v) for v in steps))
-
-    # ------------------------------------------------------------ GELU fusion
-    def only_consumer(self, t: str) -> int | None:
-        c = self.consumers.get(t, [])
-        return c[0] if len(c) == 1 and t not in self.outputs else None
-
-    def node_of(self, t: str, op_type: str) -> int | None:
-        i = self.producer.get(t)
-        return i if i is not None and self.nodes[i].op_type == op_type else None
-
-    def other(self, i: int, t: str) -> str | None:
-        ins = list(self.nodes[i].input)
-        if len(ins) != 2 or t not in ins:
-            return None
-        return ins[1] if ins[0] == t else ins[0]
-
-    def is_const(self, t: str, value: float, rel: float = 1e-3) -> bool:
-        v = self.scalar(t)
-        return v is not None and math.isclose(v, value, rel_tol=rel)
-
-    def gelu_input(self, i: int) -> tuple[str, list[int]] | None:
-        """For an Erf/Tanh node, ``(x, nodes before it)`` when its argument is the GELU one."""
-        n = self.nodes[i]
-        pre = self.producer.get(n.input[0])
-        if pre is None:
-            return None
-        p = self.nodes[pre]
-        if n.op_type == "Erf":
-            if p.op_type == "Div" and self.is_const(p.input[1], _SQRT2):
-                return p.input[0], [pre]
-            if p.op_type == "Mul":
-                for x, c in ((p.input[0], p.input[1]), (p.input[1], p.input[0])):
-                    if self.is_const(c, 1 / _SQRT2):
-                        return x, [pre]
-            return None
-        if p.op_type != "Mul":  # Tanh: Mul(Add(x, Mul(Pow(x, 3), 0.044715)), sqrt(2/pi))
-            return None
-        for inner, c in ((p.input[0], p.input[1]), (p.input[1], p.input[0])):
-            if not self.is_const(c, _SQRT_2_OVER_PI):
-                continue
-            add = self.node_of(inner, "Add")
-            if add is None:
-                continue
-            for x, cube_mul in ((self.nodes[add].input[0], self.nodes[add].input[1]),
-                                (self.nodes[add].input[1], self.nodes[add].input[0])):
-                m = self.node_of(cube_mul, "Mul")
-                if m is None:
-                    continue
-                for cube, c2 in ((self.nodes[m].input[0], self.nodes[m].input[1]),
-                                 (self.nodes[m].input[1], self.nodes[m].input[0])):
-                    pw = self.node_of(cube, "Pow")
-                    if (self.is_const(c2, 0.044715) and pw is not None
-                            and self.nodes[pw].input[0] == x
-                            and self.is_const(self.nodes[pw].input[1], 3.0)):
-                        return x, [pre, add, m, pw]
-        return None
-
-    def fuse_gelu(self) -> tuple[set[int], dict[int, tuple[int, str, str]]]:
-        """Find GELU subgraphs: (all their nodes, last node -> (Erf/Tanh node, x, output))."""
-        fused: set[int] = set()
-        at: dict[int, tuple[int, str, str]] = {}
-        for i, n in enumerate(self.nodes):
-            if n.op_type not in ("Erf", "Tanh"):
-                continue
-            found = self.gelu_input(i)
-            if found is None:
-                continue
-            x, before = found
-            a = self.only_consumer(n.output[0])
-            if a is None or self.nodes[a].op_type != "Add":
-                continue
-            if not self.is_const(self.other(a, n.output[0]) or "", 1.0):
-                continue
-            chain: list[int] = []
-            has_x = has_half = False
-            t = self.nodes[a].output[0]
-            while not (has_x and has_half):
-                m = self.only_consumer(t)
-                if m is None or self.nodes[m].op_type != "Mul":
-                    break
-                o = self.other(m, t) or ""
-                h = self.node_of(o, "Mul")
-                if o == x and not has_x:
-                    has_x = True
-                elif self.is_const(o, 0.5) and not has_half:
-                    has_half = True
-                elif (h is not None and not has_x and not has_half
-                      and x in self.nodes[h].input
-                      and self.is_const(self.other(h, x) or "", 0.5)
-                      and self.only_consumer(self.nodes[h].output[0]) == m):
-                    has_x = has_half = True
-                    chain.append(h)
-                else:
-                    break
-                chain.append(m)
-                t = self.nodes[m].output[0]
-            if not (has_x and has_half):
-                continue
-            group = [*before, i, a, *chain]
-            inner = {o for j in group for o in self.nodes[j].output} - {t}
-            if any(o in self.outputs or any(c not in group for c in self.consumers.get(o, []))
-                   for o in inner):
-                continue
-            fused.update(group)
-            at[max(group)] = (i, x, t)
-        return fused, at

@@ -15,7 +15,8 @@ def with_attrs(op: Op, **attrs: object) -> Op:
 def rebuild(graph: Graph, ops: Iterable[Op]) -> Graph:
     """A new, validated graph with ``graph``'s inputs, params and outputs and ``ops``.
 
-    Tensor shapes and dtypes come from ``graph``; tensors no op writes any more vanish.
+    Tensor shapes, dtypes and param values come from ``graph``; tensors no op writes any
+    more vanish.
     Tensors an op reads only through its ``fused_inputs`` attr (a residual, layernorm
     gamma/beta) become dependency edges, so the topological order stays right.
     """
@@ -24,7 +25,7 @@ def rebuild(graph: Graph, ops: Iterable[Op]) -> Graph:
     for t in graph.inputs:
         g.add_input(t, old[t].shape, old[t].dtype)
     for t in graph.params:
-        g.add_param(t, old[t].shape, old[t].dtype)
+        g.add_param(t, old[t].shape, old[t].dtype, graph.values.get(t))
     ops = list(ops)
     for op in ops:
         g.add_op(op, shapes={t: old[t].shape for t in op.outputs},
