@@ -1,4 +1,5 @@
-"""Named operators (the workload zoo): BERT, GPT-2 and ResNet-50 layers as Problems.
+"""Named operators (the workload zoo): BERT, GPT-2, ResNet-50 and MobileNetV2 (depthwise)
+layers as Problems.
 
 Names are ``<model>/<layer>``; ``workload(name)`` builds the :class:`Problem` and
 ``list_workloads()`` lists every name with a one-line description.  Matmuls use Timeloop's
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mapspace.errors import MapspaceError
-from mapspace.problem import Problem, bmm, conv2d, matmul
+from mapspace.problem import Problem, bmm, conv2d, depthwise_conv2d, matmul
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,25 @@ def _resnet() -> list[Workload]:
     return out
 
 
+#: MobileNetV2 (224x224) distinct 3x3 depthwise convolutions, padding 1:
+#: (input H/W, channels, stride)
+_MOBILENETV2_DW = [(112, 32, 1), (112, 96, 2), (56, 144, 1), (56, 144, 2), (28, 192, 1),
+                   (28, 192, 2), (14, 384, 1), (14, 576, 1), (14, 576, 2), (7, 960, 1)]
+
+
+def _mobilenetv2() -> list[Workload]:
+    out = []
+    for HW, C, s in _MOBILENETV2_DW:
+        name = f"mobilenetv2/dw-{HW}x{HW}x{C}" + ("-s2" if s == 2 else "")
+        desc = f"3x3 depthwise conv, stride {s}, {C} channels, {HW}x{HW} input"
+
+        def build(HW=HW, C=C, s=s, name=name) -> Problem:
+            return depthwise_conv2d(1, C, HW, HW, 3, 3, stride=s, padding=1, name=name)
+
+        out.append(Workload(name, desc, build))
+    return out
+
+
 def _all() -> dict[str, Workload]:
     ws: list[Workload] = []
     for model, hidden, heads in (("bert-base", 768, 12), ("bert-large", 1024, 16)):
@@ -162,6 +182,7 @@ def _all() -> dict[str, Workload]:
         ws += _bert(f"{model}-s128", hidden, heads, 128)
     ws += _gpt2()
     ws += _resnet()
+    ws += _mobilenetv2()
     return {w.name: w for w in ws}
 
 

@@ -12,6 +12,9 @@ bmm       ``bmm(B, M, K, N)``                    A[N, P, C] · B[N, C, M] → Z[
                                                  iters N, P, M, C
 conv2d    ``conv2d(...)`` (stride, padding)      I[N, C, H, W] ⊛ Wt[M, C, S, R]
                                                  → O[N, M, Q, P]; iters N, M, Q, P, C, S, R
+depthwise ``depthwise_conv2d(...)`` (stride,     I[N, C, H, W] ⊛ Wt[C, S, R] → O[N, C, Q, P]
+_conv2d   padding, dilation)                     (one filter per channel); iters N, C, Q, P,
+                                                 S, R (reductions S, R only)
 ========= ====================================== ==========================================
 
 ``R``/``P`` run along the width and ``S``/``Q`` along the height (Timeloop's conv shape).
@@ -82,16 +85,21 @@ class OpSpec:
 
     @property
     def reduce_dims(self) -> tuple[str, ...]:
-        return {"matmul": ("C",), "bmm": ("C",), "conv2d": ("C", "S", "R")}[self.kind]
+        return {"matmul": ("C",), "bmm": ("C",), "conv2d": ("C", "S", "R"),
+                "depthwise_conv2d": ("S", "R")}[self.kind]
 
 
 def op_spec(problem: Problem) -> OpSpec:
-    """Recognise ``problem`` as matmul, bmm or conv2d; raise naming it otherwise."""
+    """Recognise ``problem`` as matmul, bmm, conv2d or depthwise_conv2d; raise naming it
+    otherwise."""
     sizes = dict(zip(problem.dims, (int(s) for s in problem.sizes), strict=True))
     where = f"problem {problem.name!r}"
     if problem.dims == ("C", "M", "N", "P"):
         return OpSpec("bmm", sizes, ("N", "P", "M", "C"))
-    if set(problem.dims) == set(_CONV) and len(problem.tensors[0].projection) == 4:
+    depthwise = (set(problem.dims) == set(_CONV) - {"M"}
+                 and len(problem.tensors[0].projection) == 3)
+    if depthwise or (set(problem.dims) == set(_CONV)
+                     and len(problem.tensors[0].projection) == 4):
         coefs = dict(problem.coefficients)
         extras = dict(problem.extras)
         sw, sh = coefs.get("Wstride", 1), coefs.get("Hstride", 1)
@@ -100,14 +108,18 @@ def op_spec(problem: Problem) -> OpSpec:
             raise MapspaceError("only square strides, dilations and paddings can be emitted",
                                 where=where)
         conv_like = any(sizes[d] > 1 for d in ("R", "S", "N", "Q")) or "W" in extras
-        if not conv_like:
+        if not conv_like and not depthwise:
             return OpSpec("matmul", sizes, ("P", "M", "C"))
         pad = extras.get("Wpad", 0)
         W = extras.get("W", (sizes["P"] - 1) * sw + dw * (sizes["R"] - 1) + 1 - 2 * pad)
         H = extras.get("H", (sizes["Q"] - 1) * sh + dh * (sizes["S"] - 1) + 1 - 2 * pad)
+        if depthwise:
+            return OpSpec("depthwise_conv2d", sizes, ("N", "C", "Q", "P", "S", "R"),
+                          stride=sw, padding=pad, dilation=dw, H=H, W=W)
         return OpSpec("conv2d", sizes, ("N", "M", "Q", "P", "C", "S", "R"), stride=sw,
                       padding=pad, dilation=dw, H=H, W=W)
-    raise MapspaceError("only matmul, batched matmul and conv2d can be emitted "
+    raise MapspaceError("only matmul, batched matmul, conv2d and depthwise conv2d can be "
+                        "emitted "
                         f"(dims {list(problem.dims)})", where=where)
 
 
@@ -118,6 +130,8 @@ def input_shapes(spec: OpSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
         return (s["P"], s["C"]), (s["C"], s["M"])
     if spec.kind == "bmm":
         return (s["N"], s["P"], s["C"]), (s["N"], s["C"], s["M"])
+    if spec.kind == "depthwise_conv2d":
+        return (s["N"], s["C"], spec.H, spec.W), (s["C"], s["S"], s["R"])
     return (s["N"], s["C"], spec.H, spec.W), (s["M"], s["C"], s["S"], s["R"])
 
 
@@ -127,6 +141,8 @@ def output_shape(spec: OpSpec) -> tuple[int, ...]:
         return (s["P"], s["M"])
     if spec.kind == "bmm":
         return (s["N"], s["P"], s["M"])
+    if spec.kind == "depthwise_conv2d":
+        return (s["N"], s["C"], s["Q"], s["P"])
     return (s["N"], s["M"], s["Q"], s["P"])
 
 
@@ -166,6 +182,12 @@ def te_compute(spec: OpSpec, dtype: str = "float32") -> tuple[Any, Any, Any]:
         c = te.reduce_axis((0, s["C"]), name="C")
         rs = te.reduce_axis((0, s["S"]), name="S")
         rr = te.reduce_axis((0, s["R"]), name="R")
+        if spec.kind == "depthwise_conv2d":
+            Z = te.compute(output_shape(spec), lambda N, C, Q, P: te.sum(
+                cast(A_in[N, C, Q * st + rs * dl, P * st + rr * dl]) * cast(B[C, rs, rr]),
+                axis=[rs, rr]), name="Z")
+            del t
+            return A, B, Z
         Z = te.compute(output_shape(spec), lambda N, M, Q, P: te.sum(
             cast(A_in[N, c, Q * st + rs * dl, P * st + rr * dl]) * cast(B[M, c, rs, rr]),
             axis=[c, rs, rr]), name="Z")
@@ -214,6 +236,9 @@ def reference(spec: OpSpec, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         for kr in range(s["R"]):
             h0, w0 = ks * dl, kr * dl
             win = a[:, :, h0:h0 + st * (s["Q"] - 1) + 1:st, w0:w0 + st * (s["P"] - 1) + 1:st]
+            if spec.kind == "depthwise_conv2d":
+                out += win * b[None, :, ks, kr, None, None]
+                continue
             out += np.einsum("nchw,mc->nmhw", win, b[:, :, ks, kr])
     return out.astype(out_t)
 

@@ -6,7 +6,7 @@ import pytest
 
 from mapspace import bmm, conv2d, matmul
 from mapspace.errors import MapspaceError
-from mapspace.problem import depthwise_conv2d
+from mapspace.problem import Problem, Tensor, Term, depthwise_conv2d
 from targets._tvm import (
     DTYPES,
     op_spec,
@@ -19,7 +19,8 @@ from targets._tvm import (
 tvm = pytest.importorskip("tvm")
 
 CASES = [matmul(20, 24, 36), bmm(3, 10, 12, 14),
-         conv2d(1, 8, 9, 9, 16, 3, 3, stride=2, padding=1), conv2d(2, 3, 7, 5, 4, 1, 1)]
+         conv2d(1, 8, 9, 9, 16, 3, 3, stride=2, padding=1), conv2d(2, 3, 7, 5, 4, 1, 1),
+         depthwise_conv2d(2, 6, 9, 8, 3, 3, stride=2, padding=1)]
 
 
 def _direct_conv(a, w, stride, pad):
@@ -38,12 +39,40 @@ def _direct_conv(a, w, stride, pad):
 
 
 def test_op_kinds():
-    assert [op_spec(p).kind for p in CASES] == ["matmul", "bmm", "conv2d", "conv2d"]
+    assert [op_spec(p).kind for p in CASES] == ["matmul", "bmm", "conv2d", "conv2d",
+                                                "depthwise_conv2d"]
     spec = op_spec(CASES[2])
     assert (spec.stride, spec.padding, spec.H, spec.W) == (2, 1, 9, 9)
     assert output_shape(spec) == (1, 16, 5, 5)
+    dw = op_spec(CASES[4])
+    assert (dw.stride, dw.padding, dw.H, dw.W, dw.reduce_dims) == (2, 1, 9, 8, ("S", "R"))
+    assert output_shape(dw) == (2, 6, 5, 4)
     with pytest.raises(MapspaceError, match="only matmul"):
-        op_spec(depthwise_conv2d(1, 8, 9, 9, 3, 3))
+        op_spec(Problem("dot", ("A",), (3,), (Tensor("X", ((Term("A"),),)),
+                                              Tensor("Z", (), read_write=True))))
+
+
+def _direct_depthwise(a, w, stride, pad, dil):
+    a = np.pad(a.astype(np.int64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    N, C, H, W = a.shape
+    _, S, R = w.shape
+    Q, P = (H - dil * (S - 1) - 1) // stride + 1, (W - dil * (R - 1) - 1) // stride + 1
+    out = np.zeros((N, C, Q, P), np.int64)
+    for q in range(Q):
+        for p in range(P):
+            win = a[:, :, q * stride:q * stride + dil * (S - 1) + 1:dil,
+                    p * stride:p * stride + dil * (R - 1) + 1:dil]
+            out[:, :, q, p] = (win * w[None].astype(np.int64)).sum(axis=(2, 3))
+    return out
+
+
+@pytest.mark.parametrize("stride,pad,dil", [(2, 1, 1), (1, 2, 2), (3, 0, 1)])
+def test_depthwise_reference_matches_direct_loop(stride, pad, dil):
+    spec = op_spec(depthwise_conv2d(2, 5, 11, 10, 3, 3, stride=stride, padding=pad,
+                                    dilation=dil))
+    a, b = random_inputs(spec, "int8", stride + pad)
+    np.testing.assert_array_equal(reference(spec, a, b), _direct_depthwise(a, b, stride,
+                                                                           pad, dil))
 
 
 def test_conv_reference_matches_direct_loop():

@@ -234,7 +234,8 @@ def cpu_constraints(problem: Problem | None = None, word_bits: int = 32) -> Cons
             kind = op_spec(problem).kind
         except Exception:  # noqa: BLE001 - not an emittable op: generic constraints
             kind = None
-        vdim = {"matmul": "M", "bmm": "M", "conv2d": "P"}.get(kind or "")
+        vdim = {"matmul": "M", "bmm": "M", "conv2d": "P",
+                "depthwise_conv2d": "P"}.get(kind or "")
     lanes = vector_unit().lanes
     sizes = dict(zip(problem.dims, problem.sizes, strict=True)) if problem else {}
     wide = vdim is not None and sizes[vdim] >= 4 * lanes

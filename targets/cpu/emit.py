@@ -47,7 +47,7 @@ from targets._tvm import (
 )
 
 #: the output's innermost (contiguous) dim per op kind
-CONTIGUOUS = {"matmul": "M", "bmm": "M", "conv2d": "P"}
+CONTIGUOUS = {"matmul": "M", "bmm": "M", "conv2d": "P", "depthwise_conv2d": "P"}
 #: unroll the register tile's output loops when their product is at most this
 MAX_UNROLL = 256
 
@@ -212,7 +212,8 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
 
 
 #: dims that index the weights operand (read buffer 1 of the block)
-WEIGHT_DIMS = {"matmul": ("C", "M"), "bmm": ("N", "C", "M"), "conv2d": ("M", "C", "S", "R")}
+WEIGHT_DIMS = {"matmul": ("C", "M"), "bmm": ("N", "C", "M"), "conv2d": ("M", "C", "S", "R"),
+               "depthwise_conv2d": ("C", "S", "R")}
 
 
 def _pack_weights(sch: Any, block: Any, spec: OpSpec, order: list, rvs: list, n_par: int,

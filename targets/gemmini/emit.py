@@ -62,6 +62,7 @@ from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from targets._tvm import EmitResult, OpSpec, import_tvm, op_spec, random_inputs, reference
+from targets.gemmini import depthwise
 
 RUNTIME = Path(__file__).parent / "runtime"
 DIM = 16
@@ -85,6 +86,9 @@ _AXES: dict[str, tuple[list[list[tuple[str, Any]]], ...]] = {
 _ITERS = {"matmul": ("P", "M", "C"), "bmm": ("N", "P", "M", "C"),
           "conv2d": ("N", "Q", "P", "M", "C", "S", "R")}
 _REDUCE = {"matmul": ("C",), "bmm": ("C",), "conv2d": ("C", "S", "R")}
+# depthwise: one channel at a time through the array (targets/gemmini/depthwise.py)
+_AXES[depthwise.KIND], _ITERS[depthwise.KIND] = depthwise.AXES, depthwise.ITERS
+_REDUCE[depthwise.KIND] = depthwise.REDUCE
 
 
 @dataclass
@@ -105,6 +109,8 @@ def _te(spec: OpSpec) -> tuple[Any, Any, Any, Any]:
     from tvm import te
 
     s = spec.sizes
+    if spec.kind == depthwise.KIND:
+        return depthwise.te(spec)
     if spec.kind == "matmul":
         A = te.placeholder((s["P"], s["C"]), "int8", name="A")
         B = te.placeholder((s["C"], s["M"]), "int8", name="B")
@@ -136,6 +142,8 @@ def _te(spec: OpSpec) -> tuple[Any, Any, Any, Any]:
 
 
 def _to_gemmini_layout(spec: OpSpec, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+    if spec.kind == depthwise.KIND:
+        return depthwise.to_layout(a, b)
     if spec.kind != "conv2d":
         return a, b
     return (np.ascontiguousarray(a.transpose(0, 2, 3, 1)),
@@ -143,6 +151,8 @@ def _to_gemmini_layout(spec: OpSpec, a: np.ndarray, b: np.ndarray) -> tuple[np.n
 
 
 def _from_gemmini_layout(spec: OpSpec, z: np.ndarray) -> np.ndarray:
+    if spec.kind == depthwise.KIND:
+        return depthwise.from_layout(z)
     return z if spec.kind != "conv2d" else np.ascontiguousarray(z.transpose(0, 3, 1, 2))
 
 
@@ -159,8 +169,14 @@ def _loops(problem: Problem, spec: OpSpec, arch: Arch, mapping: MappingBatch) ->
     keep = mapping.keep[0]
     dims = problem.dims
     di = {d: i for i, d in enumerate(dims)}
+    dw = spec.kind == depthwise.KIND
     for (lv, d), f in np.ndenumerate(spa):
-        allowed = (lv == 1 and dims[d] == "M") or (lv == 2 and dims[d] == "C")
+        allowed = (lv == 1 and dims[d] == "M") or (lv == 2 and dims[d] == "C" and not dw)
+        if f > 1 and dw and not allowed:
+            raise MapspaceError(
+                f"spatial factor {dims[d]}={f} at {_LEVELS[lv]}: a depthwise convolution "
+                "runs one channel at a time through Gemmini's PE array (its C is not a "
+                "reduction the array rows can sum)", where=_WHERE)
         if f > 1 and not allowed:
             raise MapspaceError(
                 f"spatial factor {dims[d]}={f} at {_LEVELS[lv]} cannot run on Gemmini's PE "
@@ -788,6 +804,8 @@ def gemmini_shapes(spec: OpSpec) -> list[tuple[int, ...]]:
     NHWC, HWIO ``[S, R, C, M]``, NHWC output; matmul/bmm as in :mod:`targets._tvm`)."""
     from targets._tvm import input_shapes, output_shape
 
+    if spec.kind == depthwise.KIND:
+        return depthwise.shapes(spec)
     if spec.kind == "conv2d":
         s = spec.sizes
         return [(s["N"], spec.H, spec.W, s["C"]), (s["S"], s["R"], s["C"], s["M"]),
