@@ -225,6 +225,9 @@ def _check_out(path: str | None, what: str) -> None:
         raise MapspaceError(f"folder {folder!r} is not writable", where=what)
     if os.path.isdir(path):
         raise MapspaceError(f"{path!r} is a folder, expected a file path", where=what)
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise MapspaceError(f"{path!r} exists and is not a regular file (a device, FIFO or "
+                            "broken link); it would be replaced", where=what)
 
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
@@ -642,3 +645,58 @@ def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_lim
         con.print(f"  kernel time: {res.seconds * 1e3:.3f} ms (median)")
     for k, v in res.counters.items():
         con.print(f"  {k}: {v}")
+
+
+@main.command("run")
+@click.argument("model_dir", type=click.Path())
+@click.option("--inputs", "inputs", type=click.Path(), required=True,
+              help="An .npz file with one array per model input (by input name).")
+@click.option("--out", "out", type=click.Path(), required=True,
+              help="The .npz file to write the outputs into (by output name).")
+@click.option("--reference", is_flag=True,
+              help="Also run numpy in place of the kernels and report the largest difference "
+              "(int8 targets: must be bit-identical).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("run")
+def run_(model_dir, inputs, out, reference, as_json) -> None:
+    """Run a compiled model (the --out folder of `mapspace compile`) on the inputs in an
+    .npz file, with the model's own weights: MAC ops through the target's kernels, the rest
+    on the host.  Writes the outputs as .npz."""
+    import time
+
+    import numpy as np
+
+    from compiler.compiled import CompiledModel
+
+    _check_out(out, "--out")
+    if not out.endswith(".npz"):
+        raise MapspaceError(f"expected a .npz path, found {out!r}", where="--out")
+    try:
+        with np.load(inputs, allow_pickle=False) as z:
+            feeds = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise MapspaceError(f"no such file {inputs!r}", where="--inputs") from None
+    except (OSError, ValueError) as e:
+        raise MapspaceError(f"{inputs!r} is not a readable .npz file ({e})",
+                            where="--inputs") from None
+    model = CompiledModel.load(model_dir)
+    t0 = time.perf_counter()
+    got = model.run(feeds)
+    seconds = time.perf_counter() - t0
+    diff = None
+    if reference:
+        ref = model.run(feeds, reference=True)
+        diff = max(float(np.abs(got[t].astype(np.float64) - ref[t]).max()) for t in got)
+    _atomic_write(out, lambda tmp: np.savez(tmp, **got))
+    summary = {"model": model.model, "target": model.target, "seconds": seconds,
+               "outputs": {k: list(v.shape) for k, v in got.items()}, "out": out,
+               **({"max_abs_difference_vs_numpy": diff} if diff is not None else {})}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"ran {model.model} on {model.target} in {seconds:.2f} s")
+    for k, v in got.items():
+        click.echo(f"  {k}: {list(v.shape)} {v.dtype}")
+    if diff is not None:
+        click.echo(f"  largest difference from numpy in place of the kernels: {diff:.3g}")
+    click.echo(f"wrote {out}")

@@ -7,16 +7,20 @@
   module ``model.so`` with a function per kernel, for ``gemmini`` one C program ``model``
   over the functional Gemmini model with a kernel table; ``kernels.csv`` lists which ops
   use which kernel;
-* MAC ops the target cannot run (depthwise convolutions) and every non-MAC op (softmax,
-  LayerNorm, GELU, adds, reshapes, ...) run **on the host in numpy** — the run reports them;
+* depthwise convolutions are MAC ops with kernels too (gemmini: one channel at a time
+  through the array, as Gemmini's ``tiled_conv_dw``); every non-MAC op (softmax, LayerNorm,
+  GELU, adds, reshapes, ...) and any MAC op no emitter can express (asymmetric padding,
+  non-square strides) run **on the host in numpy** — the run reports them;
 * ``run=True`` executes the model as read by the front end (``result.source_graph``; fusion
-  keeps MAC op names, so every MAC op finds its kernel) on seeded random inputs and weights
-  (:func:`compiler.execute.random_values`), once with the kernels and once with numpy for
+  keeps MAC op names, so every MAC op finds its kernel) on seeded random inputs and the
+  model's own weights (seeded random ones, :func:`compiler.execute.random_values`, for a
+  zoo model, which has none), once with the kernels and once with numpy for
   the MAC ops, and compares the outputs.  ``cpu`` kernels compute in fp32 (compared with a
   tolerance against float64 numpy); ``gemmini`` kernels are int8: each MAC op quantizes its
-  activations per tensor and its weights per output channel (symmetric, to ±127), runs the
-  kernel and dequantizes; the reference does the same quantization with exact integer numpy
-  products, so the two runs must agree bit for bit.  The int8 run's SQNR against the fp32
+  activations per tensor and its weights per output channel (symmetric, to ±127; a
+  depthwise convolution per channel), runs the kernel and dequantizes; the reference does
+  the same quantization with exact integer numpy products, so the two runs must agree bit
+  for bit.  The int8 run's SQNR against the fp32
   numpy model is reported as well.
 """
 
@@ -27,6 +31,7 @@ import importlib
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -142,21 +147,36 @@ def _int8_mac(kernel):
             sb = channel_scales(b, 8)
         elif spec.kind == "conv2d":      # W[M, C, S, R]: a scale per filter
             sb = channel_scales(b.reshape(b.shape[0], -1).T, 8).reshape(-1, 1, 1, 1)
+        elif spec.kind == "depthwise_conv2d":  # W[C, S, R]: a scale per channel's filter
+            sb = channel_scales(b.reshape(b.shape[0], -1).T, 8).reshape(-1, 1, 1)
         else:                            # bmm: both operands are activations
             sb = tensor_scale(b, 8)
         qa = quantize_values(a, sa, 8).astype(np.int8)
         qb = quantize_values(b, sb, 8).astype(np.int8)
         z = kernel(op, problem, qa, qb).astype(np.float64)
-        return z * sa * (sb.reshape(1, -1, 1, 1) if spec.kind == "conv2d" else sb)
+        conv = spec.kind in ("conv2d", "depthwise_conv2d")
+        return z * sa * (sb.reshape(1, -1, 1, 1) if conv else sb)
 
     return mac
 
 
-def emit_model(result: Any, code_dir: str | Path, *, run: bool = False,
-               seed: int = 0) -> ModelEmission:
-    """Build every kernel of ``result`` into ``code_dir``; with ``run``, check the whole
-    model (see the module docstring).  Raises :class:`CompilerError` for a target without
-    a model emitter or a model without a graph."""
+@dataclass(frozen=True)
+class BuiltModel:
+    """The kernels of a compiled model, built (:func:`build_model`)."""
+
+    target: str
+    dtype: str
+    code_dir: Path
+    kernels: tuple[KernelInfo, ...]
+    kernel_of: dict[str, str]   # MAC op name -> kernel name
+    built: Any                  # the target's build: ``.call(kernel, a, b)``, ``.files``
+    files: tuple[Path, ...]
+
+
+def build_model(result: Any, code_dir: str | Path, *, seed: int = 0) -> BuiltModel:
+    """Build every kernel of ``result`` into ``code_dir`` (see the module docstring).
+    Raises :class:`CompilerError` for a target without a model emitter or a model without a
+    graph or without a MAC op the target can run."""
     from compiler.emit import emittable_mapping, target_arch
 
     target = result.target
@@ -187,43 +207,56 @@ def emit_model(result: Any, code_dir: str | Path, *, run: bool = False,
         for k in infos:
             w.writerow([k.name, k.kind, k.problem, " ".join(k.ops), k.remapped])
     files = (*built.files, out / "kernels.csv")
-    model_run = _run(result, built, kernel_of, dtype, seed) if run else None
-    return ModelEmission(target, dtype, out, tuple(infos), files, model_run)
+    return BuiltModel(target, dtype, out, tuple(infos), kernel_of, built, files)
 
 
-def _run(result: Any, built: Any, kernel_of: dict[str, str], dtype: str,
-         seed: int) -> ModelRun:
-    from compiler.execute import random_values, run_graph
+def model_mac(result: Any, built: BuiltModel | None,
+              calls: list[int] | None = None) -> Callable:
+    """The MAC hook of :func:`compiler.execute.run_graph` for ``result``'s target: each MAC op
+    through its kernel in ``built`` (``None``: numpy in its place; a MAC op without a kernel
+    always runs in numpy), int8-quantized on an int8 target (see the module docstring).
+    ``calls[0]`` counts kernel calls."""
     from targets._tvm import op_spec, reference
 
-    graph = result.source_graph or result.graph
-    values = random_values(graph, seed)
-    calls = 0
-
     def on_kernel(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        nonlocal calls
-        if op.name not in kernel_of:
+        if built is None or op.name not in built.kernel_of:
             return reference(op_spec(problem), a, b)
-        calls += 1
-        return built.call(kernel_of[op.name], a, b)
+        if calls is not None:
+            calls[0] += 1
+        return built.built.call(built.kernel_of[op.name], a, b)
 
-    def on_numpy(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return reference(op_spec(problem), a, b)
+    if KERNEL_DTYPE.get(result.target) == "int8":
+        return _int8_mac(on_kernel)
+    if built is None:
+        return lambda op, p, a, b: reference(op_spec(p), a.astype(np.float64),
+                                             b.astype(np.float64))
+    return lambda op, p, a, b: on_kernel(op, p, a.astype(np.float32), b.astype(np.float32))
 
+
+def emit_model(result: Any, code_dir: str | Path, *, run: bool = False,
+               seed: int = 0) -> ModelEmission:
+    """Build every kernel of ``result`` into ``code_dir``; with ``run``, check the whole
+    model (see the module docstring).  Raises :class:`CompilerError` for a target without
+    a model emitter or a model without a graph."""
+    b = build_model(result, code_dir, seed=seed)
+    model_run = _run(result, b, seed) if run else None
+    return ModelEmission(b.target, b.dtype, b.code_dir, b.kernels, b.files, model_run)
+
+
+def _run(result: Any, b: BuiltModel, seed: int) -> ModelRun:
+    from compiler.execute import random_values, run_graph
+
+    graph = result.source_graph or result.graph
+    values = random_values(graph, seed) | graph.values  # the model's own weights, if any
+    calls = [0]
     t0 = time.perf_counter()
-    if dtype == "int8":
-        got = run_graph(graph, values, mac=_int8_mac(on_kernel))
-        want = run_graph(graph, values, mac=_int8_mac(on_numpy))
-        fp32 = run_graph(graph, values)
-    else:
-        got = run_graph(graph, values, mac=lambda op, p, a, b: on_kernel(
-            op, p, a.astype(np.float32), b.astype(np.float32)))
-        want = run_graph(graph, values)
-        fp32 = None
+    got = run_graph(graph, values, mac=model_mac(result, b, calls))
+    want = run_graph(graph, values, mac=model_mac(result, None))
+    fp32 = run_graph(graph, values) if b.dtype == "int8" else None
     seconds = time.perf_counter() - t0
     err = max(float(np.abs(got[t].astype(np.float64) - want[t]).max()) for t in want)
     ref_max = max(float(np.abs(want[t]).max()) for t in want)
-    if dtype == "int8":
+    if b.dtype == "int8":
         correct = all(np.array_equal(got[t], want[t]) for t in want)
     else:
         correct = all(np.allclose(got[t], want[t], rtol=1e-3,
@@ -236,7 +269,8 @@ def _run(result: Any, built: Any, kernel_of: dict[str, str], dtype: str,
         sqnr = 10 * math.log10(sig / noise) if noise > 0 else math.inf
     ops = graph.ops()
     host = Counter(op.kind for op in ops if op.kind not in MAC_KINDS)
-    host_macs = tuple(op.name for op in ops if op.kind in MAC_KINDS and op.name not in kernel_of)
-    return ModelRun(tuple(want), bool(correct), err, ref_max, calls,
+    host_macs = tuple(op.name for op in ops
+                      if op.kind in MAC_KINDS and op.name not in b.kernel_of)
+    return ModelRun(tuple(want), bool(correct), err, ref_max, calls[0],
                     tuple(sorted(host.items())), host_macs, sqnr, seconds,
-                    dict(getattr(built, "counters", {})))
+                    dict(getattr(b.built, "counters", {})))

@@ -363,7 +363,9 @@ def _report(s: _State) -> _State:
                           st["energy_pJ"], st["edp"], st["utilization"], texts[key], False,
                           attrs, st.get("dense_cycles"), st.get("dense_energy_pJ"),
                           st.get("sparse", "")))
-    s.result = CompileResult(
+    from compiler.compiled import CompiledModel
+
+    s.result = CompiledModel(
         model=g.name, target=s.target, passes=s.passes, strategy=s.strategy,
         rows=tuple(rows), distinct_shapes=len(s.groups), searches=len(s.mappings),
         evaluations=s.evaluations, step_seconds=tuple(s.seconds), graph=g,
@@ -399,6 +401,9 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     the mapper's default budget applies).  ``seq`` sets the zoo transformers' sequence
     length.  Raises :class:`CompilerError` (a ``MapspaceError``) for bad input: an unknown
     model, an unreadable/unsupported ONNX file, a bad pass spec, an unmappable shape.
+
+    The result is a :class:`compiler.compiled.CompiledModel`: the report, and ``run(inputs)``
+    with the model's own weights through the target's kernels.
     """
     from compiler.mapper import check_limits
     from targets import load_target

@@ -12,7 +12,9 @@ non-MAC op) are not priced, except softmax/layernorm (a DRAM round trip plus hos
 :mod:`compiler.fusion_cost`).
 
 ``write_report(result, out_dir)`` writes ``ops.csv``, ``ops.parquet`` and
-``latency_energy.png`` into a temporary folder beside ``out_dir`` and moves them in at the
+``latency_energy.png`` (and, for a :class:`~compiler.compiled.CompiledModel`, the model
+itself: ``model.json`` and ``weights.npz``, which ``mapspace run`` loads) into a temporary
+folder beside ``out_dir`` and moves them in at the
 end, so ``out_dir`` never holds a half-written report.
 """
 
@@ -122,6 +124,9 @@ def write_report(result: CompileResult, out_dir: str | Path) -> list[Path]:
         df.to_csv(tmp / FILES[0], index=False)
         df.to_parquet(tmp / FILES[1], index=False)
         plot(result, tmp / FILES[2])
+        names = list(FILES)
+        if hasattr(result, "save"):  # a CompiledModel: the model, to run later
+            names += [p.name for p in result.save(tmp)]
         if not out.exists():
             umask = os.umask(0)
             os.umask(umask)
@@ -129,12 +134,12 @@ def write_report(result: CompileResult, out_dir: str | Path) -> list[Path]:
             os.replace(tmp, out)
             tmp = None
         else:
-            for f in FILES:
+            for f in names:
                 os.replace(tmp / f, out / f)
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return [out / f for f in FILES]
+    return [out / f for f in names]
 
 
 __all__ = ["FILES", "HOST_NOTE", "by_kind", "frame", "plot", "write_report"]
