@@ -32,14 +32,31 @@ def target_arch(target: str, dtype: str = "float32") -> Arch:
     return load_target(target)
 
 
+def _builder(target: str) -> Any:
+    """``targets.<t>.model`` of a target with an emitter (else ``None``)."""
+    return importlib.import_module(f"targets.{EMITTERS[target]}.model") \
+        if target in EMITTERS else None
+
+
 def target_constraints(target: str, problem: Problem, dtype: str = "float32") -> Constraints:
+    """The target's constraints for ``problem`` (its model module may add rules per problem:
+    gemmini runs a depthwise convolution one channel at a time)."""
     if target == "cpu":
         from targets.cpu import cpu_constraints
 
         return cpu_constraints(problem, DTYPE_BITS.get(dtype, 32))
     from targets.registry import default_constraints
 
-    return default_constraints(target)
+    base = default_constraints(target)
+    hook = getattr(_builder(target), "search_constraints", None)
+    return hook(base, problem) if hook else base
+
+
+def search_arch(target: str, problem: Problem, arch: Arch) -> Arch:
+    """``arch`` as the emitter can use it for ``problem`` (gemmini: a depthwise tile holds
+    one element per scratchpad row); ``arch`` itself when nothing changes."""
+    hook = getattr(_builder(target), "search_arch", None)
+    return hook(arch, problem) if hook else arch
 
 
 def choose_mapping(problem: Problem, arch: Arch, constraints: Constraints, *, seed: int = 0,
@@ -58,12 +75,14 @@ def choose_mapping(problem: Problem, arch: Arch, constraints: Constraints, *, se
 
 def emittable_mapping(target: str, problem: Problem, mapping: MappingBatch, arch: Arch, *,
                       seed: int = 0, budget: int = 5_000) -> tuple[MappingBatch, str]:
-    """``(mapping, "")`` when the target can emit ``mapping``; else a mapping searched with
-    the level the emitter found too small made 2x, 4x, 8x smaller (multiple buffering),
-    and the emitter's reason.  Raises :class:`CompilerError` when none fits."""
+    """``(mapping, "")`` when the target can emit ``mapping``; else a mapping searched in
+    the target's own space for ``problem`` (:func:`target_constraints`, :func:`search_arch`;
+    tried first when it differs from the plain target's), then with the level the emitter
+    found too small made 2x, 4x, 8x smaller (multiple buffering), and the emitter's reason.
+    Raises :class:`CompilerError` when none fits."""
     from compiler.errors import CompilerError
 
-    builder = importlib.import_module(f"targets.{EMITTERS[target]}.model")
+    builder = _builder(target)
     try:
         builder.check(problem, mapping, arch)
         return mapping, ""
@@ -72,13 +91,19 @@ def emittable_mapping(target: str, problem: Problem, mapping: MappingBatch, arch
     level = next((lv.name for lv in arch.levels if lv.name.lower() in why.lower()
                   and lv.depth is not None), None)
     cons = target_constraints(target, problem)
-    for shrink in (2, 4, 8) if level else ():
-        lv = arch.levels[arch.level_index(level)]
-        small = arch.with_level(level, multiple_buffering=lv.multiple_buffering * shrink)
+    base = search_arch(target, problem, arch)
+    # first the target's own space for this problem (when it differs), then smaller levels
+    shrinks = ([1] if base is not arch else []) + ([2, 4, 8] if level else [])
+    for shrink in shrinks:
+        lv = base.levels[base.level_index(level)] if level else None
+        small = base if shrink == 1 or lv is None else base.with_level(
+            level, multiple_buffering=lv.multiple_buffering * shrink)
         try:
             m = choose_mapping(problem, small, cons, seed=seed, budget=budget)
             builder.check(problem, m, arch)
-            return m, f"{why} (re-searched with 1/{shrink} of the {level})"
+            how = (f"the {target} constraints for this problem" if shrink == 1
+                   else f"1/{shrink} of the {level}")
+            return m, f"{why} (re-searched with {how})"
         except MapspaceError:
             continue
     raise CompilerError(f"the {target} emitter cannot run the mapping of {problem.name}: {why}",
@@ -115,7 +140,8 @@ def emit_op(target: str, problem: Problem, *, mapping: MappingBatch | None = Non
     mod = emitter(target)
     arch = arch or target_arch(target, dtype)
     if mapping is None:
-        mapping = choose_mapping(problem, arch, target_constraints(target, problem, dtype),
+        mapping = choose_mapping(problem, search_arch(target, problem, arch),
+                                 target_constraints(target, problem, dtype),
                                  seed=seed, strategy=strategy, budget=budget,
                                  time_limit=time_limit)
         mapping, _ = emittable_mapping(target, problem, mapping, arch, seed=seed)

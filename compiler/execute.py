@@ -154,9 +154,8 @@ def _mac(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> np.ndarray
     if (pt, pl) != (pb, pr):
         raise CompilerError(f"asymmetric padding {[pt, pl, pb, pr]} is not supported by the "
                             "kernel layout", where=f"op {op.name!r} ({op.kind})", key="pads")
-    if op.kind == "depthwise_conv2d":
-        raise CompilerError("depthwise convolutions cannot be executed by an emitted kernel",
-                            where=f"op {op.name!r}")
+    if op.kind == "depthwise_conv2d":  # W[C, 1, S, R] -> the kernel's W[C, S, R]
+        b = b.reshape(b.shape[0], *b.shape[2:])
     out = mac(op, problem, np.ascontiguousarray(a), np.ascontiguousarray(b))
     if len(args) > 2:
         out = out + args[2].reshape(1, -1, 1, 1)
@@ -180,6 +179,22 @@ def _depthwise(op: Op, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) ->
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
+def _kernel_layout(graph: Graph, op: Op) -> bool:
+    """Whether a depthwise op has a kernel layout (symmetric pads, square strides and
+    dilations: :func:`targets._tvm.op_spec` recognises it); else it runs in numpy here."""
+    from mapspace.errors import MapspaceError
+    from targets._tvm import op_spec
+
+    pt, pl, pb, pr = op.attr("pads", (0, 0, 0, 0))
+    if (pt, pl) != (pb, pr):
+        return False
+    try:
+        op_spec(graph.problem(op))
+    except MapspaceError:
+        return False
+    return True
+
+
 def _slice(op: Op, x: np.ndarray) -> np.ndarray:
     idx = [slice(None)] * x.ndim
     axes = op.attr("axes", tuple(range(len(op.attr("starts", ())))))
@@ -195,6 +210,8 @@ def _run_op(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> list[np
     if k in ("matmul", "bmm", "conv2d"):
         return [_mac(graph, op, args, mac)]
     if k == "depthwise_conv2d":
+        if _kernel_layout(graph, op):  # through ``mac``, like the other MAC ops
+            return [_mac(graph, op, args, mac)]
         return [_depthwise(op, args[0], args[1], args[2] if len(args) > 2 else None)]
     if k in ("add", "mul", "sub", "div", "pow"):
         f = {"add": np.add, "mul": np.multiply, "sub": np.subtract, "div": np.divide,

@@ -19,7 +19,7 @@ import pytest
 from compiler.explore import valid_mask
 from mapspace.errors import MapspaceError
 from mapspace.mapping import single
-from mapspace.problem import bmm, conv2d, matmul
+from mapspace.problem import bmm, conv2d, depthwise_conv2d, matmul
 from mapspace.space import Mapspace
 from targets import default_constraints, load_target
 
@@ -246,6 +246,68 @@ def test_resnet50_conv3x_bytes_match_model(tmp_path):
     assert c["mvin1_bytes"] == pr["inputs"] and c["mvin2_bytes"] == pr["weights"]
     assert c["mvin3_bytes"] == 4 * pr["output_reads"]
     assert c["mvout_bytes"] == 4 * pr["output_updates"]
+
+
+# --------------------------------------------------------------------------- depthwise
+DW_CASES = [depthwise_conv2d(1, 8, 9, 9, 3, 3, stride=2, padding=1),
+            depthwise_conv2d(2, 5, 7, 6, 3, 3, dilation=2, padding=2),
+            depthwise_conv2d(1, 19, 11, 13, 3, 3, padding=1)]
+
+
+@pytest.mark.parametrize("problem", DW_CASES, ids=lambda p: "x".join(map(str, p.sizes)))
+def test_depthwise_random_mappings_bit_exact_and_bytes(tmp_path, problem):
+    """Random mappings of gemmini's depthwise space (one channel through the array, one
+    element per scratchpad row): bit-exact, and mvin/mvout move the model's DRAM traffic."""
+    from targets.gemmini.model import check, search_arch, search_constraints
+
+    space = Mapspace(problem, search_arch(ARCH, problem),
+                     search_constraints(default_constraints("gemmini"), problem))
+    ms, _ = space.sample(200, seed=4)
+    idx = np.nonzero(valid_mask(space, ms))[0]
+    assert len(idx) >= 3
+    for k in idx[:3]:
+        m = ms[int(k)]
+        assert (m.spatial == 1).all()          # no fan-out: one channel, one PE
+        check(problem, m, ARCH)                # every mapping of the space is emittable
+        r = emit(problem, m, ARCH, out_dir=tmp_path / str(k), run=True, seed=int(k))
+        assert r.correct and r.max_abs_error == 0, k
+        c, pr = r.counters, predicted_traffic(problem, ARCH, m)
+        assert c["macs"] == problem.macs
+        assert c["mvin2_bytes"] == pr["weights"]
+        assert c["mvin3_bytes"] == 4 * pr["output_reads"]
+        assert c["mvout_bytes"] == 4 * pr["output_updates"]
+        if _two_sliding(problem, m):   # the known conv2d gap (README: Known gaps)
+            assert c["mvin1_bytes"] >= pr["inputs"]
+        else:
+            assert c["mvin1_bytes"] == pr["inputs"]
+
+
+def test_depthwise_mobilenetv2_layer_searched(tmp_path):
+    """A MobileNetV2 layer searched in gemmini's depthwise space: one MAC per cycle
+    (1/256 of the array), bit-exact, bytes as the model predicts; the default space's
+    mapping (C across the array rows) is refused with a reason and re-searched."""
+    from compiler.emit import choose_mapping, emit_op, emittable_mapping
+    from cost_models import evaluate
+    from mapspace.workloads import workload
+    from targets.gemmini.model import search_arch, search_constraints
+
+    p = workload("mobilenetv2/dw-28x28x192-s2")
+    m = choose_mapping(p, search_arch(ARCH, p),
+                       search_constraints(default_constraints("gemmini"), p), budget=1500)
+    st = evaluate(p, ARCH, m).stats(0)
+    assert st["valid"] and st["utilization"] == pytest.approx(1 / 256)
+    r = emit_op("gemmini", p, mapping=m, dtype="int8", out_dir=tmp_path, run=True)
+    assert r.correct and r.kind == "depthwise_conv2d"
+    pr = predicted_traffic(p, ARCH, m)
+    assert r.counters["mvin1_bytes"] == pr["inputs"]
+    assert r.counters["mvin2_bytes"] == pr["weights"]
+    assert r.counters["mvout_bytes"] == 4 * pr["output_updates"]
+    plain = choose_mapping(p, ARCH, default_constraints("gemmini"), budget=500)
+    assert plain.spatial.max() > 1              # the default space fans C out
+    with pytest.raises(MapspaceError, match="one channel at a time"):
+        emit(p, plain, ARCH)
+    fixed, why = emittable_mapping("gemmini", p, plain, ARCH, budget=500)
+    assert "re-searched with the gemmini constraints" in why and fixed.spatial.max() == 1
 
 
 # --------------------------------------------------------------------------- errors

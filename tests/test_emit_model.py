@@ -22,7 +22,10 @@ from tests import test_onnx as models  # noqa: E402
 @pytest.fixture(scope="module")
 def transformer_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("m") / "tiny_transformer.onnx"
-    onnx.save(models.transformer(seq=16, hidden=32, heads=4), str(path))
+    from tests.test_execute import _randomised
+
+    # compile --emit --run uses the model's own weights: random ones, not the zeros
+    onnx.save(_randomised(models.transformer(seq=16, hidden=32, heads=4), seed=1), str(path))
     return path
 
 
@@ -54,6 +57,59 @@ def test_every_mac_op_has_a_kernel_and_the_model_matches_numpy(emitted):
     else:
         assert e.run.max_abs_error < 1e-4 * max(1.0, e.run.reference_max_abs)
         assert (e.code_dir / "model.so").exists()
+
+
+def _mobilenet_block() -> onnx.ModelProto:
+    """An inverted-residual-like block: 1x1 expand, 3x3 depthwise stride 2 pad 1 (13x13 ->
+    7x7: sizes not multiples of anything), 3x3 depthwise pad 1, 1x1 project."""
+    h = models.helper
+    nodes = [
+        h.make_node("Conv", ["x", "we", "be"], ["e"], name="expand", kernel_shape=[1, 1]),
+        h.make_node("Relu", ["e"], ["er"], name="expand_relu"),
+        h.make_node("Conv", ["er", "wd", "bd"], ["d"], name="dw_s2", group=20, strides=[2, 2],
+                    pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        h.make_node("Relu", ["d"], ["dr"], name="dw_relu"),
+        h.make_node("Conv", ["dr", "wd2"], ["d2"], name="dw_s1", group=20, pads=[1, 1, 1, 1],
+                    kernel_shape=[3, 3]),
+        h.make_node("Conv", ["d2", "wp"], ["y"], name="project", kernel_shape=[1, 1]),
+    ]
+    rng = np.random.default_rng(0)
+    shapes = {"we": (20, 6, 1, 1), "be": (20,), "wd": (20, 1, 3, 3), "bd": (20,),
+              "wd2": (20, 1, 3, 3), "wp": (8, 20, 1, 1)}
+    inits = [onnx.numpy_helper.from_array((0.3 * rng.standard_normal(s)).astype(np.float32), n)
+             for n, s in shapes.items()]
+    return models._model(nodes, [models._vi("x", 1, 6, 13, 13)], [models._vi("y", 1, 8, 7, 7)],
+                         inits)
+
+
+@pytest.mark.parametrize("target", ["cpu", "gemmini"])
+def test_depthwise_model_emitted_and_matches_numpy(target, tmp_path):
+    path = tmp_path / "block.onnx"
+    onnx.save(_mobilenet_block(), str(path))
+    r = compile_model(str(path), target, passes="fuse", budget=300, time_per_op=None)
+    e = emit_model(r, tmp_path / "code", run=True, seed=2)
+    kinds = {op: k.kind for k in e.kernels for op in k.ops}
+    assert kinds["dw_s2"] == kinds["dw_s1"] == "depthwise_conv2d"
+    assert set(kinds) == set(r.problems)
+    assert e.run.correct and e.run.kernel_calls == 4 and e.run.host_mac_ops == ()
+    if target == "gemmini":
+        assert e.run.max_abs_error == 0.0
+        assert e.run.counters["macs"] == sum(p.macs for p in r.problems.values())
+        assert 15 < e.run.sqnr_db < 60
+    else:
+        assert e.run.max_abs_error < 1e-4 * max(1.0, e.run.reference_max_abs)
+
+
+def test_cli_compile_emit_run_depthwise_gemmini(tmp_path):
+    path = tmp_path / "block.onnx"
+    onnx.save(_mobilenet_block(), str(path))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["compile", str(path), "--target", "gemmini", "--budget",
+                                    "200", "--emit", "--run", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    run = json.loads(res.output)["emit"]["run"]
+    assert run["correct"] is True and run["max_abs_error"] == 0.0 and run["kernel_calls"] == 4
+    assert "depthwise_conv2d" in (out / "code" / "kernels.csv").read_text()
 
 
 def test_a_wrong_kernel_is_caught(transformer_file, tmp_path, monkeypatch):

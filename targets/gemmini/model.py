@@ -24,6 +24,8 @@ from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from targets._tvm import OpSpec, import_tvm, op_spec
+from targets.gemmini.depthwise import constraints as search_constraints
+from targets.gemmini.depthwise import search_arch
 from targets.gemmini.emit import (
     RUNTIME,
     _compiler,
@@ -39,6 +41,8 @@ from targets.gemmini.emit import (
 )
 
 _WHERE = "emit gemmini model"
+#: per-problem search space the compiler uses (depthwise: one channel at a time)
+__all__ = ["GemminiKernels", "build_kernels", "check", "search_arch", "search_constraints"]
 
 
 @dataclass
