@@ -146,3 +146,18 @@ def test_run_cli(tmp_path: Path):
     r = run(main, ["run", str(tmp_path), "--inputs", str(tmp_path / "in.npz"), "--out",
                    str(tmp_path / "q.npz")])
     assert r.exit_code == 2 and "not a compiled model folder" in r.output
+
+
+@pytest.mark.parametrize("name", [n for n in FIXTURES if n.endswith(".ts.onnx")])
+def test_relax_front_end_gives_the_same_mac_ops(name: str):
+    """Through TVM's ONNX importer and the Relax front end, every exported model compiles
+    (mask and shape ops are host ops) with the same MAC problems as our ONNX reader."""
+    pytest.importorskip("tvm")
+    from compiler.frontends.relax import from_onnx_via_relax
+
+    def macs(g):
+        return sorted((op.kind, g.problem(op).sizes) for op in g.ops()
+                      if g.problem(op) is not None)
+
+    a, b = from_onnx(MODELS / name), from_onnx_via_relax(MODELS / name)
+    assert macs(a) == macs(b) and a.macs == b.macs > 0

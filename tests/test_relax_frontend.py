@@ -365,15 +365,19 @@ def test_tvmscript_module_without_dataflow_block_and_function_calls():
 
 
 # ------------------------------------------------------------------ errors
-def test_unsupported_op_names_op_binding_and_supported_list():
+def test_other_ops_are_host_ops_unlowered_macs_are_errors():
     x = relax.Var("x", _t(2, 8))
-    mod = _module([x], lambda bb, x: R.sigmoid(bb.emit(R.nn.relu(x))))
-    with pytest.raises(CompilerError) as e:
-        from_relax(mod)
-    msg = str(e.value)
-    assert "'relax.sigmoid'" in msg and "binding 'gv'" in msg
-    assert "supported ops are" in msg and "relax.matmul" in msg and "relax.nn.conv2d" in msg
+    g = from_relax(_module([x], lambda bb, x: R.sigmoid(bb.emit(R.nn.relu(x)))))
+    host = [op for op in g.ops() if op.kind == "host"]
+    assert [(op.attr("op_type"), op.attr("out_shapes")) for op in host] == [
+        ("relax.sigmoid", ((2, 8),))]
     assert len(SUPPORTED_OPS) == len(set(SUPPORTED_OPS))
+    x3 = relax.Var("x", _t(1, 4, 16))
+    w3 = relax.Var("w", _t(8, 4, 3))
+    with pytest.raises(CompilerError) as e:
+        from_relax(_module([x3, w3], lambda bb, x, w: R.nn.conv1d(x, w)))
+    msg = str(e.value)
+    assert "'relax.nn.conv1d'" in msg and "binding 'gv'" in msg and "no target" in msg
 
 
 def test_symbolic_shape_needs_dim_values():
@@ -444,12 +448,13 @@ def test_cli_frontend_relax(tmp_path: Path):
                    "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert '"macs": 21504' in r.output
-    bad = tmp_path / "sig.onnx"
-    onnx.save(om._model([helper.make_node("Sigmoid", ["x"], ["y"], name="sig")],
-                        [om._vi("x", 2, 8)], [om._vi("y", 2, 8)], []), str(bad))
+    bad = tmp_path / "deconv.onnx"
+    onnx.save(om._model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], name="up")],
+                        [om._vi("x", 1, 2, 4, 4)], [om._vi("y", 1, 3, 6, 6)],
+                        [om._init("w", 2, 3, 3, 3)]), str(bad))
     r = run(main, ["compile", str(bad), *FAST, "--frontend", "relax", "--out",
                    str(tmp_path / "b")])
-    assert r.exit_code == 2 and "relax.sigmoid" in r.output
+    assert r.exit_code == 2 and "relax.nn.conv2d_transpose" in r.output
     r = run(main, ["compile", "bert-base", *FAST, "--frontend", "relax", "--out",
                    str(tmp_path / "c")])
     assert r.exit_code == 2 and "reads ONNX files" in r.output

@@ -28,18 +28,24 @@ all of them when it is absent) are graph inputs, the rest graph params (weights,
   ``gelu`` op, the same Erf and Tanh patterns as the ONNX front end; an ``erf``/``tanh``
   outside them stays a host op.  Weights and constants no op reads are dropped.
 
-Anything else raises :class:`CompilerError` naming the op and the binding and listing the
-supported ops; ``call_tir``/``call_dps_packed`` and calls to ``PrimFunc``s (a module after
-``LegalizeOps``) raise an error asking for the module before legalization.
+Any other op with a static tensor result (a mask ``where``, ``less``, ``isnan``,
+``broadcast_to`` of an input ...) becomes a ``host`` op with that shape, priced as host ops
+are.  Multiply-accumulate ops no target expresses (``conv1d``, ``conv2d_transpose``,
+``einsum``, ``nn.attention``), ops whose result is not a tensor (``shape_of`` of a
+non-constant shape), ``call_tir``/``call_dps_packed`` and calls to ``PrimFunc``s (a module
+after ``LegalizeOps``) raise an error naming the op and the binding.
 
 :func:`from_onnx_via_relax` imports an ONNX model through TVM's own ONNX importer
-(``tvm.relax.frontend.onnx.from_onnx(model, keep_params_in_input=False)``) and then reads
-the Relax module with :func:`from_relax` (``mapspace compile --frontend relax``).
+(``tvm.relax.frontend.onnx.from_onnx(model, keep_params_in_input=False)``), after the
+same folding of constant subgraphs as our ONNX reader
+(:func:`compiler.frontends.onnx_fold.fold_model`), and then reads the Relax module with
+:func:`from_relax` (``mapspace compile --frontend relax``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -62,6 +68,10 @@ _SIMPLE = {"relax.add": "add", "relax.multiply": "mul", "relax.subtract": "sub",
            "relax.erf": "erf", "relax.tanh": "tanh", "relax.nn.relu": "relu",
            "relax.nn.gelu": "gelu", "relax.nn.gelu_tanh": "gelu"}
 _RESHAPES = ("relax.reshape", "relax.flatten", "relax.expand_dims", "relax.squeeze")
+_UNLOWERED_MAC_OPS = ("relax.nn.conv1d", "relax.nn.conv3d", "relax.nn.conv2d_transpose",
+                      "relax.nn.conv1d_transpose", "relax.einsum",
+                      "relax.nn.attention", "relax.nn.attention_bias")
+_MAC_NAME = re.compile(r"matmul|conv|dense|einsum", re.IGNORECASE)
 _LOWERED = ("relax.call_tir", "relax.call_tir_inplace", "relax.call_tir_with_grad",
             "relax.call_dps_packed", "relax.call_pure_packed", "relax.call_packed")
 _BEFORE = ("pass the module before legalization (before relax.transform.LegalizeOps / "
@@ -134,10 +144,13 @@ def from_onnx_via_relax(model: Any, *, dim_values: Mapping[str, int] | None = No
     Raises :class:`CompilerError` for missing/unreadable files, models TVM cannot import,
     and everything :func:`from_relax` rejects."""
     from compiler.frontends.onnx import load_onnx
+    from compiler.frontends.onnx_fold import fold_model
 
     model, where = load_onnx(model, "from_onnx_via_relax")
     _import_tvm(where)
     from tvm.relax.frontend.onnx import from_onnx as tvm_from_onnx
+
+    model = fold_model(model, dim_values, where)  # shape/mask plumbing gone before TVM
 
     try:
         mod = tvm_from_onnx(model, keep_params_in_input=False)
@@ -177,6 +190,7 @@ class _Reader:
         self.binding = ""
         self.site = "binding"
         self.op_name = ""
+        self.mixed = False
 
     # ------------------------------------------------------------ helpers
     def err(self, msg: str) -> CompilerError:
@@ -297,6 +311,9 @@ class _Reader:
         body = f.body
         blocks = list(body.blocks) if isinstance(body, relax.SeqExpr) else []
         result = body.body if isinstance(body, relax.SeqExpr) else body
+        calls = [b.value.op.name for block in blocks for b in block.bindings
+                 if isinstance(b.value, relax.Call) and hasattr(b.value.op, "name")]
+        self.mixed = any(c in SUPPORTED_OPS for c in calls)  # not a legalized module
         for block in blocks:
             for b in block.bindings:
                 self.binding, self.op_name = b.var.name, ""
@@ -384,11 +401,20 @@ class _Reader:
         name = c.op.name
         a = c.attrs
         args = list(c.args)
+        if name == "relax.call_tir" and self.mixed and not _MAC_NAME.search(
+                getattr(args[0], "name_hint", "")):
+            # a front end's own TE kernel (TVM's ONNX importer emits clip this way)
+            self.host(var, f"call_tir {args[0].name_hint}", list(getattr(args[1], "fields",
+                                                                             args[1:2])))
+            return
         if name in _LOWERED:
             raise self.err(f"the module is already lowered ({name}); {_BEFORE}")
+        if name in _UNLOWERED_MAC_OPS:
+            raise self.err(f"{name!r} is a multiply-accumulate op no target can express; ops "
+                           "lowered to the accelerator are matmul and conv2d")
         if name not in SUPPORTED_OPS:
-            raise self.err(f"unsupported Relax op {name!r}; supported ops are "
-                           f"{', '.join(SUPPORTED_OPS)}")
+            self.host(var, name, args)
+            return
         if name in _SIMPLE:
             self.emit(var, _SIMPLE[name], [self.tensor(x) for x in args])
         elif name == "relax.matmul":
@@ -442,6 +468,22 @@ class _Reader:
             self.names[var] = self.tensor(args[0])
         else:  # pragma: no cover - SUPPORTED_OPS and this dispatch are kept in step
             raise self.err(f"op {name!r} has no conversion")
+
+    def host(self, var: Any, name: str, args: list[Any]) -> None:
+        """Any other Relax op with a tensor result: a ``host`` op with its static shape (its
+        tensor arguments are its inputs; it is priced as host ops are, not executed here)."""
+        if not isinstance(var.ty, self.relax.TensorType | self.relax.TupleType):
+            return  # shape plumbing (shape_of of a static shape): read by nothing we keep
+        if not isinstance(var.ty, self.relax.TensorType):
+            raise self.err(f"{name!r} gives a {type(var.ty).__name__}, not a tensor, so it "
+                           "cannot be kept as a host op")
+        from tvm.ir.expr import Constant
+
+        ins = [self.tensor(x) for x in args
+               if isinstance(x, self.relax.Var | Constant)
+               and isinstance(x.ty, self.relax.TensorType)]
+        shape = self.shape(var.ty, f"the result {var.name!r}")
+        self.emit(var, "host", ins, op_type=name, out_shapes=(shape,))
 
     def is_param(self, e: Any) -> bool:
         from tvm.ir.expr import Constant
