@@ -52,6 +52,16 @@ def target_constraints(target: str, problem: Problem, dtype: str = "float32") ->
     return hook(base, problem) if hook else base
 
 
+def problem_space(target: str, problem: Problem, arch: Arch,
+                  constraints: Constraints) -> tuple[Arch, Constraints]:
+    """``(arch, constraints)`` with the target's per-problem rules applied (its model
+    module's ``search_arch``/``search_constraints`` hooks; unchanged for a target without
+    them, and for problems they leave alone): the space ``compile`` searches and prices."""
+    hook = getattr(_builder(target), "search_constraints", None)
+    return search_arch(target, problem, arch), hook(constraints, problem) if hook else \
+        constraints
+
+
 def search_arch(target: str, problem: Problem, arch: Arch) -> Arch:
     """``arch`` as the emitter can use it for ``problem`` (gemmini: a depthwise tile holds
     one element per scratchpad row); ``arch`` itself when nothing changes."""

@@ -244,14 +244,16 @@ def _lower(s: _State) -> _State:
 
 def _schedule(s: _State) -> _State:
     """Search each distinct shape once on the target (its default constraints)."""
+    from compiler.emit import problem_space
     from compiler.fusion_cost import row_complete_arch, row_complete_constraints, row_level
     from compiler.mapper import find_mapping
     from targets import default_constraints, load_target
 
-    base, cons = load_target(s.target), default_constraints(s.target)
+    target, defaults = load_target(s.target), default_constraints(s.target)
     total = len(s.groups)
     for i, (key, names) in enumerate(s.groups.items()):
         p = s.problems[names[0]]
+        base, cons = problem_space(s.target, p, target, defaults)  # e.g. gemmini depthwise
         row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(base) else None
         arch = row_complete_arch(base) if row else base  # double-buffered accumulator (F2)
         c = cons.merged(row_complete_constraints(arch, str(row))) if row else cons
@@ -271,6 +273,7 @@ def _schedule(s: _State) -> _State:
 
 def _cost(s: _State) -> _State:
     """Evaluate the best mapping of its shape for every MAC op."""
+    from compiler.emit import search_arch
     from compiler.fusion_cost import (
         NONLINEAR_KINDS,
         fused_nonlinear_cost,
@@ -282,9 +285,10 @@ def _cost(s: _State) -> _State:
     from cost_models import evaluate
     from targets import load_target
 
-    arch = load_target(s.target)
+    target = load_target(s.target)
     memo: dict[tuple, object] = {}  # sparse prices per shape and sparsify attrs
     for key, names in s.groups.items():
+        arch = search_arch(s.target, s.problems[names[0]], target)  # as searched
         row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(arch) else None
         a = row_complete_arch(arch) if row else arch  # as searched (rule F2)
         for n in names:
@@ -296,14 +300,14 @@ def _cost(s: _State) -> _State:
             op = s.graph.op(n)
             _price_sparse(op, ev, s.mappings[key], stats, memo, key)
             if row and needs_row(op.attr("fused")):  # type: ignore[arg-type]
-                nl = fused_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, arch)
+                nl = fused_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, target)
                 e = stats["energy_pJ"] + nl.energy_pJ
                 stats["edp"] *= e / stats["energy_pJ"] if stats["energy_pJ"] else 1.0
                 stats["energy_pJ"] = e
             s.costs[n] = stats
     for op in s.graph.ops():  # unfused softmax/layernorm: DRAM round trip + host time
         if op.name not in s.problems and op.kind in NONLINEAR_KINDS:
-            nl = host_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, arch)
+            nl = host_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, target)
             s.costs[op.name] = {"cycles": nl.cycles, "energy_pJ": nl.energy_pJ,
                                 "edp": nl.energy_pJ * 1e-12 * nl.cycles}
     return s
