@@ -142,6 +142,11 @@ def conv_model():
                   dict(W=_RNG.standard_normal((8, 4, 3, 3))))
 
 
+def _macs(log):
+    """The log's entries for MAC functions (not the generic rules')."""
+    return [f for f in log if f.kind != "generic"]
+
+
 def _run(ex, x):
     vm = relax.VirtualMachine(ex, tvm.cpu())
     return vm["main"](tvm.runtime.tensor(x)).numpy()
@@ -162,7 +167,7 @@ def test_pipeline_matches_default_build(make, shape, scheduled):
     x = _RNG.standard_normal(shape).astype(np.float32)
     np.testing.assert_allclose(_run(ours, x), _run(ref, x), rtol=1e-4, atol=1e-4)
     got = set()
-    for f in log:
+    for f in _macs(log):
         s = f.sizes
         got.add((f.kind, s["P"], s["C"], s["M"]))
     assert got == scheduled
@@ -183,9 +188,10 @@ def test_pipeline_on_relax_blocks(which, n_macs):
                                .astype(np.float32)) for p in mod["main"].params]
     got, want = (relax.VirtualMachine(e, tvm.cpu())["main"](*args).numpy() for e in (ours, ref))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    assert len(log) == n_macs and all(f.scheduled for f in log)
+    macs = _macs(log)
+    assert len(macs) == n_macs and all(f.scheduled for f in log)
     if which == "bert_block":
-        assert sorted(f.kind for f in log).count("bmm") == 2
+        assert sorted(f.kind for f in macs).count("bmm") == 2
 
 
 def test_unrecognised_functions_left_to_defaults():
@@ -197,7 +203,7 @@ def test_unrecognised_functions_left_to_defaults():
     with t:
         mod = tvm.transform.Sequential(cp.legalize_passes(t))(mod)
     log: list = []
-    out = schedule_module(mod, budget=300, log=log)
+    out = schedule_module(mod, budget=300, log=log, generic=False)
     marks = {n: (f.attrs is not None and "tirx.is_scheduled" in f.attrs)
              for n, f in _prim_funcs(out).items()}
     assert marks == {"fused_conv2d_relu": True, "max_pool2d": False}
@@ -362,3 +368,146 @@ def test_symbolic_shapes_not_recognised():
     k = te.reduce_axis((0, 32), name="k")
     Z = te.compute((n, 8), lambda i, j: te.sum(A[i, k] * B[k, j], axis=k), name="Z")
     assert recognize(te.create_prim_func([A, B, Z])) is None
+
+
+# ------------------------------------------------------------ generic rules
+def _gelu(a):
+    return R.multiply(R.multiply(a, R.add(R.erf(R.divide(a, relax.const(1.4142135, "float32"))),
+                                          relax.const(1.0, "float32"))),
+                      relax.const(0.5, "float32"))
+
+
+GENERIC_CASES = {
+    "softmax": ([(2, 4, 16, 16)], lambda a: R.nn.softmax(a, axis=-1), "row-reduction"),
+    "layer_norm": ([(1, 16, 64), (64,), (64,)],
+                   lambda a, g, b: R.nn.layer_norm(a, g, b, axes=[-1]), "row-reduction"),
+    "gelu": ([(1, 16, 64)], _gelu, "injective"),
+    "transpose": ([(1, 16, 4, 16)], lambda a: R.permute_dims(a, [0, 2, 1, 3]), "injective"),
+    "broadcast_add": ([(8, 64), (64,)], lambda a, b: R.nn.relu(R.add(a, b)), "injective"),
+    "max_pool": ([(1, 8, 16, 16)],
+                 lambda a: R.nn.max_pool2d(a, pool_size=3, strides=2, padding=1), "reduction"),
+    "avg_pool": ([(1, 8, 7, 7)], lambda a: R.mean(a, axis=[2, 3], keepdims=True),
+                 "row-reduction"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GENERIC_CASES))
+def test_generic_rules_match_default_build(case):
+    """Each non-MAC op is scheduled by the expected rule (marked ``tirx.is_scheduled``,
+    with parallel or vectorised loops) and computes what TVM's default build computes."""
+    shapes, build, rule = GENERIC_CASES[case]
+    bb = relax.BlockBuilder()
+    vs = [relax.Var(f"x{i}", relax.TensorType(s, "float32")) for i, s in enumerate(shapes)]
+    with bb.function("main", vs):
+        with bb.dataflow():
+            out = bb.emit_output(build(*vs))
+        bb.emit_func_output(out)
+    mod = bb.get()
+    log: list = []
+    ours = tvm.compile(mod, "llvm", relax_pipeline=mapspace_pipeline("cpu", log=log))
+    ref = tvm.compile(mod, "llvm")
+    args = [tvm.runtime.tensor(_RNG.standard_normal(s).astype(np.float32)) for s in shapes]
+    got, want = (relax.VirtualMachine(e, tvm.cpu())["main"](*args).numpy() for e in (ours, ref))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert [(f.kind, f.block) for f in log] == [("generic", rule)]
+    # the scheduled function: marked, and its loops are no longer all serial
+    from tvm.relax.backend.cpu_generic import pipeline as cp
+    from tvm.s_tir import Schedule
+
+    from targets.tvm_plugin.generic import schedule_generic
+
+    t = tvm.target.Target("llvm")
+    with t:
+        legal = tvm.transform.Sequential(cp.legalize_passes(t))(mod)
+    (name, func), = _prim_funcs(legal).items()
+    new, got_rule = schedule_generic(func, t)
+    assert got_rule == rule
+    sch = Schedule(tvm.IRModule({"main": new}))
+    kinds = {int(sch.get(lp).kind) for b in sch.get_child_blocks(sch.get_sblock("root"))
+             for lp in sch.get_loops(b)}
+    assert kinds - {0}, f"{name}: every loop still serial"
+
+
+def bert_layer_model(seq=8, hidden=32, heads=2, ffn=64):
+    """One post-LN BERT layer as an HF export writes it (decomposed layer norm, erf GELU,
+    softmax over an additive mask), plus a tanh pooler."""
+    rng = np.random.default_rng(1)
+    d = hidden // heads
+    nodes, inits = [], {}
+
+    def w(name, shape, scale=0.2):
+        inits[name] = rng.standard_normal(shape) * scale
+        return name
+
+    def node(op, ins, out, **kw):
+        nodes.append(helper.make_node(op, ins, [out], **kw))
+        return out
+
+    def ln(x, p):
+        mu = node("ReduceMean", [x], p + "mu", axes=[-1])
+        xc = node("Sub", [x, mu], p + "xc")
+        var = node("ReduceMean", [node("Mul", [xc, xc], p + "sq")], p + "var", axes=[-1])
+        den = node("Sqrt", [node("Add", [var, w(p + "eps", (), 0) or p + "eps"], p + "ve")],
+                   p + "den")
+        inits[p + "eps"] = np.array(1e-12)
+        y = node("Div", [xc, den], p + "y")
+        return node("Add", [node("Mul", [y, w(p + "g", (hidden,))], p + "yg"),
+                            w(p + "b", (hidden,))], p + "out")
+
+    def dense(x, i, o, p):
+        return node("Add", [node("MatMul", [x, w(p + "W", (i, o))], p + "mm"),
+                            w(p + "bias", (o,))], p + "d")
+
+    inits["shape4"] = np.array([1, seq, heads, d])
+    inits["shape3"] = np.array([1, seq, hidden])
+    q, k, v = (node("Reshape", [dense("x", hidden, hidden, n), "shape4"], n + "r")
+               for n in ("q", "k", "v"))
+    q = node("Transpose", [q], "qt", perm=[0, 2, 1, 3])
+    k = node("Transpose", [k], "kt", perm=[0, 2, 3, 1])
+    v = node("Transpose", [v], "vt", perm=[0, 2, 1, 3])
+    s = node("Add", [node("Div", [node("MatMul", [q, k], "qk"), w("scale", (), 0)], "sd"),
+                     "mask"], "sm")
+    inits["scale"] = np.array(np.sqrt(d))
+    p = node("Softmax", [s], "p", axis=-1)
+    c = node("Reshape", [node("Transpose", [node("MatMul", [p, v], "pv")], "ct",
+                              perm=[0, 2, 1, 3]), "shape3"], "c")
+    x = ln(node("Add", [dense(c, hidden, hidden, "o"), "x"], "res1"), "ln1")
+    h = dense(x, hidden, ffn, "f1")
+    inits["sqrt2"], inits["one"], inits["half"] = np.array(1.4142135), np.array(1.0), \
+        np.array(0.5)
+    g = node("Mul", [node("Mul", [h, node("Add", [node("Erf", [node(
+        "Div", [h, "sqrt2"], "hd")], "erf"), "one"], "e1")], "hm"), "half"], "gelu")
+    y = ln(node("Add", [dense(g, ffn, hidden, "f2"), x], "res2"), "ln2")
+    node("Tanh", [y], "y")
+    graph = helper.make_graph(
+        nodes, "bert_layer",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, seq, hidden]),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 1, seq])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, seq, hidden])],
+        [numpy_helper.from_array(np.asarray(a).astype(
+            np.int64 if n.startswith("shape") else np.float32), n) for n, a in inits.items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+
+
+def test_whole_bert_layer_scheduled_and_equal():
+    """Every PrimFunc of an exported-style BERT layer is scheduled (MAC functions by a
+    mapping, the rest by a generic rule; the GELU epilogue fused into its matmul) and the
+    output equals TVM's default build."""
+    from tvm.relax.frontend.onnx import from_onnx
+
+    mod = from_onnx(bert_layer_model(), keep_params_in_input=False)
+    log: list = []
+    ours = tvm.compile(mod, "llvm", relax_pipeline=mapspace_pipeline("cpu", budget=500,
+                                                                      log=log))
+    ref = tvm.compile(mod, "llvm")
+    x = tvm.runtime.tensor(_RNG.standard_normal((1, 8, 32)).astype(np.float32))
+    mask = tvm.runtime.tensor(np.where(np.arange(8) < 6, 0, -1e4).astype(np.float32)
+                              .reshape(1, 1, 1, 8))
+    got, want = (relax.VirtualMachine(e, tvm.cpu())["main"](x, mask).numpy()
+                 for e in (ours, ref))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert all(f.scheduled for f in log)
+    rules = {f.block for f in log if f.kind == "generic"}
+    assert {"row-reduction", "injective"} <= rules
+    gelu = [f for f in _macs(log) if "fast_erf" in f.func]   # FastMathTransform ran
+    assert len(gelu) == 1 and {"T_fast_erf", "T_divide"} <= set(gelu[0].inlined)

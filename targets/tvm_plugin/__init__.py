@@ -2,8 +2,10 @@
 
 * :func:`mapspace_pipeline` — a Relax pipeline for ``tvm.compile(mod, target,
   relax_pipeline=...)`` that schedules every recognised matmul / bmm / conv2d PrimFunc with
-  a mapping from our search (``relax_pass.py``); :func:`register_pipeline` names it
-  ``"mapspace"``.
+  a mapping from our search and every other PrimFunc with a generic rule
+  (``relax_pass.py``); :func:`register_pipeline` names it ``"mapspace"``.
+* :func:`schedule_generic` (``generic.py``) -- parallel, vectorised schedules for the
+  PrimFuncs that are not MAC ops (softmax, layer norm, elementwise, transposes, pooling).
 * :func:`recognize` — the MAC block of a legalized PrimFunc, its op and sizes by our dims.
 * MetaSchedule adapters (``metaschedule.py``): :func:`mapspace_space` (our sampler as a
   space generator) and :class:`MapspaceCostModel` (our analytical model as a
@@ -22,6 +24,7 @@ _LAZY = {
     "schedule_module": "targets.tvm_plugin.relax_pass",
     "register_pipeline": "targets.tvm_plugin.relax_pass",
     "ScheduledFunc": "targets.tvm_plugin.relax_pass",
+    "schedule_generic": "targets.tvm_plugin.generic",
     "MappingCache": "targets.tvm_plugin.search",
     "search_mapping": "targets.tvm_plugin.search",
     "mapspace_space": "targets.tvm_plugin.metaschedule",

@@ -10,7 +10,8 @@ Usage (a TVM user's build, one argument changed)::
 
 The pipeline is TVM's CPU pipeline with one pass inserted::
 
-    library dispatch -> LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
+    library dispatch -> FastMathTransform (erf/exp/tanh as TVM's polynomial approximations)
+    -> LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
     -> MapspaceSchedule (ours) -> dataflow lowering -> finalization
 
 ``MapspaceSchedule`` visits every ``PrimFunc`` not already marked ``tirx.is_scheduled``:
@@ -19,16 +20,20 @@ The pipeline is TVM's CPU pipeline with one pass inserted::
   (:func:`targets.tvm_plugin.recognition.recognize`) gets a mapping from our search over the
   host CPU's mapspace priced by our analytical model (cached by shape), applied to that
   block by :func:`targets.cpu.emit.apply_mapping` (tiling per cache level, loop order,
-  parallel cores, register accumulators, vectorized lanes); elementwise epilogue blocks
-  fused after it (bias add, ReLU, ...) are collapsed into one block and inlined into the
-  accumulators' write-back when TVM allows (else kept as their own nest, run in
-  parallel).  A conv's pad block stays as TVM made it.  The function is marked
-  ``tirx.is_scheduled``.
-* everything else is left to TVM's defaults, unscheduled: elementwise / injective /
-  reduction functions that are not MACs, pads and transposes in their own functions,
-  grouped or depthwise convolutions, NHWC layouts, non-square strides, functions with
-  several MAC blocks or a prologue computing an operand, and any function whose search or
-  scheduling raises (kept as it was, logged with the error).
+  parallel cores, register accumulators, vectorized lanes); the blocks fused after it
+  (bias add, ReLU, residual add, GELU, ...) are inlined forward into the last one, which is
+  inlined into the accumulators' write-back when ``apply_mapping`` made one (else kept as
+  its own nest, run in parallel over vectors), and a conv's pad block runs in parallel over
+  vectors.  The function is marked ``tirx.is_scheduled``;
+* every other function (softmax, layer norm, elementwise and broadcast chains, transposes,
+  reshapes, pooling, reductions) gets the first rule of
+  :func:`targets.tvm_plugin.generic.schedule_generic` that fits (``generic=False`` turns
+  this off) and is marked ``tirx.is_scheduled``;
+* left to TVM's defaults: functions no generic rule fits (symbolic extents, ...), and any
+  function whose search or scheduling raises (kept as it was; a MAC one is logged with the
+  error).  Grouped, depthwise and NHWC convolutions, non-square strides, several MAC blocks
+  or a prologue computing an operand are not recognised as MACs and go to the generic
+  rules.
 """
 
 from __future__ import annotations
@@ -38,10 +43,19 @@ from typing import Any
 
 from mapspace.errors import MapspaceError
 from targets._tvm import import_tvm
+from targets.tvm_plugin.generic import schedule_generic, schedule_spatial, vector_lanes
 from targets.tvm_plugin.recognition import MacBlock, loops_by_dim, recognize
-from targets.tvm_plugin.search import OBJECTIVES, MappingCache, cpu_target, search_mapping
+from targets.tvm_plugin.search import (
+    DEFAULT_BUDGET,
+    OBJECTIVES,
+    MappingCache,
+    cpu_target,
+    search_mapping,
+)
 
 TARGETS = ("cpu",)
+#: ``ScheduledFunc.kind`` of a function scheduled by a generic rule (``block`` names it)
+GENERIC = "generic"
 PIPELINE_NAME = "mapspace"
 
 
@@ -74,8 +88,11 @@ class ScheduledFunc:
 
 
 def schedule_mac(func: Any, mac: MacBlock, mapping: Any, arch: Any, *, vectorize: bool = True,
-                 parallel: bool = True, inline_epilogue: bool = True) -> tuple[Any, tuple]:
-    """``func`` with ``mapping`` applied to its MAC block, and the epilogue blocks inlined."""
+                 parallel: bool = True, inline_epilogue: bool = True,
+                 lanes: int = 8) -> tuple[Any, tuple]:
+    """``func`` with ``mapping`` applied to its MAC block, the epilogue blocks inlined into
+    the accumulators' write-back, and any other spatial block (a conv's pad, an epilogue
+    that cannot be inlined) run in parallel over ``lanes``-wide vectors."""
     tvm = import_tvm()
     from tvm import s_tir
 
@@ -87,51 +104,72 @@ def schedule_mac(func: Any, mac: MacBlock, mapping: Any, arch: Any, *, vectorize
                   parallel=parallel)
     inlined: list[str] = []
     if inline_epilogue and mac.epilogue:
-        inlined = _fuse_epilogue(sch, block, mac.epilogue)
+        inlined = _fuse_epilogue(sch, mac.epilogue)
+    if vectorize or parallel:
+        prologue = [n for n in mac.other_blocks if n not in mac.epilogue]
+        for name in prologue + [n for n in mac.epilogue if n not in inlined]:
+            try:
+                rv = sch.get_sblock(name)
+            except Exception:  # noqa: BLE001 - removed by an inlining above
+                continue
+            if _is_spatial(sch, rv):
+                _spatial_or_keep(sch, rv, lanes if vectorize else 1, parallel)
     return sch.mod["main"], tuple(inlined)
 
 
-def _fuse_epilogue(sch: Any, block: Any, epilogue: tuple[str, ...]) -> list[str]:
-    """Inline an elementwise chain after the MAC block into one block, then into the
-    accumulators' write-back when ``apply_mapping`` made one (a reduction block cannot
-    take it: the collapsed epilogue then keeps its own loop nest, its outer loop run in
-    parallel; computing it per tile under the MAC's parallel loop is unsafe when a core's
-    rows are not contiguous).  Returns the blocks inlined."""
+def _is_spatial(sch: Any, rv: Any) -> bool:
+    return all(int(iv.iter_type) == 0 for iv in sch.get(rv).iter_vars)
+
+
+def _spatial_or_keep(sch: Any, rv: Any, lanes: int, parallel: bool) -> None:
+    """:func:`generic.schedule_spatial` on a block whose loops are all still serial (its
+    own nest at the function's root); anything already scheduled is left as it is."""
+    loops = sch.get_loops(rv)
+    if loops and all(int(sch.get(lp).kind) == 0 for lp in loops):
+        schedule_spatial(sch, rv, lanes, parallel=parallel)
+
+
+def _fuse_epilogue(sch: Any, epilogue: tuple[str, ...]) -> list[str]:
+    """Inline the blocks after the MAC block into the accumulators' write-back: every one
+    but the last forward into its consumers (``compute_inline``; a diamond such as GELU's
+    ``h * (erf(h / sqrt 2) + 1) / 2`` reads ``h`` twice), then the last one from behind
+    (``reverse_compute_inline``).  That last step needs the write-back ``apply_mapping``
+    makes for a register tile (a reduction block cannot take it): without one the blocks
+    left keep their own loop nests, which :func:`schedule_mac` runs in parallel.  Returns
+    the blocks inlined."""
     done: list[str] = []
-    for name in reversed(epilogue[1:]):
+    for name in epilogue[:-1]:
         try:
-            sch.reverse_compute_inline(sch.get_sblock(name))
-        except Exception:  # noqa: BLE001 - not inlinable: keep it, stop collapsing
-            return done
+            sch.compute_inline(sch.get_sblock(name))
+        except Exception:  # noqa: BLE001 - an output or not inlinable: keep it
+            continue
         done.append(name)
-    try:
-        sch.reverse_compute_inline(sch.get_sblock(epilogue[0]))
-        done.append(epilogue[0])
-    except Exception:  # noqa: BLE001 - the MAC block itself produces it: own loop nest
-        _parallel_elementwise(sch, epilogue[0])
+    if len(done) == len(epilogue) - 1:
+        try:
+            sch.reverse_compute_inline(sch.get_sblock(epilogue[-1]))
+            done.append(epilogue[-1])
+        except Exception:  # noqa: BLE001 - the MAC block itself produces it: own loop nest
+            pass
     return done
 
 
-def _parallel_elementwise(sch: Any, name: str) -> None:
-    """Run an elementwise block's outermost loop across the cores (spatial iterators only,
-    so the iterations are independent)."""
-    rv = sch.get_sblock(name)
-    if any(int(iv.iter_type) != 0 for iv in sch.get(rv).iter_vars):
-        return
-    loops = sch.get_loops(rv)
-    if loops and int(sch.get(loops[0]).extent) > 1:
-        sch.parallel(loops[0])
-
-
 def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
-                    budget: int = 2000, seed: int = 0, objective: str = "edp",
+                    budget: int = DEFAULT_BUDGET, seed: int = 0, objective: str = "edp",
                     cache: MappingCache | None = None, log: list | None = None,
                     vectorize: bool = True, parallel: bool = True,
-                    inline_epilogue: bool = True) -> Any:
-    """``mod`` with every recognised MAC function scheduled (see the module doc)."""
+                    inline_epilogue: bool = True, generic: bool = True) -> Any:
+    """``mod`` with every recognised MAC function scheduled, and with ``generic`` every
+    other one that a rule of :func:`targets.tvm_plugin.generic.schedule_generic` fits
+    (see the module doc)."""
     tvm = import_tvm()
     _check_options(target, objective)
     cache = MappingCache() if cache is None else cache
+    tgt = tvm.target.Target.current(allow_none=True)
+    if tgt is None or tgt.kind.name != "llvm":
+        from targets.cpu.emit import host_target
+
+        tgt = host_target()
+    lanes = vector_lanes(tgt)
     out = mod
     for gv, func in mod.functions.items():
         if not isinstance(func, tvm.tirx.PrimFunc):
@@ -140,6 +178,8 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
             continue
         mac = recognize(func, gv.name_hint)
         if mac is None:
+            if generic:
+                out = _schedule_other(out, gv, func, tgt, log)
             continue
         arch, cons = cpu_target(mac.word_bits, mac.problem)
         key = (target, mac.shape_key(), strategy, budget, seed, objective)
@@ -148,7 +188,8 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
                 m.problem, a, c, strategy=strategy, budget=budget, seed=seed,
                 objective=objective))
             new, inlined = schedule_mac(func, mac, mapping, arch, vectorize=vectorize,
-                                        parallel=parallel, inline_epilogue=inline_epilogue)
+                                        parallel=parallel, inline_epilogue=inline_epilogue,
+                                        lanes=lanes)
         except Exception as e:  # noqa: BLE001 - never break a user's build: keep TVM's default
             if log is not None:
                 log.append(ScheduledFunc(func=gv.name_hint, kind=mac.kind,
@@ -163,6 +204,22 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
                                      block=mac.block, objective=obj, inlined=inlined,
                                      mapping=mapping))
     return out
+
+
+def _schedule_other(mod: Any, gv: Any, func: Any, tgt: Any, log: list | None) -> Any:
+    """``mod`` with the non-MAC ``func`` scheduled by the first generic rule that fits
+    (unchanged when none does, or when scheduling raises)."""
+    try:
+        got = schedule_generic(func, tgt)
+    except Exception:  # noqa: BLE001 - never break a user's build: keep TVM's default
+        got = None
+    if got is None:
+        return mod
+    new, rule = got
+    if log is not None:
+        log.append(ScheduledFunc(func=gv.name_hint, kind=GENERIC, sizes={}, block=rule,
+                                 objective=float("nan")))
+    return _replace(mod, gv, new.with_attr("tirx.is_scheduled", True))
 
 
 def _replace(mod: Any, gv: Any, func: Any) -> Any:
@@ -182,10 +239,12 @@ def mapspace_schedule_pass(target: str = "cpu", **options: Any) -> Any:
     return _pass
 
 
-def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal", budget: int = 2000,
-                      seed: int = 0, objective: str = "edp", log: list | None = None,
+def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
+                      budget: int = DEFAULT_BUDGET, seed: int = 0, objective: str = "edp",
+                      log: list | None = None,
                       cache: MappingCache | None = None, vectorize: bool = True,
-                      parallel: bool = True, inline_epilogue: bool = True) -> Any:
+                      parallel: bool = True, inline_epilogue: bool = True,
+                      generic: bool = True, fast_math: bool = True) -> Any:
     """A Relax pipeline (``tvm.transform.Pass``) for ``tvm.compile(..., relax_pipeline=)``:
     TVM's CPU pipeline with :func:`mapspace_schedule_pass` after ``FuseTIR``.
 
@@ -194,7 +253,12 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal", budget: 
     ``benchmarks/bench_tvm_plugin.py``), ``"latency"`` or ``"energy"``.
     ``budget`` evaluations of ``strategy`` per distinct op shape (cached in ``cache`` across
     builds when one is passed); ``log`` (a list) receives a :class:`ScheduledFunc` per
-    recognised function (``.scheduled`` false, with ``.error``, where it kept TVM's default).
+    recognised function (``.scheduled`` false, with ``.error``, where it kept TVM's default)
+    and, with ``generic``, one (``kind == "generic"``, ``block`` the rule) per other function
+    a generic rule scheduled.  ``fast_math`` runs TVM's ``FastMathTransform`` first: the
+    ``erf``, ``exp`` and ``tanh`` ops become TVM's vectorisable polynomial approximations
+    (within 4e-7 absolute of libm's on [-6, 6]; libm's ``erff`` is a scalar call: 7 ms per
+    BERT-Base GELU on 2 cores against 0.1 ms).
     """
     tvm = import_tvm()
     from tvm import relax
@@ -203,7 +267,7 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal", budget: 
     ours = mapspace_schedule_pass(
         target, strategy=strategy, budget=budget, seed=seed, objective=objective,
         cache=MappingCache() if cache is None else cache, log=log, vectorize=vectorize,
-        parallel=parallel, inline_epilogue=inline_epilogue)
+        parallel=parallel, inline_epilogue=inline_epilogue, generic=generic)
 
     @tvm.transform.module_pass(opt_level=0, name="MapspacePipeline")
     def _pipeline(mod: Any, _ctx: Any) -> Any:
@@ -213,8 +277,9 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal", budget: 
             from tvm.relax.backend.cpu_generic import pipeline as P
         else:
             P = relax.pipeline
+        fast = [relax.transform.FastMathTransform()] if fast_math else []
         seq = tvm.transform.Sequential(
-            list(P.library_dispatch_passes(tgt)) + list(P.legalize_passes(tgt)) + [ours]
+            list(P.library_dispatch_passes(tgt)) + fast + list(P.legalize_passes(tgt)) + [ours]
             + list(P.dataflow_lower_passes(tgt)) + list(P.finalize_passes(tgt)))
         with tgt:
             return seq(mod)
