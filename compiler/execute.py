@@ -103,8 +103,30 @@ _ACTIVATIONS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+_RELAX_BUILDS: dict[str, object] = {}  # TVMScript of a one-op module -> its VM function
+
+
+def _relax_host(script: str, args: list[np.ndarray]) -> list[np.ndarray]:
+    """A ``host`` op from the Relax front end: its one-op module, built for the host CPU
+    (once per distinct script) and run by TVM's VM."""
+    import tvm
+    from tvm import relax
+
+    fn = _RELAX_BUILDS.get(script)
+    if fn is None:
+        mod = tvm.script.from_source(script)
+        vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+        fn = _RELAX_BUILDS[script] = vm["main"]
+    out = fn(*[tvm.runtime.tensor(np.asarray(a, order="C")) for a in args])  # keeps 0-d
+    return [out.numpy()]
+
+
 def _host(op: Op, args: list[np.ndarray]) -> list[np.ndarray]:
-    """A ``host`` op: the ONNX node it carries, run by ONNX's reference implementation."""
+    """A ``host`` op: the ONNX node it carries, run by ONNX's reference implementation (or,
+    from the Relax front end, its one-op module, built by TVM)."""
+    script = op.attr("relax")
+    if isinstance(script, str):
+        return _relax_host(script, args)
     onnx_node = op.attr("onnx")
     if not isinstance(onnx_node, bytes):
         raise CompilerError(f"host op {op.attr('op_type')!r} carries nothing to execute",

@@ -4,8 +4,9 @@
 function ``_State -> _State``:
 
 1. ``load``     — the front end: an ONNX file (``from_onnx``; with ``frontend="relax"``
-   through TVM's ONNX importer and ``from_relax``), a zoo name (``zoo_graph``), or a
-   ``tvm.IRModule`` object (``from_relax``).
+   through TVM's ONNX importer and ``from_relax``), a zoo name (``zoo_graph``), a
+   ``tvm.IRModule`` object (``from_relax``), or a ``torch.export`` program — an
+   ``ExportedProgram`` object or a ``.pt2`` file — (``from_exported_program``).
 2. ``passes``   — graph passes (``compiler.passes``: fuse, quantize, sparsify) from a spec
    string such as ``"fuse,quantize=int8,sparsify=2:4"``.
 3. ``lower``    — ``Graph.problem(op)`` for every MAC op, with per-tensor bit widths
@@ -162,15 +163,29 @@ class _State:
 
 # ------------------------------------------------------------------ steps
 def _load(s: _State) -> _State:
-    """Front end: an existing file or a ``.onnx`` path goes to ``from_onnx``, else the zoo."""
+    """Front end: a torch.export program or ``.pt2`` file to ``from_exported_program``, an
+    IRModule to ``from_relax``, an existing file or a ``.onnx`` path to ``from_onnx``, else
+    the zoo."""
+    from compiler.frontends.torch import (
+        from_exported_program,
+        is_exported_program,
+        load_exported_program,
+    )
     from compiler.zoo import ZOO, zoo_graph
 
+    if is_exported_program(s.module):
+        s.graph = from_exported_program(s.module)
+        return s
     if s.module is not None:
         from compiler.frontends.relax import from_relax
 
         s.graph = from_relax(s.module)
         return s
     path = Path(s.model)
+    if path.suffix.lower() == ".pt2":
+        s.graph = from_exported_program(load_exported_program(path), name=path.stem,
+                                        where=str(path))
+        return s
     if s.frontend == "relax":
         if not (path.suffix.lower() == ".onnx" or path.is_file()):
             raise CompilerError(f"the relax front end reads ONNX files (through TVM's ONNX "
@@ -394,8 +409,10 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                   strategy: str = "anneal", budget: int | None = None,
                   time_per_op: float | None = 2.0, seed: int = 0, seq: int | None = None,
                   progress: Progress | None = None, frontend: str = "onnx") -> CompileResult:
-    """Compile ``model`` (an ONNX path, a zoo name or a TVM Relax ``tvm.IRModule``, read by
-    :func:`compiler.frontends.relax.from_relax`) for the built-in ``target``.
+    """Compile ``model`` (an ONNX path, a zoo name, a TVM Relax ``tvm.IRModule`` read by
+    :func:`compiler.frontends.relax.from_relax`, or a ``torch.export`` program — an
+    ``ExportedProgram`` or a ``.pt2`` path — read by
+    :func:`compiler.frontends.torch.from_exported_program`) for the built-in ``target``.
 
     ``frontend`` picks the reader of ONNX files: ``"onnx"`` (ours) or ``"relax"`` (TVM's
     ONNX importer, then ``from_relax``).
@@ -423,12 +440,15 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                             where="compile", key="frontend")
     load_target(target)  # unknown targets fail before any work
     from compiler.frontends.relax import is_ir_module
+    from compiler.frontends.torch import is_exported_program
 
-    module = model if is_ir_module(model) else None
+    module = model if is_ir_module(model) or is_exported_program(model) else None
     if module is None and not isinstance(model, str | Path):
-        raise CompilerError(f"expected an ONNX path, a zoo name or a tvm.IRModule, found "
-                            f"{type(model).__name__}", where="compile", key="model")
-    s = _State("relax" if module is not None else str(model), target, passes or "",
+        raise CompilerError(f"expected an ONNX or .pt2 path, a zoo name, a tvm.IRModule or a "
+                            f"torch.export.ExportedProgram, found {type(model).__name__}",
+                            where="compile", key="model")
+    kind = "torch" if is_exported_program(model) else "relax"
+    s = _State(kind if module is not None else str(model), target, passes or "",
                strategy, budget, time_per_op, seed, seq, progress, frontend, module)
     for name, step in STEPS:
         t0 = time.perf_counter()

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-HEAVY = ("tvm", "tvm_ffi", "onnx", "ortools", "matplotlib")
+HEAVY = ("tvm", "tvm_ffi", "onnx", "ortools", "matplotlib", "torch", "onnxruntime")
 
 
 @pytest.mark.parametrize("modules", ["mapspace", "mapspace, cost_models",

@@ -23,7 +23,7 @@ all of them when it is absent) are graph inputs, the rest graph params (weights,
   ``take`` -> ``gather``; ``nn.max_pool2d``/``nn.avg_pool2d``/``nn.adaptive_avg_pool2d``
   -> ``pool``; ``split`` (outputs ``<var>_0``, ``<var>_1``, ... read through
   ``TupleGetItem``); ``strided_slice`` -> ``slice``; ``mean`` -> ``reduce_mean``.
-- ``astype`` is elided (its output is renamed to its input; tensors keep their own dtypes).
+- ``astype`` to the type a tensor already has is elided; a real conversion is a host op.
 - Decomposed GELUs (how TVM's ONNX importer brings in an exported one) are fused into one
   ``gelu`` op, the same Erf and Tanh patterns as the ONNX front end; an ``erf``/``tanh``
   outside them stays a host op.  Weights and constants no op reads are dropped.
@@ -131,8 +131,9 @@ def from_relax(mod: Any, *, func: str = "main", name: str | None = None,
             f = f.bind_symbolic_vars(bind)
     reader = _Reader(mod, f, func, name or func, where)
     g = reader.run()
+    g.values.update({nm: c.value.numpy() for c, nm in reader.consts if nm in g.params})
     if values is not None:
-        values.update({nm: c.value.numpy() for c, nm in reader.consts if nm in g.params})
+        values.update(g.values)
     return g
 
 
@@ -404,8 +405,7 @@ class _Reader:
         if name == "relax.call_tir" and self.mixed and not _MAC_NAME.search(
                 getattr(args[0], "name_hint", "")):
             # a front end's own TE kernel (TVM's ONNX importer emits clip this way)
-            self.host(var, f"call_tir {args[0].name_hint}", list(getattr(args[1], "fields",
-                                                                             args[1:2])))
+            self.host(var, f"call_tir {args[0].name_hint}", c)
             return
         if name in _LOWERED:
             raise self.err(f"the module is already lowered ({name}); {_BEFORE}")
@@ -413,7 +413,7 @@ class _Reader:
             raise self.err(f"{name!r} is a multiply-accumulate op no target can express; ops "
                            "lowered to the accelerator are matmul and conv2d")
         if name not in SUPPORTED_OPS:
-            self.host(var, name, args)
+            self.host(var, name, c)
             return
         if name in _SIMPLE:
             self.emit(var, _SIMPLE[name], [self.tensor(x) for x in args])
@@ -465,25 +465,66 @@ class _Reader:
             self.emit(var, "reduce_mean", [self.tensor(args[0])], axes=axes,
                       keepdims=bool(a.keepdims))
         elif name == "relax.astype":
-            self.names[var] = self.tensor(args[0])
+            if self.dtype(args[0].ty) == self.dtype(var.ty):
+                self.names[var] = self.tensor(args[0])
+            else:  # a real conversion (a mask to float, ids to bool): run it
+                self.host(var, name, c)
         else:  # pragma: no cover - SUPPORTED_OPS and this dispatch are kept in step
             raise self.err(f"op {name!r} has no conversion")
 
-    def host(self, var: Any, name: str, args: list[Any]) -> None:
-        """Any other Relax op with a tensor result: a ``host`` op with its static shape (its
-        tensor arguments are its inputs; it is priced as host ops are, not executed here)."""
+    def host(self, var: Any, name: str, call: Any) -> None:
+        """Any other Relax op with a tensor result: a ``host`` op with its static shape.  Its
+        tensor arguments are its inputs; attr ``relax`` holds a one-op module (TVMScript)
+        that :func:`compiler.execute.run_graph` builds and runs for it."""
         if not isinstance(var.ty, self.relax.TensorType | self.relax.TupleType):
             return  # shape plumbing (shape_of of a static shape): read by nothing we keep
         if not isinstance(var.ty, self.relax.TensorType):
             raise self.err(f"{name!r} gives a {type(var.ty).__name__}, not a tensor, so it "
                            "cannot be kept as a host op")
+        shape = self.shape(var.ty, f"the result {var.name!r}")
+        args, script = self.one_op_module(call)
+        self.emit(var, "host", [self.tensor(x) for x in args], op_type=name,
+                  out_shapes=(shape,), **({"relax": script} if script else {}))
+
+    def one_op_module(self, call: Any) -> tuple[list[Any], str | None]:
+        """``(tensor arguments, TVMScript of a module computing call from them)``; the
+        script is ``None`` when an argument is not a tensor or a static value."""
         from tvm.ir.expr import Constant
 
-        ins = [self.tensor(x) for x in args
-               if isinstance(x, self.relax.Var | Constant)
-               and isinstance(x.ty, self.relax.TensorType)]
-        shape = self.shape(var.ty, f"the result {var.name!r}")
-        self.emit(var, "host", ins, op_type=name, out_shapes=(shape,))
+        relax = self.relax
+        tensors: list[Any] = []
+        params: dict[Any, Any] = {}
+        ok = True
+
+        def sub(e: Any) -> Any:
+            nonlocal ok
+            if isinstance(e, relax.Tuple):
+                return relax.Tuple([sub(x) for x in e.fields])
+            if isinstance(e, relax.Var | Constant):
+                if not isinstance(e.ty, relax.TensorType):
+                    ok = ok and not isinstance(e, relax.Var)  # a static value stays inline
+                    return e
+                if e not in params:
+                    params[e] = relax.Var(f"a{len(params)}", e.ty)
+                    tensors.append(e)
+                return params[e]
+            return e  # shapes, prim values, strings, the callee
+
+        new_args = [sub(a) for a in call.args]
+        if not ok:
+            return tensors, None
+        try:
+            bb = relax.BlockBuilder()
+            if call.op.name == "relax.call_tir":
+                new_args[0] = bb.add_func(self.mod[call.args[0]], call.args[0].name_hint)
+            with bb.function("main", list(params.values())):
+                with bb.dataflow():
+                    out = bb.emit_output(relax.Call(call.op, new_args, call.attrs,
+                                                    call.ty_args))
+                bb.emit_func_output(out)
+            return tensors, bb.get().script()
+        except Exception:  # an op TVM cannot rebuild alone: priced, not executable
+            return tensors, None
 
     def is_param(self, e: Any) -> bool:
         from tvm.ir.expr import Constant
