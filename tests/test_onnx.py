@@ -339,3 +339,79 @@ def test_matmul_vector_and_broadcast_bmm():
     assert g.op("mv").kind == "matmul" and g.tensor("y").shape == (4,)
     assert g.problem("mv").macs == 24
     assert g.op("bm").kind == "bmm" and g.problem("bm") == bmm(3, 5, 6, 7, name="bm")
+
+
+def _run_vs_ort(nodes, inits, shape=(2, 5, 8)):
+    """Graph from ``nodes`` (input x, output y): our graph, and max |ours - onnxruntime|."""
+    ort = pytest.importorskip("onnxruntime")
+    from compiler.execute import run_graph
+
+    m = helper.make_model(helper.make_graph(
+        nodes, "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.asarray(v, np.float32), k) for k, v in inits.items()]),
+        opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    g = from_onnx(m)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32) * 3
+    want = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
+    return g, float(np.abs(run_graph(g, {"x": x})["y"] - want).max())
+
+
+def _n(op, ins, out, **kw):
+    return helper.make_node(op, ins, [out], **kw)
+
+
+@pytest.mark.parametrize("form", ["silu", "hardswish_op", "hardswish_decomposed", "relu6",
+                                  "gelu_tanh_cube_mul", "gelu_op_tanh", "layernorm_decomposed",
+                                  "rmsnorm"])
+def test_exported_activation_and_norm_forms(form: str):
+    """Each form as an exporter writes it becomes one op of its kind and computes what
+    onnxruntime computes."""
+    h = 8
+    nodes, inits, kind = {
+        "silu": ([_n("Sigmoid", ["x"], "s"), _n("Mul", ["x", "s"], "y")], {}, "silu"),
+        "hardswish_op": ([_n("HardSwish", ["x"], "y")], {}, "hardswish"),
+        "hardswish_decomposed": ([_n("HardSigmoid", ["x"], "s", alpha=1 / 6, beta=0.5),
+                                  _n("Mul", ["x", "s"], "y")], {}, "hardswish"),
+        "relu6": ([_n("Clip", ["x", "lo", "hi"], "y")], {"lo": 0.0, "hi": 6.0}, "clip"),
+        "gelu_tanh_cube_mul": ([
+            _n("Mul", ["x", "x"], "x2"), _n("Mul", ["x2", "x"], "x3"),
+            _n("Mul", ["x3", "c1"], "t1"), _n("Add", ["x", "t1"], "t2"),
+            _n("Mul", ["t2", "c2"], "t3"), _n("Tanh", ["t3"], "t4"),
+            _n("Add", ["t4", "one"], "t5"), _n("Mul", ["x", "half"], "t6"),
+            _n("Mul", ["t6", "t5"], "y")],
+            {"c1": 0.044715, "c2": math.sqrt(2 / math.pi), "one": 1.0, "half": 0.5}, "gelu"),
+        "gelu_op_tanh": ([_n("Mul", ["x", "one"], "x1"),
+                          helper.make_node("Gelu", ["x1"], ["y"], approximate="tanh")],
+                         {"one": 1.0}, "gelu"),
+        "layernorm_decomposed": ([
+            _n("ReduceMean", ["x"], "m", axes=[-1]), _n("Sub", ["x", "m"], "d"),
+            _n("Pow", ["d", "two"], "d2"), _n("ReduceMean", ["d2"], "v", axes=[-1]),
+            _n("Add", ["v", "eps"], "ve"), _n("Sqrt", ["ve"], "sd"),
+            _n("Div", ["d", "sd"], "n"), _n("Mul", ["n", "g"], "ng"),
+            _n("Add", ["ng", "b"], "y")],
+            {"two": 2.0, "eps": 1e-5, "g": np.linspace(0.5, 1.5, h),
+             "b": np.linspace(-1, 1, h)}, "layernorm"),
+        "rmsnorm": ([
+            _n("Pow", ["x", "two"], "x2"), _n("ReduceMean", ["x2"], "v", axes=[-1]),
+            _n("Add", ["v", "eps"], "ve"), _n("Sqrt", ["ve"], "r"),
+            _n("Reciprocal", ["r"], "ir"), _n("Mul", ["x", "ir"], "n"),
+            _n("Mul", ["w", "n"], "y")],
+            {"two": 2.0, "eps": 1e-6, "w": np.linspace(0.5, 1.5, h)}, "rmsnorm"),
+    }[form]
+    if form == "gelu_op_tanh":  # Gelu is an opset-20 op: onnxruntime needs that opset
+        pytest.importorskip("onnxruntime")
+        nodes = nodes[1:]
+        nodes[0].input[0] = "x"
+        m = helper.make_model(helper.make_graph(
+            nodes, "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, h])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]),
+            opset_imports=[helper.make_opsetid("", 20)], ir_version=9)
+        g = from_onnx(m)
+        assert [op.kind for op in g.ops()] == ["gelu"]
+        assert g.ops()[0].attr("approximate") == "tanh"
+        return
+    g, err = _run_vs_ort(nodes, inits, (2, 5, h))
+    kinds = [op.kind for op in g.ops()]
+    assert kinds == [kind], kinds
+    assert err <= 1e-5, err
