@@ -382,6 +382,7 @@ GENERIC_CASES = {
     "layer_norm": ([(1, 16, 64), (64,), (64,)],
                    lambda a, g, b: R.nn.layer_norm(a, g, b, axes=[-1]), "row-reduction"),
     "gelu": ([(1, 16, 64)], _gelu, "injective"),
+    "gelu_op": ([(1, 16, 64)], lambda a: R.nn.gelu(a), "injective"),   # via fast_gelu_pass
     "transpose": ([(1, 16, 4, 16)], lambda a: R.permute_dims(a, [0, 2, 1, 3]), "injective"),
     "broadcast_add": ([(8, 64), (64,)], lambda a, b: R.nn.relu(R.add(a, b)), "injective"),
     "max_pool": ([(1, 8, 16, 16)],
@@ -415,10 +416,11 @@ def test_generic_rules_match_default_build(case):
     from tvm.s_tir import Schedule
 
     from targets.tvm_plugin.generic import schedule_generic
+    from targets.tvm_plugin.relax_pass import fast_gelu_pass
 
     t = tvm.target.Target("llvm")
     with t:
-        legal = tvm.transform.Sequential(cp.legalize_passes(t))(mod)
+        legal = tvm.transform.Sequential([fast_gelu_pass()] + cp.legalize_passes(t))(mod)
     (name, func), = _prim_funcs(legal).items()
     new, got_rule = schedule_generic(func, t)
     assert got_rule == rule

@@ -38,6 +38,7 @@ The pipeline is TVM's CPU pipeline with one pass inserted::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,7 +278,7 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
             from tvm.relax.backend.cpu_generic import pipeline as P
         else:
             P = relax.pipeline
-        fast = [relax.transform.FastMathTransform()] if fast_math else []
+        fast = [fast_gelu_pass(), relax.transform.FastMathTransform()] if fast_math else []
         seq = tvm.transform.Sequential(
             list(P.library_dispatch_passes(tgt)) + fast + list(P.legalize_passes(tgt)) + [ours]
             + list(P.dataflow_lower_passes(tgt)) + list(P.finalize_passes(tgt)))
@@ -285,6 +286,51 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
             return seq(mod)
 
     return _pipeline
+
+
+def fast_gelu_pass() -> Any:
+    """A Relax pass: fp32 ``nn.gelu`` / ``nn.gelu_tanh`` computed as TVM legalizes them but
+    with ``topi.fast_erf`` / ``topi.fast_tanh`` (``FastMathTransform`` only rewrites the
+    plain ``erf`` / ``tanh`` ops, and an exported BERT's GELU is one ``nn.gelu`` op)."""
+    tvm = import_tvm()
+    from tvm import relax, te, tirx, topi
+    from tvm.relax import expr_functor
+
+    def gelu(x: Any) -> Any:
+        half = tirx.const(0.5, x.dtype)
+        erf = topi.fast_erf(te.compute(x.shape, lambda *i: x(*i) * tirx.const(0.5 ** 0.5,
+                                                                             x.dtype)))
+        return te.compute(x.shape, lambda *i: x(*i) * (half + erf(*i) * half), name="gelu")
+
+    def gelu_tanh(x: Any) -> Any:
+        c = tirx.const(math.sqrt(2.0 / math.pi), x.dtype)
+        inner = te.compute(x.shape, lambda *i: c * x(*i) * (
+            tirx.const(1.0, x.dtype) + tirx.const(0.044715, x.dtype) * x(*i) * x(*i)))
+        th = topi.fast_tanh(inner)
+        return te.compute(x.shape, lambda *i: tirx.const(0.5, x.dtype) * x(*i) * (
+            tirx.const(1.0, x.dtype) + th(*i)), name="gelu_tanh")
+
+    rules = {"relax.nn.gelu": gelu, "relax.nn.gelu_tanh": gelu_tanh}
+
+    @expr_functor.mutator
+    class _Gelu(relax.PyExprMutator):
+        def visit_call_(self, call: Any) -> Any:
+            call = super().visit_call_(call)
+            name = getattr(call.op, "name", "")
+            if name in rules and str(call.args[0].ty.dtype) == "float32":
+                return self.builder_.call_te(rules[name], call.args[0],
+                                             primfunc_name_hint=name.split(".")[-1])
+            return call
+
+    @tvm.transform.module_pass(opt_level=0, name="MapspaceFastGelu")
+    def _pass(mod: Any, _ctx: Any) -> Any:
+        m = _Gelu(mod)
+        for gv, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                m.builder_.update_func(gv, m.visit_expr(func))
+        return m.builder_.get()
+
+    return _pass
 
 
 def register_pipeline() -> None:
