@@ -196,7 +196,7 @@ class CompiledModel(CompileResult):
             rows = tuple(_dec_row(r) for r in meta["rows"])
         except CompilerError as e:
             raise CompilerError(f"damaged compiled model: {e}", where=where) from None
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise CompilerError(f"damaged compiled model ({type(e).__name__}: {e})",
                                 where=where) from None
         problems, mappings = _problems_and_mappings(graph, rows, meta["target"], where)

@@ -103,20 +103,25 @@ _ACTIVATIONS: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-_RELAX_BUILDS: dict[str, object] = {}  # TVMScript of a one-op module -> its VM function
+_RELAX_BUILDS: dict[str, object] = {}  # JSON of a one-op module -> its VM function
 
 
-def _relax_host(script: str, args: list[np.ndarray]) -> list[np.ndarray]:
-    """A ``host`` op from the Relax front end: its one-op module, built for the host CPU
-    (once per distinct script) and run by TVM's VM."""
+def _relax_host(module_json: str, args: list[np.ndarray]) -> list[np.ndarray]:
+    """A ``host`` op from the Relax front end: its one-op module (``tvm.ir.save_json``,
+    read back with ``load_json``: data, never evaluated as code), built for the host CPU
+    once per distinct module and run by TVM's VM."""
     import tvm
     from tvm import relax
 
-    fn = _RELAX_BUILDS.get(script)
+    fn = _RELAX_BUILDS.get(module_json)
     if fn is None:
-        mod = tvm.script.from_source(script)
-        vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
-        fn = _RELAX_BUILDS[script] = vm["main"]
+        try:
+            mod = tvm.ir.load_json(module_json)
+            vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+        except Exception as e:  # a damaged module (e.g. from an edited model.json)
+            raise CompilerError(f"the host op's Relax module does not build: "
+                                f"{type(e).__name__}", where="run") from None
+        fn = _RELAX_BUILDS[module_json] = vm["main"]
     out = fn(*[tvm.runtime.tensor(np.asarray(a, order="C")) for a in args])  # keeps 0-d
     return [out.numpy()]
 

@@ -146,6 +146,12 @@ def test_run_cli(tmp_path: Path):
     r = run(main, ["run", str(tmp_path), "--inputs", str(tmp_path / "in.npz"), "--out",
                    str(tmp_path / "q.npz")])
     assert r.exit_code == 2 and "not a compiled model folder" in r.output
+    for damage in ("{not json", "[1, 2]", '{"format": "mapspace-compiled-model/1"}'):
+        (out / "model.json").write_text(damage)
+        r = run(main, ["run", str(out), "--inputs", str(tmp_path / "in.npz"), "--out",
+                       str(tmp_path / "q.npz")])
+        assert r.exit_code == 2 and "damaged compiled model" in r.output, r.output
+        assert not (tmp_path / "q.npz").exists()
 
 
 @pytest.mark.parametrize("name", [n for n in FIXTURES if n.endswith(".ts.onnx")])

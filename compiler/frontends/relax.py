@@ -474,8 +474,8 @@ class _Reader:
 
     def host(self, var: Any, name: str, call: Any) -> None:
         """Any other Relax op with a tensor result: a ``host`` op with its static shape.  Its
-        tensor arguments are its inputs; attr ``relax`` holds a one-op module (TVMScript)
-        that :func:`compiler.execute.run_graph` builds and runs for it."""
+        tensor arguments are its inputs; attr ``relax`` holds a one-op module (TVM's JSON
+        serialisation) that :func:`compiler.execute.run_graph` builds and runs for it."""
         if not isinstance(var.ty, self.relax.TensorType | self.relax.TupleType):
             return  # shape plumbing (shape_of of a static shape): read by nothing we keep
         if not isinstance(var.ty, self.relax.TensorType):
@@ -487,8 +487,9 @@ class _Reader:
                   out_shapes=(shape,), **({"relax": script} if script else {}))
 
     def one_op_module(self, call: Any) -> tuple[list[Any], str | None]:
-        """``(tensor arguments, TVMScript of a module computing call from them)``; the
-        script is ``None`` when an argument is not a tensor or a static value."""
+        """``(tensor arguments, a module computing call from them as TVM's JSON)``; the
+        module is ``None`` when an argument is not a tensor or a static value."""
+        import tvm
         from tvm.ir.expr import Constant
 
         relax = self.relax
@@ -522,7 +523,7 @@ class _Reader:
                     out = bb.emit_output(relax.Call(call.op, new_args, call.attrs,
                                                     call.ty_args))
                 bb.emit_func_output(out)
-            return tensors, bb.get().script()
+            return tensors, tvm.ir.save_json(bb.get())  # data, not code: no eval on load
         except Exception:  # an op TVM cannot rebuild alone: priced, not executable
             return tensors, None
 
