@@ -183,14 +183,17 @@ def test_split_slice_concat_take_mean_and_tuple_outputs():
 
     g = from_relax(_module([x, ids], build))
     kinds = [o.kind for o in g.ops()]
-    assert kinds == ["split", "slice", "concat", "reduce_mean", "gather", "reshape", "sqrt"]
+    assert kinds == ["split", "slice", "concat", "reduce_mean", "gather", "host", "reshape",
+                     "sqrt"]
     sp = g.ops()[0]
     assert sp.attr("sizes") == (2, 3, 1) and len(sp.outputs) == 3
     assert g.tensor(g.ops()[1].outputs[0]).shape == (1, 2, 3)
     assert g.tensor(g.ops()[3].outputs[0]).shape == (1, 2)
     assert g.ops()[4].attr("axis") == 0 and g.tensor(g.ops()[4].outputs[0]).shape == (2, 5, 4)
-    assert len(g.outputs) == 3  # the tuple's fields; astype elided
-    assert g.outputs[2] == g.ops()[4].outputs[0]
+    assert len(g.outputs) == 3  # the tuple's fields; astype to float16 is a real conversion
+    cast = g.ops()[5]
+    assert cast.attr("op_type") == "relax.astype" and cast.inputs == g.ops()[4].outputs
+    assert g.outputs[2] == cast.outputs[0] and g.tensor(cast.outputs[0]).dtype == "float16"
     assert g.summary().macs == 0
 
 
@@ -433,7 +436,7 @@ def test_compile_model_takes_an_ir_module():
     assert all(row.cycles > 0 for row in r.rows if not row.on_host)
     with pytest.raises(CompilerError, match="unknown front end"):
         compile_model("mlp.onnx", "gemmini", frontend="tflite")
-    with pytest.raises(CompilerError, match="expected an ONNX path"):
+    with pytest.raises(CompilerError, match="expected an ONNX or .pt2 path"):
         compile_model(42, "gemmini")
 
 
