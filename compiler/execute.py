@@ -15,7 +15,7 @@ LayerNorm gains around 1, integer inputs (token ids) in ``[0, rows of the table)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from math import prod
 
 import numpy as np
@@ -123,7 +123,7 @@ def _relax_host(module_json: str, args: list[np.ndarray]) -> list[np.ndarray]:
                                 f"{type(e).__name__}", where="run") from None
         fn = _RELAX_BUILDS[module_json] = vm["main"]
     out = fn(*[tvm.runtime.tensor(np.asarray(a, order="C")) for a in args])  # keeps 0-d
-    return [out.numpy()]
+    return [o.numpy() for o in out] if isinstance(out, Sequence) else [out.numpy()]
 
 
 def _host(op: Op, args: list[np.ndarray]) -> list[np.ndarray]:

@@ -375,6 +375,14 @@ def test_other_ops_are_host_ops_unlowered_macs_are_errors():
     assert [(op.attr("op_type"), op.attr("out_shapes")) for op in host] == [
         ("relax.sigmoid", ((2, 8),))]
     assert len(SUPPORTED_OPS) == len(set(SUPPORTED_OPS))
+    xs = relax.Var("x", _t(2, 6))  # a tuple result: one host op with two outputs, run
+    g = from_relax(_module([xs], lambda bb, x: bb.emit(relax.TupleGetItem(
+        bb.emit(R.topk(x, k=2, axis=1, ret_type="both")), 1))))
+    from compiler.execute import run_graph
+
+    v = np.array([[3, 1, 4, 1, 5, 9], [2, 6, 5, 3, 5, 8]], np.float32)
+    got = run_graph(g, {"x": v})[g.outputs[0]]
+    np.testing.assert_array_equal(got, np.argsort(-v, axis=1, kind="stable")[:, :2])
     x3 = relax.Var("x", _t(1, 4, 16))
     w3 = relax.Var("w", _t(8, 4, 3))
     with pytest.raises(CompilerError) as e:

@@ -476,15 +476,24 @@ class _Reader:
         """Any other Relax op with a tensor result: a ``host`` op with its static shape.  Its
         tensor arguments are its inputs; attr ``relax`` holds a one-op module (TVM's JSON
         serialisation) that :func:`compiler.execute.run_graph` builds and runs for it."""
-        if not isinstance(var.ty, self.relax.TensorType | self.relax.TupleType):
+        relax = self.relax
+        if not isinstance(var.ty, relax.TensorType | relax.TupleType):
             return  # shape plumbing (shape_of of a static shape): read by nothing we keep
-        if not isinstance(var.ty, self.relax.TensorType):
-            raise self.err(f"{name!r} gives a {type(var.ty).__name__}, not a tensor, so it "
-                           "cannot be kept as a host op")
-        shape = self.shape(var.ty, f"the result {var.name!r}")
-        args, script = self.one_op_module(call)
-        self.emit(var, "host", [self.tensor(x) for x in args], op_type=name,
-                  out_shapes=(shape,), **({"relax": script} if script else {}))
+        fields = [var.ty] if isinstance(var.ty, relax.TensorType) else list(var.ty.fields)
+        if not fields or not all(isinstance(f, relax.TensorType) for f in fields):
+            raise self.err(f"{name!r} gives {var.ty}, not tensors, so it cannot be kept as a "
+                           "host op")
+        shapes = tuple(self.shape(f, f"the result {var.name!r}") for f in fields)
+        args, module = self.one_op_module(call)
+        attrs = {"op_type": name, "out_shapes": shapes, **({"relax": module} if module else {})}
+        ins = [self.tensor(x) for x in args]
+        if isinstance(var.ty, relax.TensorType):
+            self.emit(var, "host", ins, **attrs)
+            return
+        outs = [self.unique(f"{var.name}_{i}") for i in range(len(fields))]
+        self.names[var] = tuple(outs)
+        self.pending.append((Op.make(self.unique_op(var.name), "host", ins, outs, **attrs),
+                             dict(zip(outs, shapes, strict=True)), self.dtype(fields[0])))
 
     def one_op_module(self, call: Any) -> tuple[list[Any], str | None]:
         """``(tensor arguments, a module computing call from them as TVM's JSON)``; the

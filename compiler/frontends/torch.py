@@ -2,8 +2,10 @@
 
 ``from_exported_program(ep)`` imports an ``ExportedProgram`` with TVM's own importer
 (``tvm.relax.frontend.torch.from_exported_program``; weights become Relax constants, so
-they are the graph's param values), folds what has constant arguments
-(``relax.transform.FoldConstant``) and reads the module with
+they are the graph's param values), decomposes training-style ops into their inference
+form (``relax.transform.DecomposeOpsForInference``: a ``batch_norm`` becomes a scale and a
+shift), folds what has constant arguments (``relax.transform.FoldConstant``) and reads the
+module with
 :func:`compiler.frontends.relax.from_relax`.  ``load_exported_program(path)`` reads a
 ``.pt2`` file written by ``torch.export.save``.
 
@@ -70,7 +72,9 @@ def from_exported_program(ep: Any, *, name: str | None = None, where: str = "tor
         msg = str(e).strip().splitlines()
         raise CompilerError(f"TVM's torch.export importer failed: {type(e).__name__}: "
                             f"{msg[-1] if msg else ''}", where=where) from None
-    mod = tvm.transform.Sequential([relax.transform.FoldConstant()])(mod)
+    # inference forms (batch_norm -> scale and shift), then constant arguments folded
+    mod = tvm.transform.Sequential([relax.transform.DecomposeOpsForInference(),
+                                    relax.transform.FoldConstant()])(mod)
     try:
         return from_relax(mod, name=name or "torch")
     except CompilerError as e:
