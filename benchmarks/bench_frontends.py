@@ -27,7 +27,7 @@ def _macs(g):
     return sorted((op.kind, g.problem(op).sizes) for op in g.ops() if g.problem(op) is not None)
 
 
-def _same_report_as_zoo(path: Path, seq: int) -> bool:
+def _same_report_as_zoo(path: Path | str, seq: int) -> bool:
     """HF BERT-Base's MAC rows (problem, cycles, energy), in order, equal the zoo
     ``bert-base`` report's, but for the pooler (one more 1x768x768 matmul at the end)."""
     from compiler.pipeline import compile_model
@@ -80,6 +80,8 @@ def main(folder: str) -> dict:
         stem = path.name.split(".")[0]
         if stem in EXPECTED:
             row["expected_macs"] = EXPECTED[stem]
+        if stem.startswith("bert_base_") and "error" not in row["torch"]:
+            row["zoo_report_equal"] = _same_report_as_zoo(path, int(stem.rsplit("_", 1)[1]))
         out[path.name] = row
         print(path.name, json.dumps(row), flush=True)
     return out
