@@ -415,3 +415,39 @@ def test_exported_activation_and_norm_forms(form: str):
     kinds = [op.kind for op in g.ops()]
     assert kinds == [kind], kinds
     assert err <= 1e-5, err
+
+
+def test_shape_plumbing_folds_to_constants():
+    """Shape (with start/end) -> Gather -> Concat -> Reshape and ConstantOfShape/Range/Expand
+    of static sizes fold away: only the reshape and the add remain."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"], start=-2),
+        helper.make_node("Size", ["x"], ["n"]),
+        helper.make_node("Gather", ["s", "i0"], ["d0"], axis=0),
+        helper.make_node("Unsqueeze", ["d0", "ax"], ["d0u"]),
+        helper.make_node("Concat", ["d0u", "minus1"], ["tgt"], axis=0),
+        helper.make_node("Reshape", ["x", "tgt"], ["r"]),
+        helper.make_node("Range", ["zero", "d0", "one"], ["pos"]),
+        helper.make_node("ConstantOfShape", ["tgt2"], ["fill"],
+                         value=numpy_helper.from_array(np.array([2.0], np.float32))),
+        helper.make_node("Cast", ["pos"], ["posf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["posf", "ax1"], ["posc"]),
+        helper.make_node("Mul", ["fill", "posc"], ["bias"]),
+        helper.make_node("Add", ["r", "bias"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), k) for k, v in (
+        ("i0", 0), ("ax", [0]), ("minus1", [-1]), ("zero", 0), ("one", 1), ("ax1", [1]),
+        ("tgt2", [6, 8]))]
+    m = helper.make_model(helper.make_graph(
+        nodes, "plumb", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits),
+        opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    g = from_onnx(m)
+    assert [op.kind for op in g.ops()] == ["reshape", "add"]
+    assert g.tensor("r").shape == (6, 8)  # Shape(start=-2) of [2, 6, 4] is [6, 4]
+    ort = pytest.importorskip("onnxruntime")
+    from compiler.execute import run_graph
+
+    x = np.arange(48, dtype=np.float32).reshape(2, 6, 4)
+    want = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(run_graph(g, {"x": x})["y"], want)

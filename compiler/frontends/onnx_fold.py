@@ -92,6 +92,20 @@ def _evaluate(node: Any, args: list[np.ndarray | None], opset: int) -> list[np.n
     return [np.asarray(o) for o in outs]
 
 
+def _shape_value(node: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """What ``Shape`` (with its ``start``/``end``) or ``Size`` gives for a static shape."""
+    from onnx import helper
+
+    if node.op_type == "Size":
+        return np.array(int(np.prod(shape, dtype=np.int64)), np.int64)
+    a = {x.name: helper.get_attribute_value(x) for x in node.attribute}
+    rank = len(shape)
+    start, end = int(a.get("start", 0)), int(a.get("end", rank))
+    start = min(max(start + rank if start < 0 else start, 0), rank)
+    end = min(max(end + rank if end < 0 else end, 0), rank)
+    return np.array(shape[start:end], np.int64)
+
+
 def _fold_once(model: Any, opset: int) -> bool:
     """One pass of constant folding over ``model`` (in place); True when it changed it."""
     from onnx import numpy_helper
@@ -108,8 +122,7 @@ def _fold_once(model: Any, opset: int) -> bool:
             live = [t for t in node.input if t]
             if node.op_type in ("Shape", "Size") and node.input[0] in shapes \
                     and node.input[0] not in consts:
-                outs = _evaluate(node, [np.zeros(shapes[node.input[0]], np.float32)], opset) \
-                    if np.prod(shapes[node.input[0]]) <= MAX_FOLD_ELEMENTS else None
+                outs = [_shape_value(node, shapes[node.input[0]])]
             elif all(t in consts and t not in inputs for t in live):
                 outs = _evaluate(node, [consts[t] if t else None for t in node.input], opset)
         if outs is not None and len(outs) == len(node.output) \
