@@ -210,3 +210,23 @@ def test_compile_emit_run_cli_on_an_exported_model(tmp_path: Path):
     assert "run: CORRECT" in r.output and "max |error| 0," in r.output
     assert (tmp_path / "o" / "code" / "model").exists()
     assert (tmp_path / "o" / "weights.npz").exists()
+
+
+def test_external_data_loads_and_its_absence_is_one_error(tmp_path: Path):
+    """``model.onnx`` + ``model.onnx.data`` (as the torch.export-based exporter writes big
+    models) loads with its weights; without the data file, one error names it."""
+    import onnx
+
+    m = onnx.load(str(MODELS / "resnet18_narrow.ts.onnx"))
+    path = tmp_path / "r.onnx"
+    onnx.save(m, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+              location="r.onnx.data", size_threshold=0)
+    assert (tmp_path / "r.onnx.data").stat().st_size > path.stat().st_size
+    a, b = from_onnx(path), from_onnx(MODELS / "resnet18_narrow.ts.onnx")
+    assert set(a.values) == set(b.values)
+    assert all(np.array_equal(a.values[k], b.values[k]) for k in a.values)
+    (tmp_path / "r.onnx.data").unlink()
+    from compiler.errors import CompilerError
+
+    with pytest.raises(CompilerError, match="external data"):
+        from_onnx(path)

@@ -76,10 +76,10 @@ def load_onnx(model: Any, where: str) -> tuple[Any, str]:
         if not path.is_file():
             raise CompilerError("no such ONNX file", where=where)
         try:
-            model = onnx.load(str(path))  # external data is read from beside the file
-        except FileNotFoundError as e:
-            raise CompilerError(f"the model's external data file is missing ({e.filename}); "
-                                "keep it beside the .onnx file", where=where) from None
+            model = onnx.load(str(path), load_external_data=False)
+            _load_external_data(model, path, where)
+        except CompilerError:
+            raise
         except Exception as e:  # protobuf DecodeError and friends
             raise CompilerError(f"not a readable ONNX model ({type(e).__name__}: {e}); the "
                                 "file may be truncated or corrupt", where=where) from None
@@ -90,6 +90,23 @@ def load_onnx(model: Any, where: str) -> tuple[Any, str]:
         raise CompilerError(f"expected a path or an onnx.ModelProto, found "
                             f"{type(model).__name__}", where=where)
     return model, where
+
+
+def _load_external_data(model: Any, path: Path, where: str) -> None:
+    """Read the weights a model keeps in files beside it (``model.onnx.data``, as the
+    ``torch.export``-based exporter writes big models); a missing one is one error."""
+    from onnx import external_data_helper
+
+    consts = [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    tensors = [t for t in (*model.graph.initializer, *consts)
+               if external_data_helper.uses_external_data(t)]
+    for t in tensors:
+        loc = {e.key: e.value for e in t.external_data}.get("location", "")
+        if not (path.parent / loc).is_file():
+            raise CompilerError(f"the external data file {loc!r} of tensor {t.name!r} is "
+                                f"missing; keep it beside the .onnx file", where=where)
+    if tensors:
+        external_data_helper.load_external_data_for_model(model, str(path.parent))
 
 
 def from_onnx(model: Any, *, dim_values: Mapping[str, int] | None = None,
