@@ -363,7 +363,7 @@ def _n(op, ins, out, **kw):
 
 @pytest.mark.parametrize("form", ["silu", "hardswish_op", "hardswish_decomposed", "relu6",
                                   "gelu_tanh_cube_mul", "gelu_op_tanh", "layernorm_decomposed",
-                                  "rmsnorm"])
+                                  "rmsnorm", "rmsnorm_cast_div_one"])
 def test_exported_activation_and_norm_forms(form: str):
     """Each form as an exporter writes it becomes one op of its kind and computes what
     onnxruntime computes."""
@@ -398,6 +398,13 @@ def test_exported_activation_and_norm_forms(form: str):
             _n("Reciprocal", ["r"], "ir"), _n("Mul", ["x", "ir"], "n"),
             _n("Mul", ["w", "n"], "y")],
             {"two": 2.0, "eps": 1e-6, "w": np.linspace(0.5, 1.5, h)}, "rmsnorm"),
+        "rmsnorm_cast_div_one": ([  # as the TorchScript exporter writes HF's LlamaRMSNorm
+            _n("Cast", ["x"], "xc", to=TensorProto.FLOAT),
+            _n("Pow", ["xc", "two"], "x2"), _n("ReduceMean", ["x2"], "v", axes=[-1]),
+            _n("Add", ["v", "eps"], "ve"), _n("Sqrt", ["ve"], "r"),
+            _n("Div", ["one", "r"], "ir"), _n("Mul", ["xc", "ir"], "n"),
+            _n("Cast", ["n"], "nc", to=TensorProto.FLOAT), _n("Mul", ["w", "nc"], "y")],
+            {"two": 2.0, "eps": 1e-6, "one": 1.0, "w": np.linspace(0.5, 1.5, h)}, "rmsnorm"),
     }[form]
     if form == "gelu_op_tanh":  # Gelu is an opset-20 op: onnxruntime needs that opset
         pytest.importorskip("onnxruntime")

@@ -12,7 +12,9 @@ shape and mask plumbing is gone:
    by its result; ``Shape`` and ``Size`` of a tensor whose shape is static fold the same
    way.  So ``Shape -> Gather -> Unsqueeze -> Concat -> Reshape`` becomes a constant target
    shape, ``ConstantOfShape``/``Range``/``Expand`` of static sizes become constants, and a
-   causal or padding mask computed from constants is a constant.
+   causal or padding mask computed from constants is a constant;
+4. ``Identity``, inference ``Dropout`` and ``Cast`` to a tensor's own type are dropped
+   (their readers read the input), so recognised chains are seen through them.
 
 Nothing is folded that reads a graph input: a mask computed from an ``attention_mask``
 input stays as host ops, with inferred shapes.  Random ops are never folded.
@@ -152,6 +154,39 @@ def _fold_once(model: Any, opset: int) -> bool:
     return True
 
 
+def _drop_noops(model: Any) -> None:
+    """Remove ``Identity``, inference ``Dropout`` and ``Cast`` to the type a tensor already
+    has (in place): their consumers read the input instead, so patterns see through them.
+    A node whose output is a graph output stays."""
+    g = model.graph
+    elem = {vi.name: vi.type.tensor_type.elem_type
+            for vi in (*g.input, *g.value_info, *g.output)}
+    elem.update({t.name: t.data_type for t in g.initializer})
+    outputs = {o.name for o in g.output}
+    read = {t for n in g.node for t in n.input}
+    alias: dict[str, str] = {}
+    keep = []
+    for n in g.node:
+        src = alias.get(n.input[0], n.input[0]) if n.input else ""
+        noop = n.op_type == "Identity" or (
+            n.op_type == "Cast" and elem.get(n.input[0]) and elem.get(n.input[0]) == elem.get(
+                n.output[0])) or (
+            n.op_type == "Dropout" and len([t for t in n.input if t]) == 1
+            and not any(o in read or o in outputs for o in n.output[1:] if o))
+        if noop and n.domain in ("", "ai.onnx") and n.output[0] not in outputs:
+            alias[n.output[0]] = src
+            continue
+        keep.append(n)
+    if not alias:
+        return
+    for n in keep:
+        for j, t in enumerate(n.input):
+            if t in alias:
+                n.input[j] = alias[t]
+    del g.node[:]
+    g.node.extend(keep)
+
+
 def fold_model(model: Any, dim_values: Mapping[str, int] | None, where: str) -> Any:
     """A copy of ``model`` with static shapes inferred and constant subgraphs folded (see
     the module docstring).  Raises :class:`CompilerError` when shape inference fails."""
@@ -171,4 +206,5 @@ def fold_model(model: Any, dim_values: Mapping[str, int] | None, where: str) -> 
             raise CompilerError(f"ONNX shape inference failed: {e}", where=where) from None
         if not _fold_once(m, opset):
             break
+    _drop_noops(m)
     return m

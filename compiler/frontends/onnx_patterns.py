@@ -278,10 +278,10 @@ def _norm(v: NodeView, i: int, ranks: dict[str, int]) -> tuple[list[int], Fused]
     div = v.only_consumer(root)
     if div is None:
         return None
-    if v.op(div) == "Div" and v.nodes[div].input[1] == root:
+    one_over = v.op(div) == "Div" and v.is_const(v.nodes[div].input[0], 1.0, 1e-9)
+    if v.op(div) == "Div" and v.nodes[div].input[1] == root and not one_over:
         num, inv, norm = v.nodes[div].input[0], [], div
-    elif v.op(div) == "Reciprocal" or (v.op(div) == "Div" and v.is_const(
-            v.nodes[div].input[0], 1.0, 1e-9)):
+    elif v.op(div) == "Reciprocal" or one_over:
         norm = v.only_consumer(v.nodes[div].output[0])
         if norm is None or v.op(norm) != "Mul":
             return None
