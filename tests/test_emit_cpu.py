@@ -287,3 +287,51 @@ def test_cli_emit_bad_mapping(tmp_path: Path) -> None:
     assert len(r.output.strip().splitlines()) == 1 and "error" in r.output
     assert not out.exists()
     assert [x.name for x in tmp_path.iterdir()] == ["m.yaml"]
+
+
+def test_conv_vectorised_over_output_channels() -> None:
+    """``vector_dim="M"`` (the TVM plug-in's NCHW convs with HWIO weights): the constraints
+    keep the whole reduction around the register tile and put the lanes on ``M``; the
+    schedule lays the accumulators out with ``M`` innermost and computes the conv exactly
+    as numpy does (here on the emitter's own OIHW operands)."""
+    import tvm
+
+    from targets._tvm import output_shape, random_inputs, reference
+    from targets.cpu.emit import build, host_target
+
+    p = conv2d(1, 6, 9, 9, 32, 3, 3, stride=1, padding=1)
+    spec = op_spec(p)
+    dims = list(spec.sizes)
+    arch = cpu.host_arch()
+    names = arch.level_names
+    l1, l2, regs = (names.index(n) for n in ("L1", "L2", "Registers"))
+    maps, _ = Mapspace(p, arch, cpu.cpu_constraints(p, vector_dim="M")).sample(3, seed=2)
+    assert len(maps) == 3
+    for i in range(len(maps)):
+        t, s = maps.temporal[i], maps.spatial[i]
+        assert all(t[l1, dims.index(d)] == 1 for d in "NMPQ")
+        assert all(t[lv, dims.index(d)] == 1 for lv in range(l2) for d in "CRS")
+        assert all(s[regs, dims.index(d)] == 1 for d in dims if d != "M")
+        sch = schedule(spec, maps[i], arch, vector_dim="M")
+        text = sch.mod.script()
+        local = [ln for ln in text.splitlines() if 'scope="local"' in ln]
+        assert local and "32)" in local[0].split("scope")[0]   # (.., Q, P, M): M last
+        lib = build(sch, host_target())
+        a, b = random_inputs(spec, "float32", i)
+        dev = tvm.cpu(0)
+        args = [tvm.runtime.tensor(a, dev), tvm.runtime.tensor(b, dev),
+                tvm.runtime.empty(output_shape(spec), "float32", dev)]
+        lib["main"](*args)
+        np.testing.assert_allclose(args[2].numpy(), reference(spec, a, b), rtol=1e-4,
+                                   atol=1e-4)
+
+
+def test_default_conv_constraints_unchanged() -> None:
+    """Without ``vector_dim`` a conv keeps its lanes on ``P`` and its free reduction split."""
+    p = conv2d(1, 6, 9, 9, 32, 3, 3, padding=1)
+    lst = cpu.constraints_list("P")
+    assert not any(d.get("target") == "L2" and d.get("permutation") for d in lst)
+    maps, _ = Mapspace(p, cpu.host_arch(), cpu.cpu_constraints(p)).sample(2, seed=1)
+    dims = list(op_spec(p).sizes)
+    regs = cpu.host_arch().level_names.index("Registers")
+    assert all(maps.spatial[i][regs, dims.index("M")] == 1 for i in range(len(maps)))

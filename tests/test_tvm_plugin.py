@@ -513,3 +513,87 @@ def test_whole_bert_layer_scheduled_and_equal():
     assert {"row-reduction", "injective"} <= rules
     gelu = [f for f in _macs(log) if "fast_erf" in f.func]   # FastMathTransform ran
     assert len(gelu) == 1 and {"T_fast_erf", "T_divide"} <= set(gelu[0].inlined)
+
+
+# ------------------------------------------------------- convs with HWIO weights
+def _hwio_legalized(shapes, build):
+    """As :func:`_legalized`, with the plug-in's OIHW -> HWIO weight pass first."""
+    from tvm.relax.backend.cpu_generic import pipeline as cp
+
+    from targets.tvm_plugin.relax_pass import conv_weights_hwio_pass
+
+    bb = relax.BlockBuilder()
+    vs = [relax.Var(f"x{i}", relax.TensorType(s, "float32")) for i, s in enumerate(shapes)]
+    with bb.function("main", vs):
+        with bb.dataflow():
+            out = bb.emit_output(build(*vs))
+        bb.emit_func_output(out)
+    t = tvm.target.Target("llvm")
+    with t:
+        return tvm.transform.Sequential([conv_weights_hwio_pass()]
+                                        + list(cp.legalize_passes(t)))(bb.get())
+
+
+@pytest.mark.parametrize("case", [c for c in sorted(CASES) if c.startswith("conv")])
+def test_recognises_hwio_convs(case):
+    """The same convs with HWIO weights: same op, sizes and geometry; lanes on ``M``.
+    (OIHW ones keep them on ``P``.)"""
+    shapes, build, kind, sizes, geometry = CASES[case]
+    mod = _hwio_legalized(shapes, build)
+    text = mod.script()
+    assert 'kernel_layout="HWIO"' not in text       # legalized away
+    macs = [m for m in (recognize(f, n) for n, f in _prim_funcs(mod).items()) if m]
+    assert len(macs) == 1 and macs[0].kind == kind and macs[0].vector_dim == "M"
+    assert _big(macs[0].spec.sizes) == sizes
+    for k, v in geometry.items():
+        assert getattr(macs[0].spec, k) == v
+    old = [m for m in (recognize(f, n) for n, f in _prim_funcs(_legalized(shapes, build))
+                       .items()) if m]
+    assert old[0].vector_dim == "P" and old[0].shape_key() != macs[0].shape_key()
+
+
+def test_hwio_pass_leaves_grouped_convs():
+    from targets.tvm_plugin.relax_pass import conv_weights_hwio_pass
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 4, 8, 8), "float32"))
+    w = relax.Var("w", relax.TensorType((4, 1, 3, 3), "float32"))
+    with bb.function("main", [x, w]):
+        with bb.dataflow():
+            out = bb.emit_output(R.nn.conv2d(x, w, groups=4, padding=1))
+        bb.emit_func_output(out)
+    mod = conv_weights_hwio_pass()(bb.get())
+    assert "HWIO" not in mod.script() and "permute_dims" not in mod.script()
+
+
+@pytest.mark.parametrize("conv_hwio", [True, False])
+def test_resnet_like_convs_match_default_build(conv_hwio):
+    """Stride-2 3x3 conv + bias + ReLU, then a 1x1 conv + bias + residual + ReLU (lanes on
+    the output channels with ``conv_hwio``, on the width without): TVM's default output."""
+    c, m, h = 8, 32, 14
+    w1 = relax.const((0.2 * _RNG.standard_normal((m, c, 3, 3))).astype(np.float32))
+    b1 = relax.const(_RNG.standard_normal((1, m, 1, 1)).astype(np.float32))
+    w2 = relax.const((0.2 * _RNG.standard_normal((m, m, 1, 1))).astype(np.float32))
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, c, h, h), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            y = bb.emit(R.nn.relu(R.add(R.nn.conv2d(x, w1, strides=2, padding=1), b1)))
+            z = bb.emit(R.nn.relu(R.add(R.nn.conv2d(y, w2), y)))
+            out = bb.emit_output(z)
+        bb.emit_func_output(out)
+    mod = bb.get()
+    log: list = []
+    ours = tvm.compile(mod, "llvm", relax_pipeline=mapspace_pipeline(
+        "cpu", budget=500, log=log, conv_hwio=conv_hwio))
+    ref = tvm.compile(mod, "llvm")
+    xv = _RNG.standard_normal((1, c, h, h)).astype(np.float32)
+    np.testing.assert_allclose(_run(ours, xv), _run(ref, xv), rtol=1e-4, atol=1e-4)
+    macs = _macs(log)
+    assert len(macs) == 2 and all(f.scheduled for f in macs)
+    assert all(f.inlined for f in macs)               # epilogues in the write-back
+    regs = -1                                          # the lanes: Registers' fan-out
+    dims = list(macs[0].sizes)
+    lanes_on = {dims[i] for f in macs for i in range(len(dims))
+                if f.mapping.spatial[0][regs, i] > 1}
+    assert lanes_on <= ({"M"} if conv_hwio else {"P"})

@@ -93,8 +93,14 @@ def _core_levels(arch: Arch) -> set[int]:
 
 def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSpec,
                   mapping: MappingBatch, arch: Arch, *, vectorize: bool = True,
-                  parallel: bool = True, pack: str | None = "L2") -> None:
+                  parallel: bool = True, pack: str | None = "L2",
+                  vector_dim: str | None = None) -> None:
     """Schedule ``block`` (in ``sch``) as ``mapping`` says; see the module doc.
+
+    ``vector_dim``: the output dim whose lane loop goes innermost and is vectorised
+    (default :data:`CONTIGUOUS` of the op; ``"M"`` for a conv whose weights have the output
+    channels innermost, the TVM plug-in's layout, with its mapping searched under
+    ``cpu_constraints(..., vector_dim="M")``).
 
     ``loops_by_dim`` maps our dim names to the loops carrying them (dims of size 1 may be
     absent); every loop of the block must be in it.  Raises :class:`MapspaceError` when
@@ -113,7 +119,7 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
     L = mapping.num_levels
     T, S, O = mapping.temporal[0], mapping.spatial[0], mapping.order[0]
     reduce = set(spec.reduce_dims)
-    vdim = CONTIGUOUS[spec.kind]
+    vdim = vector_dim or CONTIGUOUS[spec.kind]
     core_levels = _core_levels(arch)
 
     # 1. split: entries (level, 0=temporal|1=spatial, dim) per factor > 1
@@ -175,6 +181,7 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
     if anchor is not None:
         wb = sch.cache_write(block, 0, "local")
         sch.reverse_compute_at(wb, rvs[anchor], preserve_unit_loops=True)
+        _lanes_last(sch, block, spec, vdim)
     # 4b. pack the weights' tile of level `pack` into a contiguous buffer
     if pack and pack in arch.level_names:
         _pack_weights(sch, block, spec, order, rvs, n_par, arch.level_index(pack), vectorize)
@@ -211,6 +218,25 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
         sch.decompose_reduction(block, rvs[n_par])
 
 
+#: the output's dims, outermost first (the layout of targets._tvm.prim_func and of the
+#: PrimFuncs the TVM plug-in recognises)
+OUTPUT_DIMS = {"matmul": ("P", "M"), "bmm": ("N", "P", "M"), "conv2d": ("N", "M", "Q", "P"),
+               "depthwise_conv2d": ("N", "C", "Q", "P")}
+
+
+def _lanes_last(sch: Any, block: Any, spec: OpSpec, vdim: str) -> None:
+    """Lay the register accumulators out with the vector dim innermost (an NCHW conv
+    vectorised over ``M``: ``[n, q, p, m]``), so each vector of sums is contiguous and
+    LLVM keeps the tile in registers; the write-back still stores the output's layout."""
+    dims = OUTPUT_DIMS.get(spec.kind)
+    if dims is None or vdim not in dims or dims[-1] == vdim:
+        return
+    k = dims.index(vdim)
+    n = len(dims)
+    sch.transform_layout(block, ("write", 0),
+                         lambda *ix: tuple(ix[j] for j in range(n) if j != k) + (ix[k],))
+
+
 #: dims that index the weights operand (read buffer 1 of the block)
 WEIGHT_DIMS = {"matmul": ("C", "M"), "bmm": ("N", "C", "M"), "conv2d": ("M", "C", "S", "R"),
                "depthwise_conv2d": ("C", "S", "R")}
@@ -240,8 +266,10 @@ def _extent(sch: Any, loop: Any) -> int:
 
 
 def schedule(spec: OpSpec, mapping: MappingBatch, arch: Arch, dtype: str = "float32", *,
-             vectorize: bool = True, parallel: bool = True) -> Any:
-    """An ``s_tir.Schedule`` of ``prim_func(spec, dtype)`` with ``mapping`` applied."""
+             vectorize: bool = True, parallel: bool = True,
+             vector_dim: str | None = None) -> Any:
+    """An ``s_tir.Schedule`` of ``prim_func(spec, dtype)`` with ``mapping`` applied
+    (``vector_dim`` as for :func:`apply_mapping`)."""
     tvm = import_tvm()
     from tvm import s_tir
 
@@ -251,7 +279,7 @@ def schedule(spec: OpSpec, mapping: MappingBatch, arch: Arch, dtype: str = "floa
     block = sch.get_sblock("Z")
     loops = sch.get_loops(block)
     apply_mapping(sch, block, dict(zip(spec.iters, loops, strict=True)), spec, mapping, arch,
-                  vectorize=vectorize, parallel=parallel)
+                  vectorize=vectorize, parallel=parallel, vector_dim=vector_dim)
     return sch
 
 

@@ -13,10 +13,14 @@ nothing else.  The op is read from which iterators index which buffer:
   (``N``); several batch iterators (``[b, h, s, k]``) are fused into one ``N`` loop.
 * a matmul whose *activation* has extra leading dims (``x[b, s, k] @ y[k, n]``, what
   ``relax.matmul`` gives for a 3-D by 2-D product) fuses them into ``P``.
-* **conv2d** NCHW/OIHW: output ``[n, f, y, x]``, input ``[n, c, y*s + ry*d, x*s + rx*d]``,
-  weight ``[f, c, ry, rx]`` (square stride and dilation).  Padding is read from a pad block
-  in the same function (``pad_temp = if_then_else(..., X[.., h - p, w - p], 0)``); without
-  one the input is taken as already padded.
+* **conv2d** NCHW: output ``[n, f, y, x]``, input ``[n, c, y*s + ry*d, x*s + rx*d]``,
+  weight ``[f, c, ry, rx]`` (OIHW) or any other order of those four (HWIO
+  ``[ry, rx, c, f]`` is what :func:`targets.tvm_plugin.relax_pass.conv_weights_hwio_pass`
+  makes), square stride and dilation.  ``vector_dim`` is ``"M"`` when the weights have the
+  output channel innermost (the lanes then span output channels: one weight vector load per
+  FMA group, the input a broadcast scalar), else ``"P"`` (the output width).  Padding is
+  read from a pad block in the same function (``pad_temp = if_then_else(..., X[.., h - p,
+  w - p], 0)``); without one the input is taken as already padded.
 
 Everything else (grouped/depthwise convs, NHWC, non-square strides, fused prologues that
 compute an operand in the same function, reductions that are not a MAC, elementwise
@@ -52,6 +56,8 @@ class MacBlock:
     dtype: str
     other_blocks: tuple[str, ...] = ()
     epilogue: tuple[str, ...] = ()
+    #: the output dim the vector lanes span (``None``: the op's default, see targets.cpu)
+    vector_dim: str | None = None
 
     @property
     def kind(self) -> str:
@@ -68,7 +74,7 @@ class MacBlock:
         """What a cached mapping depends on: op kind, sizes, conv geometry, word width."""
         s = self.spec
         return (s.kind, tuple(sorted(s.sizes.items())), s.stride, s.padding, s.dilation,
-                s.H, s.W, self.word_bits)
+                s.H, s.W, self.word_bits, self.vector_dim)
 
 
 # ------------------------------------------------------------------ IR walking
@@ -228,14 +234,14 @@ def _recognize(func: Any, name: str) -> MacBlock | None:
     epilogue = tuple(names[names.index(block.name_hint) + 1:])
     dtype = str(_buf(x).dtype)
     try:
-        spec, problem, groups = _classify(func, found, block, st, x, y, out_vars, spatial,
-                                          reduce, ext, name)
+        spec, problem, groups, vdim = _classify(func, found, block, st, x, y, out_vars,
+                                                spatial, reduce, ext, name)
     except _NotRecognised:
         return None
     return MacBlock(func=name, block=block.name_hint, spec=spec, problem=problem,
                     groups={d: tuple(loop_of[v] for v in vs) for d, vs in groups.items()},
                     dtype=dtype, other_blocks=others,
-                    epilogue=epilogue)
+                    epilogue=epilogue, vector_dim=vdim)
 
 
 def _is_var(e: Any) -> bool:
@@ -289,7 +295,7 @@ def _classify_matmul(x, y, xs, ys, out_vars, spatial, reduce, ext, name):
     else:
         problem = matmul(Mr, K, Nc, name=name)
         groups = {"P": tuple(rows), "M": tuple(cols), "C": (k,)}
-    return op_spec(problem), problem, groups
+    return op_spec(problem), problem, groups, None
 
 
 def _classify_conv(func, found, x, y, xs, ys, out_vars, reduce, ext, name):
@@ -299,16 +305,20 @@ def _classify_conv(func, found, x, y, xs, ys, out_vars, reduce, ext, name):
     if ys is None or len(ys) != 4 or len(x.indices) != 4:
         raise _NotRecognised
     n, f, q, p = out_vars
-    if not ys[0].same_as(f) or ys[1] not in reduce:
-        raise _NotRecognised
-    c, ry, rx = ys[1], ys[2], ys[3]
-    if {c, ry, rx} != set(reduce):
+    if set(ys) != {f} | set(reduce) or len(set(ys)) != 4:
         raise _NotRecognised
     ax = [_affine(e) for e in x.indices]
-    if any(a is None for a in ax) or ax[0] != {n: 1} or ax[1] != {c: 1}:
+    if any(a is None for a in ax) or ax[0] != {n: 1} or len(ax[1]) != 1 or \
+            next(iter(ax[1].values())) != 1:
+        raise _NotRecognised
+    c = next(iter(ax[1]))
+    if c not in reduce:
         raise _NotRecognised
     h, w = ax[2], ax[3]
-    if set(h) - {None} != {q, ry} or set(w) - {None} != {p, rx} or h.get(None) or w.get(None):
+    if h.get(None) or w.get(None) or len(h) != 2 or len(w) != 2 or q not in h or p not in w:
+        raise _NotRecognised
+    (ry,), (rx,) = set(h) - {q}, set(w) - {p}
+    if {c, ry, rx} != set(reduce):
         raise _NotRecognised
     sh, dh, sw, dw = h[q], h[ry], w[p], w[rx]
     if (sh, dh) != (sw, dw) or sh < 1 or dh < 1:
@@ -326,7 +336,7 @@ def _classify_conv(func, found, x, y, xs, ys, out_vars, reduce, ext, name):
     if (spec.sizes["P"], spec.sizes["Q"]) != (ext[p], ext[q]):
         raise _NotRecognised
     groups = {"N": (n,), "M": (f,), "Q": (q,), "P": (p,), "C": (c,), "S": (ry,), "R": (rx,)}
-    return spec, problem, groups
+    return spec, problem, groups, ("M" if ys[-1].same_as(f) else "P")
 
 
 def _padding(found, buf) -> tuple[int | None, int, int]:

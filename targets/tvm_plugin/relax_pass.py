@@ -10,7 +10,8 @@ Usage (a TVM user's build, one argument changed)::
 
 The pipeline is TVM's CPU pipeline with one pass inserted::
 
-    library dispatch -> FastMathTransform (erf/exp/tanh as TVM's polynomial approximations)
+    library dispatch -> conv weights OIHW -> HWIO (conv_weights_hwio_pass)
+    -> FastMathTransform (erf/exp/tanh as TVM's polynomial approximations)
     -> LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
     -> MapspaceSchedule (ours) -> dataflow lowering -> finalization
 
@@ -20,7 +21,9 @@ The pipeline is TVM's CPU pipeline with one pass inserted::
   (:func:`targets.tvm_plugin.recognition.recognize`) gets a mapping from our search over the
   host CPU's mapspace priced by our analytical model (cached by shape), applied to that
   block by :func:`targets.cpu.emit.apply_mapping` (tiling per cache level, loop order,
-  parallel cores, register accumulators, vectorized lanes); the blocks fused after it
+  parallel cores, register accumulators, vectorized lanes -- over the output channels of a
+  conv whose weights are HWIO, with the accumulators laid out channels-last and the whole
+  reduction kept around them); the blocks fused after it
   (bias add, ReLU, residual add, GELU, ...) are inlined forward into the last one, which is
   inlined into the accumulators' write-back when ``apply_mapping`` made one (else kept as
   its own nest, run in parallel over vectors), and a conv's pad block runs in parallel over
@@ -102,7 +105,7 @@ def schedule_mac(func: Any, mac: MacBlock, mapping: Any, arch: Any, *, vectorize
     sch = s_tir.Schedule(tvm.IRModule({"main": func}))
     block, loops = loops_by_dim(sch, mac)
     apply_mapping(sch, block, loops, mac.spec, mapping, arch, vectorize=vectorize,
-                  parallel=parallel)
+                  parallel=parallel, vector_dim=mac.vector_dim)
     inlined: list[str] = []
     if inline_epilogue and mac.epilogue:
         inlined = _fuse_epilogue(sch, mac.epilogue)
@@ -182,7 +185,7 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
             if generic:
                 out = _schedule_other(out, gv, func, tgt, log)
             continue
-        arch, cons = cpu_target(mac.word_bits, mac.problem)
+        arch, cons = cpu_target(mac.word_bits, mac.problem, mac.vector_dim)
         key = (target, mac.shape_key(), strategy, budget, seed, objective)
         try:
             mapping, obj = cache.get(key, lambda m=mac, a=arch, c=cons: search_mapping(
@@ -245,7 +248,8 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
                       log: list | None = None,
                       cache: MappingCache | None = None, vectorize: bool = True,
                       parallel: bool = True, inline_epilogue: bool = True,
-                      generic: bool = True, fast_math: bool = True) -> Any:
+                      generic: bool = True, fast_math: bool = True,
+                      conv_hwio: bool = True) -> Any:
     """A Relax pipeline (``tvm.transform.Pass``) for ``tvm.compile(..., relax_pipeline=)``:
     TVM's CPU pipeline with :func:`mapspace_schedule_pass` after ``FuseTIR``.
 
@@ -259,7 +263,9 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
     a generic rule scheduled.  ``fast_math`` runs TVM's ``FastMathTransform`` first: the
     ``erf``, ``exp`` and ``tanh`` ops become TVM's vectorisable polynomial approximations
     (within 4e-7 absolute of libm's on [-6, 6]; libm's ``erff`` is a scalar call: 7 ms per
-    BERT-Base GELU on 2 cores against 0.1 ms).
+    BERT-Base GELU on 2 cores against 0.1 ms).  ``conv_hwio`` runs
+    :func:`conv_weights_hwio_pass` first: NCHW conv2d weights become HWIO (folded into the
+    constants), so our conv kernels vectorise over output channels.
     """
     tvm = import_tvm()
     from tvm import relax
@@ -279,13 +285,57 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
         else:
             P = relax.pipeline
         fast = [fast_gelu_pass(), relax.transform.FastMathTransform()] if fast_math else []
+        hwio = [conv_weights_hwio_pass()] if conv_hwio else []
         seq = tvm.transform.Sequential(
-            list(P.library_dispatch_passes(tgt)) + fast + list(P.legalize_passes(tgt)) + [ours]
+            list(P.library_dispatch_passes(tgt)) + hwio + fast + list(P.legalize_passes(tgt))
+            + [ours]
             + list(P.dataflow_lower_passes(tgt)) + list(P.finalize_passes(tgt)))
         with tgt:
             return seq(mod)
 
     return _pipeline
+
+
+def conv_weights_hwio_pass() -> Any:
+    """A Relax pass: every ungrouped ``nn.conv2d`` with NCHW data, OIHW weights and NCHW
+    output reads its weights as HWIO (``permute_dims(w, [2, 3, 1, 0])``, which
+    ``FoldConstant`` folds into a constant weight).  The legalized PrimFunc then reads
+    ``W[ry, rx, c, f]``: the output channels are contiguous, so our conv kernels put the
+    vector lanes on them (:mod:`targets.tvm_plugin.recognition`) -- the output width of
+    ResNet's later layers (7-28) fills 16 lanes poorly.  Same arithmetic, same order of
+    the reduction as TVM's default (only the weights' addressing changes)."""
+    tvm = import_tvm()
+    from tvm import relax
+    from tvm.relax import expr_functor
+
+    @expr_functor.mutator
+    class _Hwio(relax.PyExprMutator):
+        def visit_call_(self, call: Any) -> Any:
+            call = super().visit_call_(call)
+            if getattr(call.op, "name", "") != "relax.nn.conv2d":
+                return call
+            a = call.attrs
+            if (int(a.groups) != 1 or a.data_layout != "NCHW" or a.kernel_layout != "OIHW"
+                    or a.out_layout != "NCHW"):
+                return call
+            x, w = call.args
+            if len(getattr(w.ty, "shape", None) or ()) != 4:
+                return call
+            wt = self.builder_.emit(relax.op.permute_dims(w, [2, 3, 1, 0]))
+            return relax.op.nn.conv2d(x, wt, strides=a.strides, padding=a.padding,
+                                      dilation=a.dilation, groups=1, data_layout="NCHW",
+                                      kernel_layout="HWIO", out_layout="NCHW",
+                                      out_dtype=a.out_dtype)
+
+    @tvm.transform.module_pass(opt_level=0, name="MapspaceConvWeightsHWIO")
+    def _pass(mod: Any, _ctx: Any) -> Any:
+        m = _Hwio(mod)
+        for gv, func in mod.functions_items():
+            if isinstance(func, relax.Function):
+                m.builder_.update_func(gv, m.visit_expr(func))
+        return m.builder_.get()
+
+    return _pass
 
 
 def fast_gelu_pass() -> Any:

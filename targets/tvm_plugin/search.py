@@ -28,11 +28,13 @@ DEFAULT_BUDGET = 20_000
 OBJECTIVES = {"latency": "cycles", "energy": "energy", "edp": "edp"}
 
 
-def cpu_target(word_bits: int = 32, problem: Problem | None = None) -> tuple[Arch, Constraints]:
-    """The host CPU's :class:`Arch` and constraints for ``problem`` at ``word_bits``."""
+def cpu_target(word_bits: int = 32, problem: Problem | None = None,
+               vector_dim: str | None = None) -> tuple[Arch, Constraints]:
+    """The host CPU's :class:`Arch` and constraints for ``problem`` at ``word_bits``
+    (``vector_dim``: the dim the vector lanes span, see :func:`targets.cpu.cpu_constraints`)."""
     from targets.cpu import cpu_constraints, host_arch
 
-    return host_arch(word_bits), cpu_constraints(problem, word_bits)
+    return host_arch(word_bits), cpu_constraints(problem, word_bits, vector_dim)
 
 
 def cost_function(problem: Problem, arch: Arch, objective: str):
