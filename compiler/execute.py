@@ -177,10 +177,8 @@ def _mac(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> np.ndarray
         b = np.broadcast_to(b, (*lead, *b.shape[-2:])).reshape(-1, *b.shape[-2:])
         out = mac(op, problem, np.ascontiguousarray(a), np.ascontiguousarray(b))
         return out.reshape(*lead, *out.shape[-2:])
-    pt, pl, pb, pr = op.attr("pads", (0, 0, 0, 0))
-    if (pt, pl) != (pb, pr):
-        raise CompilerError(f"asymmetric padding {[pt, pl, pb, pr]} is not supported by the "
-                            "kernel layout", where=f"op {op.name!r} ({op.kind})", key="pads")
+    if not _square(op):  # no kernel layout for it: numpy on the host, in float64
+        return _window_conv(op, a, b, args[2] if len(args) > 2 else None)
     if op.kind == "depthwise_conv2d":  # W[C, 1, S, R] -> the kernel's W[C, S, R]
         b = b.reshape(b.shape[0], *b.shape[2:])
     out = mac(op, problem, np.ascontiguousarray(a), np.ascontiguousarray(b))
@@ -189,7 +187,16 @@ def _mac(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> np.ndarray
     return out
 
 
-def _depthwise(op: Op, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+def _square(op: Op) -> bool:
+    """Whether a convolution's geometry is what the kernels take: the same stride and
+    dilation along both axes, and one padding on every side."""
+    sh, sw = op.attr("strides", (1, 1))
+    dh, dw = op.attr("dilations", (1, 1))
+    return sh == sw and dh == dw and len(set(op.attr("pads", (0, 0, 0, 0)))) == 1
+
+
+def _window_conv(op: Op, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """Any convolution (plain or depthwise; any strides, dilations and pads) in numpy."""
     sh, sw = op.attr("strides", (1, 1))
     pt, pl, pb, pr = op.attr("pads", (0, 0, 0, 0))
     dh, dw = op.attr("dilations", (1, 1))
@@ -197,29 +204,16 @@ def _depthwise(op: Op, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) ->
     kh, kw = w.shape[2:]
     oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
     ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
-    out = np.zeros((x.shape[0], x.shape[1], oh, ow), dtype=np.float64)
+    out = np.zeros((x.shape[0], w.shape[0], oh, ow), dtype=np.float64)
     for i in range(kh):
         for j in range(kw):
             win = xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh,
                      j * dw:j * dw + sw * (ow - 1) + 1:sw]
-            out += win * w[:, 0, i, j].reshape(1, -1, 1, 1)
+            if op.kind == "depthwise_conv2d":
+                out += win * w[:, 0, i, j].reshape(1, -1, 1, 1)
+            else:
+                out += np.einsum("nchw,mc->nmhw", win, w[:, :, i, j], optimize=True)
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
-
-
-def _kernel_layout(graph: Graph, op: Op) -> bool:
-    """Whether a depthwise op has a kernel layout (symmetric pads, square strides and
-    dilations: :func:`targets._tvm.op_spec` recognises it); else it runs in numpy here."""
-    from mapspace.errors import MapspaceError
-    from targets._tvm import op_spec
-
-    pt, pl, pb, pr = op.attr("pads", (0, 0, 0, 0))
-    if (pt, pl) != (pb, pr):
-        return False
-    try:
-        op_spec(graph.problem(op))
-    except MapspaceError:
-        return False
-    return True
 
 
 def _slice(op: Op, x: np.ndarray) -> np.ndarray:
@@ -234,12 +228,8 @@ def _slice(op: Op, x: np.ndarray) -> np.ndarray:
 
 def _run_op(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> list[np.ndarray]:
     k = op.kind
-    if k in ("matmul", "bmm", "conv2d"):
+    if k in ("matmul", "bmm", "conv2d", "depthwise_conv2d"):
         return [_mac(graph, op, args, mac)]
-    if k == "depthwise_conv2d":
-        if _kernel_layout(graph, op):  # through ``mac``, like the other MAC ops
-            return [_mac(graph, op, args, mac)]
-        return [_depthwise(op, args[0], args[1], args[2] if len(args) > 2 else None)]
     if k in ("add", "mul", "sub", "div", "pow"):
         f = {"add": np.add, "mul": np.multiply, "sub": np.subtract, "div": np.divide,
              "pow": np.power}[k]

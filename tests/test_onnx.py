@@ -458,3 +458,40 @@ def test_shape_plumbing_folds_to_constants():
     x = np.arange(48, dtype=np.float32).reshape(2, 6, 4)
     want = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
     np.testing.assert_array_equal(run_graph(g, {"x": x})["y"], want)
+
+
+def test_grouped_and_1d_convolutions():
+    """A grouped Conv (RegNet/ResNeXt) becomes one conv2d per group on channel slices plus
+    a concat; a 1-D Conv (wav2vec2/Whisper) a conv2d over a height of one, grouped or not,
+    with asymmetric padding run on the host. MACs as counted by hand; values as
+    onnxruntime computes them."""
+    ort = pytest.importorskip("onnxruntime")
+    from compiler.execute import run_graph
+
+    rng = np.random.default_rng(0)
+    w2 = rng.standard_normal((6, 2, 3, 3)).astype(np.float32)  # group 2: 4 -> 6 channels
+    w1 = rng.standard_normal((8, 6, 3)).astype(np.float32)     # 1-D, stride 2, pads 1/2
+    w1g = rng.standard_normal((8, 4, 5)).astype(np.float32)    # 1-D, group 2
+    nodes = [
+        helper.make_node("Conv", ["x", "w2", "b2"], ["c2"], group=2, pads=[1, 1, 1, 1]),
+        helper.make_node("Reshape", ["c2", "flat"], ["seq"]),
+        helper.make_node("Conv", ["seq", "w1"], ["c1"], strides=[2], pads=[1, 2]),
+        helper.make_node("Conv", ["c1", "w1g"], ["y"], group=2, pads=[2, 2]),
+    ]
+    inits = [numpy_helper.from_array(v, k) for k, v in (
+        ("w2", w2), ("b2", rng.standard_normal(6).astype(np.float32)),
+        ("flat", np.array([1, 6, 64], np.int64)), ("w1", w1), ("w1g", w1g))]
+    m = helper.make_model(helper.make_graph(
+        nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits),
+        opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    g = from_onnx(m)
+    kinds = [op.kind for op in g.ops()]
+    assert kinds.count("conv2d") == 2 + 1 + 2 and kinds.count("concat") == 2
+    out1 = (64 + 1 + 2 - 3) // 2 + 1
+    assert g.macs == 6 * 64 * 2 * 9 + 8 * out1 * 6 * 3 + 8 * out1 * 4 * 5
+    x = rng.standard_normal((1, 4, 8, 8)).astype(np.float32)
+    want = ort.InferenceSession(m.SerializeToString()).run(None, {"x": x})[0]
+    got = run_graph(g, {"x": x})["y"]
+    assert got.shape == want.shape
+    assert float(np.abs(got - want).max()) <= 1e-4 * float(np.abs(want).max())

@@ -434,17 +434,88 @@ class _Importer:
         return c
 
     def conv(self, i: int, ins: list[str], a: dict[str, Any]) -> None:
-        x, w = self.need_shape(i, ins[0]), self.need_shape(i, ins[1])
-        if len(x) != 4:
-            raise self.err(i, f"only 2-D convolutions (NCHW input) are supported, found "
-                              f"input shape {list(x)}")
+        """``Conv``: 2-D as it is; 1-D as a 2-D convolution over a height of one (reshapes
+        around it); grouped (neither plain nor depthwise) as one convolution per group on
+        channel slices, concatenated — the MACs and data of each group, as a library with
+        no grouped kernel runs it."""
+        x = self.need_shape(i, ins[0])
+        bias = ins[2] if len(ins) > 2 and ins[2] else None
+        if len(x) == 4:
+            self.conv2d(i, ins[0], ins[1], bias, a, self.nodes[i].output[0])
+        elif len(x) == 3:
+            self.conv1d(i, ins[0], ins[1], bias, a)
+        else:
+            raise self.err(i, f"only 1-D and 2-D convolutions are supported, found input "
+                              f"shape {list(x)}")
+
+    def conv2d(self, i: int, xt: str, wt: str, bias: str | None, a: dict[str, Any],
+               out: str) -> None:
+        x, w = self.pending_shape(xt), self.pending_shape(wt)
         group = int(a.get("group", 1))
         strides = tuple(a.get("strides", (1, 1)))
         dil = tuple(a.get("dilations", (1, 1)))
         pads = self.pads(i, a, x[2:], tuple(w[2:]), strides, dil)
-        kind = "depthwise_conv2d" if group == x[1] and group > 1 else "conv2d"
-        self.emit(i, kind, [t for t in ins if t], strides=strides, dilations=dil,
-                  pads=pads, group=group)
+        geo = {"strides": strides, "dilations": dil, "pads": pads}
+        base = self.names[i] if out == self.nodes[i].output[0] else out
+        if group == 1 or (group == x[1] and w[0] == x[1]):
+            kind = "conv2d" if group == 1 else "depthwise_conv2d"
+            self.emit(i, kind, [xt, wt, *([bias] if bias else [])], outputs=[out],
+                      name=base, group=group, **geo)
+            return
+        if x[1] % group or w[0] % group:
+            raise self.err(i, f"group {group} does not divide {x[1]} input and {w[0]} output "
+                              "channels")
+        cg, mg = x[1] // group, w[0] // group
+        parts = []
+        for g in range(group):
+            nm = f"{base}/group{g}"
+            xs = self.channel_slice(i, xt, 1, g * cg, cg, f"{nm}/x")
+            ws = self.channel_slice(i, wt, 0, g * mg, mg, f"{nm}/w")
+            extra = [self.channel_slice(i, bias, 0, g * mg, mg, f"{nm}/b")] if bias else []
+            parts.append(f"{nm}/y")
+            self.emit(i, "conv2d", [xs, ws, *extra], outputs=[parts[-1]], name=nm, group=1,
+                      **geo)
+        self.emit(i, "concat", parts, outputs=[out], name=f"{base}/concat", axis=1)
+
+    def channel_slice(self, i: int, t: str, axis: int, start: int, size: int,
+                      name: str) -> str:
+        """``t[start:start+size]`` along ``axis``: a sliced constant (a new param) when ``t``
+        is one, else a ``slice`` op."""
+        c = self.const(t)
+        if c is not None:
+            self.consts[name] = np.take(c, np.arange(start, start + size), axis=axis)
+        else:
+            self.emit(i, "slice", [t], outputs=[name], name=name, starts=(start,),
+                      ends=(start + size,), axes=(axis,), steps=(1,))
+        return name
+
+    def conv1d(self, i: int, xt: str, wt: str, bias: str | None, a: dict[str, Any]) -> None:
+        """A 1-D ``Conv`` as a 2-D one over a height of one."""
+        nm, out = self.names[i], self.nodes[i].output[0]
+        x, w = self.need_shape(i, xt), self.need_shape(i, wt)
+        a2 = {k: (1, *v) for k, v in a.items() if k in ("strides", "dilations", "kernel_shape")}
+        a2 |= {k: v for k, v in a.items() if k in ("group", "auto_pad")}
+        if "pads" in a:
+            a2["pads"] = (0, a["pads"][0], 0, a["pads"][1])
+        x4, w4, y4 = f"{nm}/as2d", f"{nm}/w2d", f"{nm}/conv2d"
+        self.emit(i, "reshape", [xt], outputs=[x4], name=x4, shape=(x[0], x[1], 1, x[2]))
+        c = self.const(wt)
+        if c is not None:
+            self.consts[w4] = c.reshape(w[0], w[1], 1, w[2])
+        else:
+            self.emit(i, "reshape", [wt], outputs=[w4], name=w4, shape=(w[0], w[1], 1, w[2]))
+        self.conv2d(i, x4, w4, bias, a2, y4)
+        self.emit(i, "reshape", [y4], outputs=[out], name=f"{nm}/as1d",
+                  shape=self.need_shape(i, out))
+
+    def pending_shape(self, t: str) -> tuple[int, ...]:
+        """The shape of a tensor this import made (or a model tensor)."""
+        if t in self.consts:
+            return tuple(self.consts[t].shape)
+        for op, shapes in self.pending:
+            if t in op.outputs:
+                return tuple(shapes.get(t) or op.attr("shape"))
+        return self.need_shape(self.producer.get(t, 0), t)
 
     def pads(self, i: int, a: dict[str, Any], hw: tuple[int, ...], k: tuple[int, ...],
              strides: tuple, dil: tuple) -> tuple[int, int, int, int]:
