@@ -196,6 +196,17 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
             bl = sch.get_loops(wb)
             if bl and _extent(sch, bl[-1]) > 1:
                 sch.vectorize(bl[-1])
+    if wb is not None and vdim != CONTIGUOUS[spec.kind]:
+        # the write-back reads the channels-last accumulators across: unrolled, every
+        # index is a constant and LLVM keeps the whole tile in registers
+        own = sch.get_loops(wb)[anchor + 1:]
+        rest = own[:-1] if vectorize and own and _extent(sch, own[-1]) > 1 else own
+        ext = 1
+        for lp in rest:
+            ext *= _extent(sch, lp)
+        if rest and ext <= MAX_UNROLL:
+            for lp in rest:
+                sch.unroll(lp)
     if True:
         # output loops of the register tile after the last reduction loop
         tail: list[int] = []
