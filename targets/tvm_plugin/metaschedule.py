@@ -132,7 +132,7 @@ def candidate_mappings(mac: MacBlock, n: int, *, select: str = "best", pool: int
     """Up to ``n`` distinct valid mappings of ``mac``'s problem for the host CPU: the best
     of ``strategy`` first, then the best (``select="best"``) or the first (``"random"``)
     valid ones of ``pool`` uniform draws."""
-    arch, cons = cpu_target(mac.word_bits, mac.problem)
+    arch, cons = cpu_target(mac.word_bits, mac.problem, mac.vector_dim)
     best, _ = search_mapping(mac.problem, arch, cons, strategy=strategy, budget=budget,
                              seed=seed, objective=objective)
     space = Mapspace(mac.problem, arch, cons)
@@ -207,7 +207,7 @@ def apply_recorded(sch: Any, mac: MacBlock, mapping: MappingBatch, *, vectorize:
     if tunable:
         target = _TunableSplits(sch, {id(rv): dims.index(d) for d, rv in loops.items()})
     apply_mapping(target, block, loops, mac.spec, mapping, arch, vectorize=vectorize,
-                  parallel=parallel)
+                  parallel=parallel, vector_dim=mac.vector_dim)
     tiles = None
     if tunable:
         tiles = [[d, _slots(mapping, d)] for d in target.split_dims]
