@@ -383,12 +383,39 @@ def test_other_ops_are_host_ops_unlowered_macs_are_errors():
     v = np.array([[3, 1, 4, 1, 5, 9], [2, 6, 5, 3, 5, 8]], np.float32)
     got = run_graph(g, {"x": v})[g.outputs[0]]
     np.testing.assert_array_equal(got, np.argsort(-v, axis=1, kind="stable")[:, :2])
-    x3 = relax.Var("x", _t(1, 4, 16))
-    w3 = relax.Var("w", _t(8, 4, 3))
+    x3 = relax.Var("x", _t(1, 4, 6, 6, 6))
+    w3 = relax.Var("w", _t(8, 4, 3, 3, 3))
     with pytest.raises(CompilerError) as e:
-        from_relax(_module([x3, w3], lambda bb, x, w: R.nn.conv1d(x, w)))
+        from_relax(_module([x3, w3], lambda bb, x, w: R.nn.conv3d(x, w)))
     msg = str(e.value)
-    assert "'relax.nn.conv1d'" in msg and "binding 'gv'" in msg and "no target" in msg
+    assert "'relax.nn.conv3d'" in msg and "binding 'gv'" in msg and "no target" in msg
+
+
+def test_grouped_and_1d_convolutions_as_the_onnx_front_end_reads_them():
+    """conv1d -> reshape, conv2d, reshape; a grouped conv2d -> per-group convs on channel
+    slices (constant weights sliced into new params) + concat; both run like numpy."""
+    from compiler.execute import run_graph
+
+    rng = np.random.default_rng(1)
+    w1 = rng.standard_normal((6, 2, 3)).astype(np.float32)
+    x = relax.Var("x", _t(1, 4, 10))
+
+    def build(bb, x):
+        y = bb.emit(R.nn.conv1d(x, relax.const(w1), strides=2, padding=1, groups=2))
+        return R.nn.relu(y)
+
+    g = from_relax(_module([x], build))
+    assert [op.kind for op in g.ops()].count("conv2d") == 2
+    xv = rng.standard_normal((1, 4, 10)).astype(np.float32)
+    got = run_graph(g, {"x": xv})[g.outputs[0]]
+    xp = np.pad(xv, ((0, 0), (0, 0), (1, 1)))
+    want = np.zeros((1, 6, 5))
+    for m in range(6):
+        grp = m // 3
+        for p in range(5):
+            want[0, m, p] = (xp[0, 2 * grp:2 * grp + 2, 2 * p:2 * p + 3] * w1[m]).sum()
+    np.testing.assert_allclose(got, np.maximum(want, 0), rtol=1e-5, atol=1e-5)
+    assert g.macs == 6 * 5 * 2 * 3
 
 
 def test_symbolic_shape_needs_dim_values():

@@ -61,14 +61,14 @@ SUPPORTED_OPS: tuple[str, ...] = (
     "relax.permute_dims", "relax.reshape", "relax.flatten", "relax.expand_dims",
     "relax.squeeze", "relax.concat", "relax.take", "relax.nn.max_pool2d",
     "relax.nn.avg_pool2d", "relax.nn.adaptive_avg_pool2d", "relax.split",
-    "relax.strided_slice", "relax.mean", "relax.astype",
+    "relax.strided_slice", "relax.mean", "relax.astype", "relax.nn.conv1d",
 )
 _SIMPLE = {"relax.add": "add", "relax.multiply": "mul", "relax.subtract": "sub",
            "relax.divide": "div", "relax.power": "pow", "relax.sqrt": "sqrt",
            "relax.erf": "erf", "relax.tanh": "tanh", "relax.nn.relu": "relu",
-           "relax.nn.gelu": "gelu", "relax.nn.gelu_tanh": "gelu"}
+           "relax.nn.gelu": "gelu"}
 _RESHAPES = ("relax.reshape", "relax.flatten", "relax.expand_dims", "relax.squeeze")
-_UNLOWERED_MAC_OPS = ("relax.nn.conv1d", "relax.nn.conv3d", "relax.nn.conv2d_transpose",
+_UNLOWERED_MAC_OPS = ("relax.nn.conv3d", "relax.nn.conv2d_transpose",
                       "relax.nn.conv1d_transpose", "relax.einsum",
                       "relax.nn.attention", "relax.nn.attention_bias")
 _MAC_NAME = re.compile(r"matmul|conv|dense|einsum", re.IGNORECASE)
@@ -132,6 +132,7 @@ def from_relax(mod: Any, *, func: str = "main", name: str | None = None,
     reader = _Reader(mod, f, func, name or func, where)
     g = reader.run()
     g.values.update({nm: c.value.numpy() for c, nm in reader.consts if nm in g.params})
+    g.values.update({nm: v for nm, v in reader.extra.items() if nm in g.params})
     if values is not None:
         values.update(g.values)
     return g
@@ -192,6 +193,7 @@ class _Reader:
         self.site = "binding"
         self.op_name = ""
         self.mixed = False
+        self.extra: dict[str, Any] = {}       # values of params this reader made (slices)
 
     # ------------------------------------------------------------ helpers
     def err(self, msg: str) -> CompilerError:
@@ -421,6 +423,10 @@ class _Reader:
             self.matmul(var, args)
         elif name == "relax.nn.conv2d":
             self.conv(var, args, a)
+        elif name == "relax.nn.conv1d":
+            self.conv1d(var, args, a)
+        elif name == "relax.nn.gelu_tanh":
+            self.emit(var, "gelu", [self.tensor(args[0])], approximate="tanh")
         elif name == "relax.nn.softmax":
             rank = len(self.shape(args[0].ty, "the input"))
             self.emit(var, "softmax", [self.tensor(args[0])], axis=int(a.axis) % rank)
@@ -510,6 +516,9 @@ class _Reader:
             nonlocal ok
             if isinstance(e, relax.Tuple):
                 return relax.Tuple([sub(x) for x in e.fields])
+            if isinstance(e, relax.Var) and isinstance(e.ty, relax.ShapeType) \
+                    and e.ty.values is not None:
+                return relax.ShapeExpr(e.ty.values)  # shape_of a static shape: inline
             if isinstance(e, relax.Var | Constant):
                 if not isinstance(e.ty, relax.TensorType):
                     ok = ok and not isinstance(e, relax.Var)  # a static value stays inline
@@ -575,7 +584,6 @@ class _Reader:
             raise self.err(f"conv2d layouts data={layouts[0]} kernel={layouts[1]} "
                            f"out={layouts[2]} are not supported (NCHW data and OIHW kernels "
                            "only; convert the layout first)")
-        x = self.shape(args[0].ty, "the input")
         pad = self.ints(a.padding)
         if len(pad) == 1:
             pad = pad * 4
@@ -585,10 +593,108 @@ class _Reader:
         dil = self.ints(a.dilation)
         strides = strides * 2 if len(strides) == 1 else strides
         dil = dil * 2 if len(dil) == 1 else dil
-        group = int(a.groups)
-        kind = "depthwise_conv2d" if group == x[1] and group > 1 else "conv2d"
-        self.emit(var, kind, [self.tensor(args[0]), self.tensor(args[1])], strides=strides,
-                  dilations=dil, pads=pad, group=group)
+        out = self.unique(var.name)
+        self.names[var] = out
+        self.conv2d(self.tensor(args[0]), self.tensor(args[1]), out, var.name,
+                    dict(strides=strides, dilations=dil, pads=pad), int(a.groups))
+
+    def conv2d(self, x: str, w: str, out: str, name: str, geo: dict, group: int) -> None:
+        """A 2-D convolution of tensors ``x``, ``w`` into ``out``: plain, depthwise, or (any
+        other group count) one convolution per group on channel slices plus a concat, as
+        the ONNX front end does."""
+        xs, ws = self.tensor_shape(x), self.tensor_shape(w)
+        if group == 1 or (group == xs[1] and ws[0] == xs[1]):
+            kind = "conv2d" if group == 1 else "depthwise_conv2d"
+            self.push(kind, [x, w], out, name, group=group, **geo)
+            return
+        if xs[1] % group or ws[0] % group:
+            raise self.err(f"group {group} does not divide {xs[1]} input and {ws[0]} output "
+                           "channels")
+        cg, mg = xs[1] // group, ws[0] // group
+        parts = []
+        for g in range(group):
+            nm = f"{name}/group{g}"
+            xg = self.channel_slice(x, 1, g * cg, cg, f"{nm}/x")
+            wg = self.channel_slice(w, 0, g * mg, mg, f"{nm}/w")
+            parts.append(self.unique(f"{nm}/y"))
+            self.push("conv2d", [xg, wg], parts[-1], nm, group=1, **geo)
+        self.push("concat", parts, out, f"{name}/concat", axis=1)
+
+    def conv1d(self, var: Any, args: list[Any], a: Any) -> None:
+        """A 1-D convolution as a 2-D one over a height of one (reshapes around it)."""
+        if (str(a.data_layout), str(a.kernel_layout)) != ("NCW", "OIW"):
+            raise self.err(f"conv1d layouts {a.data_layout}/{a.kernel_layout} are not "
+                           "supported (NCW data and OIW kernels only)")
+        x, w = self.tensor(args[0]), self.tensor(args[1])
+        (n, c, length), (m, cw, k) = self.tensor_shape(x), self.tensor_shape(w)
+        pad = self.ints(a.padding)
+        pad = pad * 2 if len(pad) == 1 else pad
+        x4 = self.unique(f"{var.name}/as2d")
+        self.push("reshape", [x], x4, x4, shape=(n, c, 1, length))
+        w4 = self.reshaped(w, (m, cw, 1, k), f"{var.name}/w2d")
+        y4 = self.unique(f"{var.name}/conv2d")
+        geo = dict(strides=(1, *self.ints(a.strides)[:1]),
+                   dilations=(1, *self.ints(a.dilation)[:1]), pads=(0, pad[0], 0, pad[1]))
+        self.conv2d(x4, w4, y4, y4, geo, int(a.groups))
+        out = self.unique(var.name)
+        self.names[var] = out
+        self.push("reshape", [y4], out, f"{var.name}/as1d",
+                  shape=self.shape(var.ty, f"the result {var.name!r}"))
+
+    def push(self, kind: str, inputs: list[str], out: str, name: str, **attrs: object) -> None:
+        """An op writing ``out`` (its shape inferred by the graph)."""
+        self.pending.append((Op.make(self.unique_op(name), kind, inputs, [out], **attrs), {},
+                             None))
+
+    def tensor_shape(self, t: str) -> tuple[int, ...]:
+        """The shape of a tensor read or made so far."""
+        if t in self.lazy:
+            return self.lazy[t][0]
+        if self.g.has_tensor(t):
+            return self.g.tensor(t).shape
+        for op, shapes, _ in reversed(self.pending):
+            if t in op.outputs:
+                if t in shapes:
+                    return tuple(shapes[t])
+                from compiler.graph import infer_shapes
+
+                got = infer_shapes(op, [self.tensor_shape(x) for x in op.inputs])
+                return tuple(got[op.outputs.index(t)])
+        raise self.err(f"tensor {t!r} has no known shape")
+
+    def const_value(self, t: str) -> Any:
+        for c, nm in self.consts:
+            if nm == t:
+                return c.value.numpy()
+        return self.extra.get(t)
+
+    def channel_slice(self, t: str, axis: int, start: int, size: int, name: str) -> str:
+        """``t[start:start+size]`` along ``axis``: a sliced constant when ``t`` is one, else
+        a ``slice`` op."""
+        import numpy as np
+
+        out = self.unique(name)
+        v = self.const_value(t)
+        if v is not None:
+            self.new_param(out, np.take(v, np.arange(start, start + size), axis=axis))
+        else:
+            self.push("slice", [t], out, out, starts=(start,), ends=(start + size,),
+                      axes=(axis,), steps=(1,))
+        return out
+
+    def reshaped(self, t: str, shape: tuple[int, ...], name: str) -> str:
+        out = self.unique(name)
+        v = self.const_value(t)
+        if v is not None:
+            self.new_param(out, v.reshape(shape))
+        else:
+            self.push("reshape", [t], out, out, shape=shape)
+        return out
+
+    def new_param(self, name: str, value: Any) -> None:
+        self.lazy[name] = (tuple(int(d) for d in value.shape), str(value.dtype))
+        self.params.add(name)
+        self.extra[name] = value
 
     def pool(self, var: Any, args: list[Any], a: Any, mode: str) -> None:
         if str(a.layout) != "NCHW" or str(a.out_layout or a.layout) != "NCHW":
@@ -753,7 +859,8 @@ def _fuse_gelu(pending: _Pending, scalars: dict[str, float], outputs: set[str]) 
                for o in inner) or names & dropped:
             continue
         dropped |= names
-        fused[chain[-1].name] = Op.make(act.name, "gelu", [x], [t])
+        tanh = {"approximate": "tanh"} if act.kind == "tanh" else {}
+        fused[chain[-1].name] = Op.make(act.name, "gelu", [x], [t], **tanh)
     out: _Pending = []
     for op, shapes, dt in pending:
         if op.name in fused:
