@@ -106,6 +106,12 @@ def schedule_mac(func: Any, mac: MacBlock, mapping: Any, arch: Any, *, vectorize
     block, loops = loops_by_dim(sch, mac)
     apply_mapping(sch, block, loops, mac.spec, mapping, arch, vectorize=vectorize,
                   parallel=parallel, vector_dim=mac.vector_dim)
+    for name in mac.other_blocks:
+        if name not in mac.epilogue and _is_copy(sch, name):
+            try:   # a 1x1 / unpadded conv's "pad" is a plain copy of the input: read it
+                sch.compute_inline(sch.get_sblock(name))
+            except Exception:  # noqa: BLE001 - not inlinable: keep its own nest
+                pass
     inlined: list[str] = []
     if inline_epilogue and mac.epilogue:
         inlined = _fuse_epilogue(sch, mac.epilogue)
@@ -119,6 +125,17 @@ def schedule_mac(func: Any, mac: MacBlock, mapping: Any, arch: Any, *, vectorize
             if _is_spatial(sch, rv):
                 _spatial_or_keep(sch, rv, lanes if vectorize else 1, parallel)
     return sch.mod["main"], tuple(inlined)
+
+
+def _is_copy(sch: Any, name: str) -> bool:
+    """Whether block ``name`` stores a plain load of another buffer (no padding select)."""
+    from tvm import ir, tirx
+
+    try:
+        st = sch.get(sch.get_sblock(name)).body
+    except Exception:  # noqa: BLE001
+        return False
+    return isinstance(st, tirx.BufferStore) and isinstance(st.value, ir.expr.TensorLoad)
 
 
 def _is_spatial(sch: Any, rv: Any) -> bool:
