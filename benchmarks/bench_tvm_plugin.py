@@ -15,7 +15,7 @@ the largest output difference against TVM's default build and onnxruntime.  The 
 printed is one JSON object.
 
     .venv/bin/python benchmarks/bench_tvm_plugin.py [--bert PATH] [--resnet PATH]
-        [--repeat 3] [--budget 20000] [--skip-default]
+        [--repeat 3] [--budget 20000] [--skip-default] [--measured]
 """
 
 from __future__ import annotations
@@ -169,7 +169,8 @@ def load_model(which: str, path: Path, rng) -> tuple[str, object, dict[str, np.n
 
 
 # ------------------------------------------------------------------ executors
-def build_all(model, feeds, budget: int, skip_default: bool) -> tuple[dict, dict, float]:
+def build_all(model, feeds, budget: int, skip_default: bool,
+              measured: bool = False) -> tuple[dict, dict, float]:
     """``(runners, build seconds, import seconds)``: one zero-argument call per executor."""
     import onnxruntime as ort
     import tvm
@@ -200,10 +201,12 @@ def build_all(model, feeds, budget: int, skip_default: bool) -> tuple[dict, dict
     t_import = time.perf_counter() - t0
     target, dev = host_target(), tvm.cpu()
     args = [tvm.runtime.tensor(v) for v in feeds.values()]
-    for which in (("mapspace",) if skip_default else ("tvm_default", "mapspace")):
+    plain = ("mapspace", "mapspace_measured") if measured else ("mapspace",)
+    for which in (plain if skip_default else ("tvm_default",) + plain):
         log: list = []
         pipe = mapspace_pipeline("cpu", budget=budget, log=log) if which == "mapspace" \
-            else "default"
+            else mapspace_pipeline("cpu", budget=budget, measure=("latency",)) \
+            if which == "mapspace_measured" else "default"
         t0 = time.perf_counter()
         ex = tvm.compile(mod, target, relax_pipeline=pipe)
         builds[which] = time.perf_counter() - t0
@@ -264,6 +267,9 @@ def main() -> None:
                     help="search evaluations per op shape (default: the plug-in's)")
     ap.add_argument("--skip-default", action="store_true",
                     help="leave out TVM's default build (BERT-Base: ~25 s per run)")
+    ap.add_argument("--measured", action="store_true",
+                    help="also build with measure=('latency',): per MAC function the faster "
+                         "of the edp and latency mappings, timed during the build")
     args = ap.parse_args()
 
     from targets._tvm import host_threads
@@ -275,7 +281,8 @@ def main() -> None:
     out: dict = {"budget": budget, "repeat": args.repeat}
     for which in args.models:
         source, model, feeds = load_model(which, getattr(args, which), rng)
-        runners, builds, t_import = build_all(model, feeds, budget, args.skip_default)
+        runners, builds, t_import = build_all(model, feeds, budget, args.skip_default,
+                                              args.measured)
         outs = {k: f() for k, f in runners.items()}
         times = interleaved(runners, args.repeat)
         row: dict = {"model": source, "import_s": round(t_import, 2),

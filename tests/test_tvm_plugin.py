@@ -566,8 +566,9 @@ def test_hwio_pass_leaves_grouped_convs():
     assert "HWIO" not in mod.script() and "permute_dims" not in mod.script()
 
 
-@pytest.mark.parametrize("conv_hwio", [True, False])
-def test_resnet_like_convs_match_default_build(conv_hwio):
+@pytest.mark.parametrize("conv_hwio, measure", [(True, ()), (False, ()),
+                                               (True, ("latency",))])
+def test_resnet_like_convs_match_default_build(conv_hwio, measure):
     """Stride-2 3x3 conv + bias + ReLU, then a 1x1 conv + bias + residual + ReLU (lanes on
     the output channels with ``conv_hwio``, on the width without): TVM's default output."""
     c, m, h = 8, 32, 14
@@ -585,7 +586,7 @@ def test_resnet_like_convs_match_default_build(conv_hwio):
     mod = bb.get()
     log: list = []
     ours = tvm.compile(mod, "llvm", relax_pipeline=mapspace_pipeline(
-        "cpu", budget=500, log=log, conv_hwio=conv_hwio))
+        "cpu", budget=500, log=log, conv_hwio=conv_hwio, measure=measure))
     ref = tvm.compile(mod, "llvm")
     xv = _RNG.standard_normal((1, c, h, h)).astype(np.float32)
     np.testing.assert_allclose(_run(ours, xv), _run(ref, xv), rtol=1e-4, atol=1e-4)

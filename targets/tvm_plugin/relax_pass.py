@@ -178,10 +178,13 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
                     budget: int = DEFAULT_BUDGET, seed: int = 0, objective: str = "edp",
                     cache: MappingCache | None = None, log: list | None = None,
                     vectorize: bool = True, parallel: bool = True,
-                    inline_epilogue: bool = True, generic: bool = True) -> Any:
+                    inline_epilogue: bool = True, generic: bool = True,
+                    measure: tuple[str, ...] = ()) -> Any:
     """``mod`` with every recognised MAC function scheduled, and with ``generic`` every
     other one that a rule of :func:`targets.tvm_plugin.generic.schedule_generic` fits
-    (see the module doc)."""
+    (see the module doc).  ``measure``: further objectives to search each MAC function's
+    mapping under; the function is then scheduled by every candidate, each built and timed
+    here on random inputs, and the fastest kept (:func:`_fastest`)."""
     tvm = import_tvm()
     _check_options(target, objective)
     cache = MappingCache() if cache is None else cache
@@ -211,6 +214,24 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
             new, inlined = schedule_mac(func, mac, mapping, arch, vectorize=vectorize,
                                         parallel=parallel, inline_epilogue=inline_epilogue,
                                         lanes=lanes)
+            if measure:
+                cands = [(mapping, obj, new, inlined)]
+                for extra in measure:
+                    if extra == objective:
+                        continue
+                    k2 = (target, mac.shape_key(), strategy, budget, seed, extra)
+                    m2, o2 = cache.get(k2, lambda m=mac, a=arch, c=cons, e=extra: (
+                        search_mapping(m.problem, a, c, strategy=strategy, budget=budget,
+                                       seed=seed, objective=e)))
+                    n2, i2 = schedule_mac(func, mac, m2, arch, vectorize=vectorize,
+                                          parallel=parallel, inline_epilogue=inline_epilogue,
+                                          lanes=lanes)
+                    cands.append((m2, o2, n2, i2))
+                kt = (target, mac.shape_key(), strategy, budget, seed, objective, "measure",
+                      tuple(measure))
+                best, _ = cache.get(kt, lambda c=cands: (_fastest([x[2] for x in c], tgt),
+                                                         0.0))
+                mapping, obj, new, inlined = cands[best]
         except Exception as e:  # noqa: BLE001 - never break a user's build: keep TVM's default
             if log is not None:
                 log.append(ScheduledFunc(func=gv.name_hint, kind=mac.kind,
@@ -225,6 +246,33 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
                                      block=mac.block, objective=obj, inlined=inlined,
                                      mapping=mapping))
     return out
+
+
+def _fastest(funcs: list[Any], tgt: Any, repeat: int = 5) -> int:
+    """Index of the fastest of the scheduled ``funcs`` (same signature), each built for
+    ``tgt`` and timed on random inputs: interleaved rounds, the best of each kept."""
+    import numpy as np
+
+    tvm = import_tvm()
+    dev = tvm.cpu(0)
+    rng = np.random.default_rng(0)
+    args = []
+    for p in funcs[0].params:
+        shape = [int(d) for d in p.ty.shape]
+        dt = str(p.ty.dtype)
+        arr = rng.standard_normal(shape).astype(dt) if dt.startswith("float") else \
+            np.zeros(shape, dt)
+        args.append(tvm.runtime.tensor(arr, dev))
+    timers = []
+    for f in funcs:
+        lib = tvm.compile(tvm.IRModule({"main": f.with_attr("global_symbol", "main")}), tgt)
+        timers.append(lib.mod.time_evaluator("main", dev, number=2, repeat=1))
+        timers[-1](*args)   # warm up
+    best = [float("inf")] * len(funcs)
+    for _ in range(repeat):
+        for i, t in enumerate(timers):
+            best[i] = min(best[i], float(t(*args).mean))
+    return int(np.argmin(best))
 
 
 def _schedule_other(mod: Any, gv: Any, func: Any, tgt: Any, log: list | None) -> Any:
@@ -266,7 +314,7 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
                       cache: MappingCache | None = None, vectorize: bool = True,
                       parallel: bool = True, inline_epilogue: bool = True,
                       generic: bool = True, fast_math: bool = True,
-                      conv_hwio: bool = True) -> Any:
+                      conv_hwio: bool = True, measure: tuple[str, ...] = ()) -> Any:
     """A Relax pipeline (``tvm.transform.Pass``) for ``tvm.compile(..., relax_pipeline=)``:
     TVM's CPU pipeline with :func:`mapspace_schedule_pass` after ``FuseTIR``.
 
@@ -282,7 +330,10 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
     (within 4e-7 absolute of libm's on [-6, 6]; libm's ``erff`` is a scalar call: 7 ms per
     BERT-Base GELU on 2 cores against 0.1 ms).  ``conv_hwio`` runs
     :func:`conv_weights_hwio_pass` first: NCHW conv2d weights become HWIO (folded into the
-    constants), so our conv kernels vectorise over output channels.
+    constants), so our conv kernels vectorise over output channels.  ``measure`` (e.g.
+    ``("latency",)``): also search under those objectives and keep, per MAC function, the
+    candidate that runs fastest when built and timed during the build (see
+    :func:`schedule_module`).
     """
     tvm = import_tvm()
     from tvm import relax
@@ -291,7 +342,8 @@ def mapspace_pipeline(target: str = "cpu", *, strategy: str = "anneal",
     ours = mapspace_schedule_pass(
         target, strategy=strategy, budget=budget, seed=seed, objective=objective,
         cache=MappingCache() if cache is None else cache, log=log, vectorize=vectorize,
-        parallel=parallel, inline_epilogue=inline_epilogue, generic=generic)
+        parallel=parallel, inline_epilogue=inline_epilogue, generic=generic,
+        measure=tuple(measure))
 
     @tvm.transform.module_pass(opt_level=0, name="MapspacePipeline")
     def _pipeline(mod: Any, _ctx: Any) -> Any:
