@@ -38,7 +38,7 @@ def main() -> None:
 
     from cost_models import evaluate
     from mapspace.mapping_yaml import load_mapping
-    from mapspace.random import random_valid
+    from mapspace.naive_random import random_valid
     from mapspace.workloads import workload
     from targets import load_target
 

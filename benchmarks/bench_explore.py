@@ -4,7 +4,7 @@ For BERT-Base FFN1 and ResNet-50 conv3_x on ``gemmini`` (default constraints), m
 this run: valid mappings sampled and priced per second (best of 3), the acceptance rate,
 and a 100K-sample ``mapspace explore ... --out run.parquet`` from process start to the
 Parquet file written.  Baseline in the same run: the simple rejection generator
-(``mapspace.random``) + the same evaluation.  The last line is one JSON object.
+(``mapspace.naive_random``) + the same evaluation.  The last line is one JSON object.
 
     .venv/bin/python benchmarks/bench_explore.py [--samples 100000]
 """
@@ -27,7 +27,7 @@ def main() -> None:
 
     from compiler.explore import explore
     from cost_models import evaluate
-    from mapspace.random import random_valid
+    from mapspace.naive_random import random_valid
     from mapspace.workloads import workload
     from targets import default_constraints, load_target
 

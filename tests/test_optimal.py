@@ -13,13 +13,13 @@ from functools import cache
 import numpy as np
 import pytest
 
-import mapspace.search.optimal as optimal
+import mapspace.search.cpsat as optimal
 import targets
 from cost_models import evaluate
 from mapspace import conv2d, matmul
 from mapspace.mapping import MappingBatch
 from mapspace.search import Exhaustive, run
-from mapspace.search.optimal import Optimal
+from mapspace.search.cpsat import Optimal
 from mapspace.space import Mapspace
 from mapspace.validity import check
 

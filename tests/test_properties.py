@@ -33,7 +33,7 @@ from mapspace import (
     matmul,
     single,
 )
-from mapspace.random import random_mappings
+from mapspace.naive_random import random_mappings
 from mapspace.validity import Reason, check
 from targets import load_target
 

@@ -19,7 +19,7 @@ from cost_models.sparse import Action, Format, SparseOptimizations, evaluate_spa
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import matmul
-from mapspace.random import random_mappings
+from mapspace.naive_random import random_mappings
 from targets import load_target
 
 W, I, O = 0, 1, 2          # tensor indices of matmul: Weights, Inputs, Outputs

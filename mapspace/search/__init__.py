@@ -14,7 +14,7 @@ from mapspace.search.anneal import Anneal
 from mapspace.search.base import CostFn, SearchResult, Strategy, run
 from mapspace.search.exhaustive import Exhaustive
 from mapspace.search.genetic import Genetic
-from mapspace.search.optimal import Optimal
+from mapspace.search.cpsat import Optimal
 from mapspace.search.random import RandomSearch
 from mapspace.space import Mapspace
 

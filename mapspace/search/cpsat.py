@@ -81,7 +81,7 @@ from math import log2
 
 import numpy as np
 
-from mapspace.random import prime_factors
+from mapspace.naive_random import prime_factors
 from mapspace.space import Decisions, Mapspace
 from mapspace.validity import check
 
