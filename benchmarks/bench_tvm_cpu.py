@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compiler.emit import choose_mapping  # noqa: E402
 from mapspace.workloads import workload  # noqa: E402
-from targets._tvm import op_spec, prim_func, random_inputs, reference  # noqa: E402
 from targets.cpu import cpu_constraints, host_arch, num_cores  # noqa: E402
 from targets.cpu.emit import build, host_target, run_kernel, schedule  # noqa: E402
+from targets.tvm_common import op_spec, prim_func, random_inputs, reference  # noqa: E402
 
 
 def ours(name: str, search_time: float, repeat: int, seed: int) -> dict:

@@ -272,7 +272,7 @@ def main() -> None:
                          "of the edp and latency mappings, timed during the build")
     args = ap.parse_args()
 
-    from targets._tvm import host_threads
+    from targets.tvm_common import host_threads
     from targets.tvm_plugin.search import DEFAULT_BUDGET
 
     host_threads()

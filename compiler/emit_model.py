@@ -103,7 +103,7 @@ def _kind(problem: Problem) -> str | None:
     """The emittable op kind of ``problem``; ``None`` for ops the emitters cannot express
     (they run on the host)."""
     from mapspace.errors import MapspaceError
-    from targets._tvm import op_spec
+    from targets.tvm_common import op_spec
 
     try:
         return op_spec(problem).kind
@@ -138,7 +138,7 @@ def _int8_mac(kernel):
     the quantize pass does (symmetric, ±127): activations per tensor, weights per output
     channel."""
     from compiler.passes.quantize import channel_scales, quantize_values, tensor_scale
-    from targets._tvm import op_spec
+    from targets.tvm_common import op_spec
 
     def mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         spec = op_spec(problem)
@@ -216,7 +216,7 @@ def model_mac(result: Any, built: BuiltModel | None,
     through its kernel in ``built`` (``None``: numpy in its place; a MAC op without a kernel
     always runs in numpy), int8-quantized on an int8 target (see the module docstring).
     ``calls[0]`` counts kernel calls."""
-    from targets._tvm import op_spec, reference
+    from targets.tvm_common import op_spec, reference
 
     def on_kernel(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if built is None or op.name not in built.kernel_of:

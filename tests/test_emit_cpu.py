@@ -21,8 +21,8 @@ from mapspace.errors import MapspaceError  # noqa: E402
 from mapspace.mapping import single  # noqa: E402
 from mapspace.problem import bmm, conv2d, depthwise_conv2d, matmul  # noqa: E402
 from mapspace.space import Mapspace  # noqa: E402
-from targets._tvm import op_spec, prim_func  # noqa: E402
 from targets.cpu.emit import emit, schedule, trace_script  # noqa: E402
+from targets.tvm_common import op_spec, prim_func  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "cpu_matmul_16x24x12.tir.py"
 SYS = Path("/sys/devices/system/cpu/cpu0/cache")
@@ -296,8 +296,8 @@ def test_conv_vectorised_over_output_channels() -> None:
     as numpy does (here on the emitter's own OIHW operands)."""
     import tvm
 
-    from targets._tvm import output_shape, random_inputs, reference
     from targets.cpu.emit import build, host_target
+    from targets.tvm_common import output_shape, random_inputs, reference
 
     p = conv2d(1, 6, 9, 9, 32, 3, 3, stride=1, padding=1)
     spec = op_spec(p)

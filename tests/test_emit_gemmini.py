@@ -202,8 +202,8 @@ def test_golden_emitted_c(tmp_path):
     import tvm
     from tvm import s_tir, te
 
-    from targets._tvm import op_spec
     from targets.gemmini.emit import _te, lower
+    from targets.tvm_common import op_spec
 
     sch, _, _ = lower(p, m, ARCH)
     A, B, Z, _ = _te(op_spec(p))

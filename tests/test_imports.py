@@ -30,7 +30,7 @@ def test_import_mapspace_without_tvm_installed():
         "sys.meta_path.insert(0, Block())\n"
         "import mapspace, cost_models, targets, compiler.cli\n"
         "from mapspace import matmul\n"
-        "from targets._tvm import op_spec\n"
+        "from targets.tvm_common import op_spec\n"
         "print(op_spec(matmul(4, 4, 4)).kind)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""The TE definitions of our problems (targets/_tvm.py) against numpy, and numpy's conv
+"""The TE definitions of our problems (targets/tvm_common.py) against numpy, and numpy's conv
 reference against a direct loop."""
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 from mapspace import bmm, conv2d, matmul
 from mapspace.errors import MapspaceError
 from mapspace.problem import Problem, Tensor, Term, depthwise_conv2d
-from targets._tvm import (
+from targets.tvm_common import (
     DTYPES,
     op_spec,
     output_shape,

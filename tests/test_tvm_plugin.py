@@ -245,7 +245,7 @@ def test_register_pipeline_by_name():
 # ------------------------------------------------------------- MetaSchedule
 def _matmul_mod(n=64):
     from mapspace.problem import matmul
-    from targets._tvm import op_spec, prim_func
+    from targets.tvm_common import op_spec, prim_func
 
     spec = op_spec(matmul(n, n, n))
     return spec, tvm.IRModule({"main": prim_func(spec).with_attr("global_symbol", "main")})
@@ -322,7 +322,7 @@ def test_tune_tir_with_our_space_and_cost_model(tmp_path, tunable):
     tensor intrinsics, 20-35 s here, skipped: our spaces tensorize nothing)."""
     from tvm.s_tir import meta_schedule as ms
 
-    from targets._tvm import random_inputs, reference
+    from targets.tvm_common import random_inputs, reference
     from targets.tvm_plugin.metaschedule import (
         MapspaceCostModel,
         local_builder,

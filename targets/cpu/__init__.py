@@ -35,7 +35,6 @@ width: register file 0.1 pJ/bit-word-ish (1 pJ per 64 bits), L1 20 pJ/64 bits, L
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,8 @@ from mapspace.arch import ActionEnergy, Arch, ComputeUnit, StorageLevel
 from mapspace.constraints import Constraints
 from mapspace.constraints_yaml import constraints_from_list
 from mapspace.problem import Problem
+from targets.host import num_cores
+from targets.tvm_common import op_spec
 
 _SYS_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 _CPUINFO = Path("/proc/cpuinfo")
@@ -104,13 +105,6 @@ def cpu_flags() -> set[str]:
         if line.startswith("flags"):
             return set(line.split(":", 1)[1].split())
     return set()
-
-
-def num_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -246,8 +240,6 @@ def cpu_constraints(problem: Problem | None = None, word_bits: int = 32,
     """
     vdim = None
     if problem is not None:
-        from targets._tvm import op_spec
-
         try:
             kind = op_spec(problem).kind
         except Exception:  # noqa: BLE001 - not an emittable op: generic constraints

@@ -19,7 +19,7 @@ it
 5. vectorizes the innermost loop when it runs over the output's contiguous dim (also in
    the init and write-back blocks) and unrolls the register tile's output loops.
 
-:func:`schedule` applies it to :func:`targets._tvm.prim_func`; :func:`emit` writes the trace
+:func:`schedule` applies it to :func:`targets.tvm_common.prim_func`; :func:`emit` writes the trace
 (replayable Python), the scheduled TIR and an exported ``.so``, and with ``run=True``
 builds for llvm (``mcpu`` from the host's flags), runs on seeded inputs, compares with
 numpy and times the kernel.
@@ -36,7 +36,7 @@ from mapspace.arch import Arch
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
-from targets._tvm import (
+from targets.tvm_common import (
     EmitResult,
     OpSpec,
     import_tvm,
@@ -229,7 +229,7 @@ def apply_mapping(sch: Any, block: Any, loops_by_dim: dict[str, Any], spec: OpSp
         sch.decompose_reduction(block, rvs[n_par])
 
 
-#: the output's dims, outermost first (the layout of targets._tvm.prim_func and of the
+#: the output's dims, outermost first (the layout of targets.tvm_common.prim_func and of the
 #: PrimFuncs the TVM plug-in recognises)
 OUTPUT_DIMS = {"matmul": ("P", "M"), "bmm": ("N", "P", "M"), "conv2d": ("N", "M", "Q", "P"),
                "depthwise_conv2d": ("N", "C", "Q", "P")}
@@ -350,7 +350,7 @@ def run_kernel(lib: Any, spec: OpSpec, dtype: str, seed: int) -> tuple[np.ndarra
                                                                         list[Any]]:
     """Run the built kernel on seeded inputs: ``(result, reference, device args)``."""
     tvm = import_tvm()
-    from targets._tvm import DTYPES, output_shape
+    from targets.tvm_common import DTYPES, output_shape
 
     a, b = random_inputs(spec, dtype, seed)
     dev = tvm.cpu(0)

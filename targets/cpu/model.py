@@ -19,7 +19,7 @@ import numpy as np
 from mapspace.arch import Arch
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
-from targets._tvm import DTYPES, OpSpec, import_tvm, op_spec, output_shape
+from targets.tvm_common import DTYPES, OpSpec, import_tvm, op_spec, output_shape
 
 
 @dataclass
@@ -33,7 +33,7 @@ class CpuKernels:
     counters: dict[str, int] = field(default_factory=dict)
 
     def call(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``Z = kernel(A, B)`` in the layouts of :mod:`targets._tvm`."""
+        """``Z = kernel(A, B)`` in the layouts of :mod:`targets.tvm_common`."""
         tvm = import_tvm()
         dev = tvm.cpu(0)
         din, dout = DTYPES[self.dtype]

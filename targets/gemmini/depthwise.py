@@ -75,7 +75,7 @@ def shapes(spec: Any) -> list[tuple[int, ...]]:
 
 
 def to_layout(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``I[N, C, H, W]``, ``W[C, S, R]`` (targets._tvm) -> NHWC, ``[S, R, C]``."""
+    """``I[N, C, H, W]``, ``W[C, S, R]`` (targets.tvm_common) -> NHWC, ``[S, R, C]``."""
     return (np.ascontiguousarray(a.transpose(0, 2, 3, 1)),
             np.ascontiguousarray(b.transpose(1, 2, 0)))
 

@@ -61,8 +61,8 @@ from mapspace.arch import Arch
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
-from targets._tvm import EmitResult, OpSpec, import_tvm, op_spec, random_inputs, reference
 from targets.gemmini import depthwise
+from targets.tvm_common import EmitResult, OpSpec, import_tvm, op_spec, random_inputs, reference
 
 RUNTIME = Path(__file__).parent / "runtime"
 DIM = 16
@@ -801,8 +801,8 @@ def _include_dirs() -> list[str]:
 
 def gemmini_shapes(spec: OpSpec) -> list[tuple[int, ...]]:
     """Shapes of (activations, weights, output) in the kernel's Gemmini layouts (conv2d:
-    NHWC, HWIO ``[S, R, C, M]``, NHWC output; matmul/bmm as in :mod:`targets._tvm`)."""
-    from targets._tvm import input_shapes, output_shape
+    NHWC, HWIO ``[S, R, C, M]``, NHWC output; matmul/bmm as in :mod:`targets.tvm_common`)."""
+    from targets.tvm_common import input_shapes, output_shape
 
     if spec.kind == depthwise.KIND:
         return depthwise.shapes(spec)

@@ -23,7 +23,6 @@ from mapspace.arch import Arch
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
-from targets._tvm import OpSpec, import_tvm, op_spec
 from targets.gemmini.depthwise import constraints as search_constraints
 from targets.gemmini.depthwise import search_arch
 from targets.gemmini.emit import (
@@ -39,6 +38,7 @@ from targets.gemmini.emit import (
     lower,
     rename_flags,
 )
+from targets.tvm_common import OpSpec, import_tvm, op_spec
 
 _WHERE = "emit gemmini model"
 #: per-problem search space the compiler uses (depthwise: one channel at a time)
@@ -56,7 +56,7 @@ class GemminiKernels:
     counters: dict[str, int] = field(default_factory=dict)
 
     def call(self, name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``Z = kernel(A, B)`` (int8 operands in the layouts of :mod:`targets._tvm`,
+        """``Z = kernel(A, B)`` (int8 operands in the layouts of :mod:`targets.tvm_common`,
         int32 result), run by the program on the functional model."""
         spec = self.specs[name]
         ga, gb = _to_gemmini_layout(spec, a.astype(np.int8), b.astype(np.int8))

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from targets._tvm import import_tvm
+from targets.tvm_common import import_tvm
 
 #: a loop nest with fewer iterations than this is not worth waking the thread pool
 PARALLEL_MIN = 4096

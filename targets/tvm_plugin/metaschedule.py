@@ -65,7 +65,7 @@ from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.space import Mapspace
 from mapspace.validity import check
-from targets._tvm import import_tvm
+from targets.tvm_common import import_tvm
 from targets.tvm_plugin.recognition import MacBlock, leaf_blocks, loops_by_dim, recognize
 from targets.tvm_plugin.search import OBJECTIVES, cpu_target, search_mapping
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from mapspace.errors import MapspaceError
 from mapspace.problem import Problem, bmm, conv2d, matmul
-from targets._tvm import OpSpec, import_tvm, op_spec
+from targets.tvm_common import OpSpec, import_tvm, op_spec
 
 
 @dataclass(frozen=True)

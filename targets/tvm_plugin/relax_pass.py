@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mapspace.errors import MapspaceError
-from targets._tvm import import_tvm
+from targets.tvm_common import import_tvm
 from targets.tvm_plugin.generic import schedule_generic, schedule_spatial, vector_lanes
 from targets.tvm_plugin.recognition import MacBlock, loops_by_dim, recognize
 from targets.tvm_plugin.search import (

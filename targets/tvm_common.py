@@ -22,6 +22,7 @@ _conv2d   padding, dilation)                     (one filter per channel); iters
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import numpy as np
 
 from mapspace.errors import MapspaceError
 from mapspace.problem import Problem
+from targets.host import num_cores
 
 #: element types an emitter accepts -> (input dtype, accumulator/output dtype)
 DTYPES: dict[str, tuple[str, str]] = {"float32": ("float32", "float32"),
@@ -45,14 +47,10 @@ def host_threads() -> None:
     Without it, TVM sizes its pool as ``hardware_concurrency() / 2`` on x86-64 (it assumes
     two SMT threads per core), so on a 2-core host without SMT a ``parallel`` loop over the
     cores ran on ONE thread: bert-base/ffn1 took 29 ms instead of 15-17 ms.  The mappings'
-    core fan-out is ``targets.cpu.num_cores()`` (the CPUs in our affinity mask); the pool
-    must match it.  TVM reads the variable when the pool is first created (the first
+    core fan-out is :func:`targets.host.num_cores` (the CPUs in our affinity mask); the
+    pool must match it.  TVM reads the variable when the pool is first created (the first
     ``parallel`` launch), so setting it before any kernel runs is enough.
     """
-    import os
-
-    from targets.cpu import num_cores
-
     os.environ.setdefault("TVM_NUM_THREADS", str(num_cores()))
 
 
