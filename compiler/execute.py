@@ -2,7 +2,7 @@
 
 ``run_graph(graph, values, mac=None)`` evaluates every op in topological order.  MAC ops
 (matmul, bmm, conv2d) go through ``mac(op, problem, a, b)`` when given — the hook an emitted
-kernel plugs into — with the operands in the layout of :mod:`targets.tvm_common` (matmul
+kernel plugs into — with the operands in the layout of :mod:`targets._tvm` (matmul
 ``A[P, C] · B[C, M]``, bmm ``A[N, P, C] · B[N, C, M]``, conv2d unpadded ``I[N, C, H, W]``
 and ``W[M, C, S, R]``); everything else (bias, transposes, broadcasting, the non-MAC kinds)
 runs here in numpy.  Without ``mac`` the MAC ops run in numpy too (float64 accumulation).
@@ -21,7 +21,7 @@ from math import prod
 import numpy as np
 
 from compiler.errors import CompilerError
-from compiler.graph import Graph, Op, _matmul_dims
+from compiler.graph import Graph, Op, matmul_dims
 from mapspace.problem import Problem
 
 #: ``mac(op, problem, a, b) -> out`` in the layouts of the module docstring
@@ -150,7 +150,7 @@ def _host(op: Op, args: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _numpy_mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from targets.tvm_common import op_spec, reference
+    from targets._tvm import op_spec, reference
 
     return reference(op_spec(problem), a.astype(np.float64), b.astype(np.float64))
 
@@ -164,7 +164,7 @@ def _mac(graph: Graph, op: Op, args: list[np.ndarray], mac: MacFn) -> np.ndarray
             a = a.T
         if op.attr("transpose_b", False):
             b = b.T
-        lead, m, k, n = _matmul_dims(op, args[0].shape, args[1].shape)
+        lead, m, k, n = matmul_dims(op, args[0].shape, args[1].shape)
         out = mac(op, problem, np.ascontiguousarray(a.reshape(-1, k)), np.ascontiguousarray(b))
         out = out.reshape(*lead, m, n) if args[0].ndim > 1 else out.reshape(n)
         out = out * float(op.attr("alpha", 1.0))

@@ -74,7 +74,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     """``samples`` uniformly drawn valid mappings with their costs (see module doc).
 
     Candidates are drawn, validated and priced in one compiled pass
-    (``cost_models/_explore_kernel.py``) with the same random streams as
+    (:class:`cost_models.explore.SampleAndPrice`) with the same random streams as
     :meth:`Mapspace.draw`, so ``explore`` and ``draw`` + ``evaluate`` agree exactly.
     """
     if samples < 1:
@@ -83,7 +83,9 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     t0 = time.perf_counter()
     space = Mapspace(problem, arch, constraints)
     _ = space.tables                                 # raise early on empty factorizations
-    run = _Runner(space)
+    from cost_models.explore import SampleAndPrice
+
+    run = SampleAndPrice(space)
     decs: list[Decisions] = []
     costs: list[tuple[np.ndarray, ...]] = []
     have = drawn = valid_seen = 0
@@ -130,37 +132,6 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         "cycles_min": int(cycles.min()),
     }
     return Exploration(space, dec, costs, summary)
-
-
-class _Runner:
-    """Draw ``n`` candidates from chunk ``first`` on and price the valid ones (compiled)."""
-
-    def __init__(self, space: Mapspace):
-        from cost_models.model import kernel_arrays
-        from cost_models.pricing import Prices
-
-        self.space = space
-        self.prices = Prices.of(space.arch)
-        self.args = (*space.sampler_args, *space.flat_tables,
-                     *kernel_arrays(space.problem, space.arch, self.prices))
-
-    def __call__(self, n: int, seed: int, first: int):
-        from cost_models._explore_kernel import explore_kernel
-
-        p, a = self.space.problem, self.space.arch
-        L, D, T = a.num_levels, p.num_dims, p.num_tensors
-        factor = np.empty((n, D), np.int64)
-        order = np.empty((n, L, D), np.int64)
-        spatial_x = np.empty((n, L, D), bool)
-        keep = np.empty((n, L, T), bool)
-        ok = np.empty(n, bool)
-        cycles = np.empty(n, np.int64)
-        energy = np.empty(n)
-        util = np.empty(n)
-        explore_kernel(np.uint64(seed % (1 << 64)), first, *self.args,
-                       factor, order, spatial_x, keep, ok, cycles, energy, util)
-        util /= self.prices.mac_instances
-        return Decisions(factor, order, spatial_x, keep), ok, cycles, energy, util
 
 
 def diagnose(space: Mapspace, m: MappingBatch, v: Validity) -> str:

@@ -135,7 +135,7 @@ def _window(size: int, k: int, stride: int, pad: int, dil: int, ceil: bool = Fal
     return (-(-num // stride) if ceil else num // stride) + 1
 
 
-def _matmul_dims(op: Op, a: Shape, b: Shape) -> tuple[Shape, int, int, int]:
+def matmul_dims(op: Op, a: Shape, b: Shape) -> tuple[Shape, int, int, int]:
     """(leading dims of A, M, K, N) of a ``matmul``; checks K matches."""
     if len(b) != 2:
         raise _err(op, f"matmul needs a 2-D second operand, found shape {list(b)}")
@@ -199,7 +199,7 @@ def infer_shapes(op: Op, shapes: list[Shape]) -> list[Shape]:
             _axis(op, int(op.attr("axis", -1)), len(s))
         return [s]
     if k == "matmul":
-        lead, m, _, n = _matmul_dims(op, shapes[0], shapes[1])
+        lead, m, _, n = matmul_dims(op, shapes[0], shapes[1])
         return [(n,)] if len(shapes[0]) == 1 else [(*lead, m, n)]
     if k == "bmm":
         lead, m, _, n = _bmm_dims(op, shapes[0], shapes[1])
@@ -479,7 +479,7 @@ class Graph:
             return None
         shp = [self.tensor(t).shape for t in op.inputs]
         if op.kind == "matmul":
-            lead, m, k, n = _matmul_dims(op, shp[0], shp[1])
+            lead, m, k, n = matmul_dims(op, shp[0], shp[1])
             return matmul(prod(lead) * m, k, n, name=op.name)
         if op.kind == "bmm":
             lead, m, k, n = _bmm_dims(op, shp[0], shp[1])

@@ -1,7 +1,7 @@
 """Compiled evaluation of a batch in one pass: validity, data movement, pricing per mapping.
 
 The three stages are the same per-mapping functions the separate kernels use
-(``mapspace._kernels.validate_one``, ``_nest_kernel._one``, ``_pricing_kernel.price_one``);
+(``mapspace.kernels.validate_one``, ``_nest_kernel._one``, ``_pricing_kernel.price_one``);
 this driver only chains them, skipping analysis and pricing of invalid mappings.
 """
 
@@ -12,7 +12,7 @@ from numba import njit, prange
 
 from cost_models._nest_kernel import _one, nest_work
 from cost_models._pricing_kernel import price_one
-from mapspace._kernels import validate_one
+from mapspace.kernels import validate_one
 
 
 @njit(cache=True, parallel=True)

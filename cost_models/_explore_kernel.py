@@ -13,8 +13,8 @@ from numba import njit, prange
 
 from cost_models._nest_kernel import _one, nest_work
 from cost_models._pricing_kernel import price_one
-from mapspace._kernels import validate_one
-from mapspace._sampler import CHUNK, chunk_state, decode_one, sample_one
+from mapspace.kernels import validate_one
+from mapspace.sampler_kernels import CHUNK, chunk_state, decode_one, sample_one
 
 
 @njit(cache=True, parallel=True)

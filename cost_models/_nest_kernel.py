@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from mapspace._kernels import tile_size as _tile
+from mapspace.kernels import tile_size as _tile
 
 
 @njit(cache=True, inline="always")

@@ -100,7 +100,7 @@ def kernel_arrays(problem: Problem, arch: Arch, p: Prices) -> tuple[np.ndarray, 
     """The constant inputs of the compiled evaluation, in kernel argument order: validity
     (sizes, fan-out X/Y, capacity, bits, datawidth), projections (term tables, dense
     coefficients of live terms, read-write flags) and prices."""
-    from mapspace._kernels import projection_tables
+    from mapspace.kernels import projection_tables
 
     L = arch.num_levels
     tdim, tcoef, dense = projection_tables(problem.projections, problem.sizes)

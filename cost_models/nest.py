@@ -63,7 +63,7 @@ def analyze(problem: Problem, arch: Arch, m: MappingBatch) -> DataMovement:
     in parallel over the batch (``cost_models/_nest_kernel.py``).
     """
     from cost_models._nest_kernel import nest_kernel
-    from mapspace._kernels import projection_tables
+    from mapspace.kernels import projection_tables
 
     B, L, D = m.temporal.shape
     T = problem.num_tensors

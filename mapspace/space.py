@@ -238,7 +238,7 @@ class Mapspace:
 
     def decode(self, dec: Decisions) -> MappingBatch:
         """The mappings these decisions describe (compiled gather from the tables)."""
-        from mapspace._sampler import decode_kernel
+        from mapspace.sampler_kernels import decode_kernel
 
         B = len(dec)
         L, D = self.arch.num_levels, self.problem.num_dims
@@ -272,7 +272,7 @@ class Mapspace:
         ``(seed, chunk index)``, so the result does not depend on the number of threads;
         ``first_chunk`` continues a previous draw.
         """
-        from mapspace._sampler import sample_kernel
+        from mapspace.sampler_kernels import sample_kernel
 
         L, D, T = self.arch.num_levels, self.problem.num_dims, self.problem.num_tensors
         factor = np.empty((n, D), np.int64)

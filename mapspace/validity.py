@@ -85,11 +85,11 @@ def tiles_of(problem: Problem, m: MappingBatch) -> np.ndarray:
 def check(problem: Problem, arch: Arch, m: MappingBatch) -> Validity:
     """Validate a batch: factor products, positivity, permutations, fan-out, capacity, keep.
 
-    Runs compiled and in parallel over the batch (``mapspace/_kernels.py``).  Capacity is
+    Runs compiled and in parallel over the batch (``mapspace/kernels.py``).  Capacity is
     in words of the level: ``ceil(elements * bits / datawidth)`` for a tensor with a bit
     width, one word per element otherwise.
     """
-    from mapspace._kernels import term_tables, validity_kernel
+    from mapspace.kernels import term_tables, validity_kernel
 
     B, L, D = m.temporal.shape
     T = problem.num_tensors
