@@ -2,7 +2,7 @@
 
 ``run_graph(graph, values, mac=None)`` evaluates every op in topological order.  MAC ops
 (matmul, bmm, conv2d) go through ``mac(op, problem, a, b)`` when given — the hook an emitted
-kernel plugs into — with the operands in the layout of :mod:`targets._tvm` (matmul
+kernel plugs into — with the operands in the layout of :mod:`targets.tvm_common` (matmul
 ``A[P, C] · B[C, M]``, bmm ``A[N, P, C] · B[N, C, M]``, conv2d unpadded ``I[N, C, H, W]``
 and ``W[M, C, S, R]``); everything else (bias, transposes, broadcasting, the non-MAC kinds)
 runs here in numpy.  Without ``mac`` the MAC ops run in numpy too (float64 accumulation).
@@ -150,7 +150,7 @@ def _host(op: Op, args: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _numpy_mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from targets._tvm import op_spec, reference
+    from targets.tvm_common import op_spec, reference
 
     return reference(op_spec(problem), a.astype(np.float64), b.astype(np.float64))
 
