@@ -16,7 +16,8 @@ import json
 import time
 from pathlib import Path
 
-from compiler.mapper import find_mapping
+from cost_models.search import find_mapping
+from mapspace.space import Mapspace
 from mapspace.workloads import workload
 from targets import default_constraints, load_target
 from targets.gemmini.emit import emit, predicted_traffic
@@ -35,7 +36,7 @@ def main() -> None:
     for name in WORKLOADS:
         p = workload(name)
         t0 = time.perf_counter()
-        m = find_mapping(p, arch, default_constraints("gemmini"), budget=args.budget,
+        m = find_mapping(Mapspace(p, arch, default_constraints("gemmini")), budget=args.budget,
                          seed=args.seed).best_mapping
         t1 = time.perf_counter()
         r = emit(p, m, arch, out_dir=Path(args.out) / name.replace("/", "_"), run=True)

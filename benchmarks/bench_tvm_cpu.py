@@ -31,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compiler.emit import choose_mapping  # noqa: E402
+from mapspace.space import Mapspace  # noqa: E402
 from mapspace.workloads import workload  # noqa: E402
 from targets.cpu import cpu_constraints, host_arch, num_cores  # noqa: E402
 from targets.cpu.emit import build, host_target, run_kernel, schedule  # noqa: E402
@@ -42,7 +43,7 @@ def ours(name: str, search_time: float, repeat: int, seed: int) -> dict:
     spec = op_spec(p)
     arch = host_arch()
     t0 = time.perf_counter()
-    m = choose_mapping(p, arch, cpu_constraints(p), seed=seed, time_limit=search_time)
+    m = choose_mapping(Mapspace(p, arch, cpu_constraints(p)), seed=seed, time_limit=search_time)
     t_search = time.perf_counter() - t0
     sch = schedule(spec, m, arch)
     lib = build(sch)

@@ -67,8 +67,8 @@ def run_zigzag(python: str, workload_file: str, timeout: float) -> dict:
 
 def run_ours(name: str, budget: int) -> dict:
     """``mapspace map``'s search on one layer, with every batch of the cost function timed."""
-    from compiler.mapper import DEFAULT_STRATEGY, cost_function
     from cost_models import evaluate
+    from cost_models.search import DEFAULT_STRATEGY, cost_function
     from mapspace.search import make_strategy, run
     from mapspace.space import Mapspace
     from mapspace.workloads import workload
@@ -77,7 +77,7 @@ def run_ours(name: str, budget: int) -> dict:
     problem, arch = workload(name), load_target("gemmini")
     space = Mapspace(problem, arch, default_constraints("gemmini"))
     _ = space.tables
-    inner = cost_function(space, "edp")
+    inner = cost_function(space, objective="edp")
     ends: list[tuple[int, float]] = []            # (evaluations so far, time)
     t0 = time.perf_counter()
 

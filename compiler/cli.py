@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from mapspace.errors import MapspaceError
+from targets.registry import DTYPE_BITS, emitting_targets
 
 
 def _fail(cmd: str, message: str) -> None:
@@ -190,8 +191,10 @@ if __name__ == "__main__":
     main()
 
 
-def _constraints(target: str | None, arch_path: str | None, constraints: str | None):
-    """Target defaults (or the architecture file's own constraints) plus a user file."""
+def _constraints(target: str | None, arch_path: str | None, constraints: str | None,
+                 problem=None):
+    """Target defaults for ``problem`` (or the architecture file's own constraints) plus a
+    user file."""
     from mapspace.constraints import NONE
     from mapspace.constraints_yaml import load_constraints
 
@@ -199,7 +202,7 @@ def _constraints(target: str | None, arch_path: str | None, constraints: str | N
     if target:
         from targets import default_constraints
 
-        base = default_constraints(target)
+        base = default_constraints(target, problem)
     elif arch_path:
         from mapspace.yamlio import load_yaml
 
@@ -314,7 +317,7 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
     _check_out(plot, "--plot")
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
                        workload=workload)
-    cons = _constraints(target, arch, constraints)
+    cons = _constraints(target, arch, constraints, p)
     from rich.progress import Progress
 
     with Progress(transient=True, disable=as_json) as bar:
@@ -366,16 +369,17 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
 def map_(arch, ert, problem, constraints, target, workload, strategy, budget, time_limit,
          objective, seed, out, as_json) -> None:
     """Search the mapspace for the best mapping and print it with its stats."""
-    from compiler.mapper import check_limits, find_mapping
     from cost_models import evaluate as run_eval
+    from cost_models.search import check_limits, find_mapping
+    from mapspace.space import Mapspace
 
     check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
     _check_out(out, "--out")
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
                        workload=workload)
-    cons = _constraints(target, arch, constraints)
-    result = find_mapping(p, a, cons, strategy=strategy, objective=objective, seed=seed,
-                          budget=budget, time_limit=time_limit)
+    cons = _constraints(target, arch, constraints, p)
+    result = find_mapping(Mapspace(p, a, cons), strategy=strategy, objective=objective,
+                          seed=seed, budget=budget, time_limit=time_limit)
     best = result.best_mapping
     stats = run_eval(p, a, best).stats(0)
     text = _mapping_yaml(best, p, a)
@@ -559,9 +563,6 @@ def _move_code(emission, out: str) -> list:
 def _emission_summary(emission) -> None:
     click.echo(f"emitted {len(emission.kernels)} {emission.target} kernels "
                f"({emission.dtype}) for {sum(len(k.ops) for k in emission.kernels)} MAC ops")
-    for k in emission.kernels:
-        if k.remapped:
-            click.echo(f"  {k.name} ({k.problem}): mapping re-searched: {k.remapped}")
     r = emission.run
     if r is None:
         return
@@ -608,13 +609,13 @@ def passes_(as_json: bool) -> None:
 
 
 @main.command("emit")
-@click.option("--target", required=True, type=click.Choice(["cpu", "gemmini"]))
+@click.option("--target", required=True, type=click.Choice(emitting_targets()))
 @click.option("--workload", "workload_name", required=True, help="e.g. bert-base/ffn1")
 @click.option("--mapping", "mapping_path", type=click.Path(), default=None,
               help="Timeloop mapping YAML (else the cost model picks one).")
 @click.option("--strategy", default=None, help="Search strategy when no --mapping (anneal).")
-@click.option("--dtype", type=click.Choice(["float32", "int8"]), default=None,
-              help="Element type (cpu: float32, gemmini: int8 by default).")
+@click.option("--dtype", type=click.Choice(list(DTYPE_BITS)), default=None,
+              help="Element type (default: the target's first; cpu float32, gemmini int8).")
 @click.option("--budget", type=int, default=None, help="Search evaluations.")
 @click.option("--time", "time_limit", type=float, default=None, help="Search seconds.")
 @click.option("--out", required=True, help="Folder for the trace, source and module.")

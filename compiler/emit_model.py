@@ -27,12 +27,11 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +40,7 @@ import numpy as np
 from compiler.errors import CompilerError
 from compiler.graph import MAC_KINDS, Op
 from mapspace.problem import Problem
-
-#: per target: the dtype its kernels compute in
-KERNEL_DTYPE = {"cpu": "float32", "gemmini": "int8"}
+from targets.registry import emitting_targets, get_target
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,6 @@ class KernelInfo:
     kind: str
     problem: str
     ops: tuple[str, ...]
-    remapped: str = ""  # why the kernel's mapping differs from the report's (if it does)
 
 
 @dataclass(frozen=True)
@@ -177,35 +173,30 @@ def build_model(result: Any, code_dir: str | Path, *, seed: int = 0) -> BuiltMod
     """Build every kernel of ``result`` into ``code_dir`` (see the module docstring).
     Raises :class:`CompilerError` for a target without a model emitter or a model without a
     graph or without a MAC op the target can run."""
-    from compiler.emit import emittable_mapping, target_arch
-
     target = result.target
-    if target not in KERNEL_DTYPE:
+    t = get_target(target, where="compile --emit")
+    if t.kernels is None:
         raise CompilerError(f"no code emitter for target {target!r} (emitters: "
-                            f"{', '.join(KERNEL_DTYPE)})", where="compile --emit",
+                            f"{', '.join(emitting_targets())})", where="compile --emit",
                             key="target")
     if result.graph is None:
         raise CompilerError("the compile result carries no graph", where="compile --emit")
-    dtype = KERNEL_DTYPE[target]
+    dtype = str(t.default_dtype)
     kernels, kernel_of, infos = _kernels(result)
     if not kernels:
         raise CompilerError(f"model {result.model!r} has no MAC op {target} can run",
                             where="compile --emit")
     out = Path(code_dir)
     out.mkdir(parents=True, exist_ok=True)
-    builder = importlib.import_module(f"targets.{target}.model")
-    arch = target_arch(target, dtype)
-    for i, (name, problem, mapping) in enumerate(kernels):
-        fixed, why = emittable_mapping(target, problem, mapping, arch, seed=seed)
-        if why:
-            kernels[i] = (name, problem, fixed)
-            infos[i] = replace(infos[i], remapped=why)
+    # compile searched each mapping in the target's space, emitter rules included
+    arch = t.arch(dtype)
+    builder = t.kernel_builder()
     built = builder.build_kernels(kernels, arch, dtype=dtype, out_dir=out)
     with open(out / "kernels.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["kernel", "kind", "problem", "ops", "remapped"])
+        w.writerow(["kernel", "kind", "problem", "ops"])
         for k in infos:
-            w.writerow([k.name, k.kind, k.problem, " ".join(k.ops), k.remapped])
+            w.writerow([k.name, k.kind, k.problem, " ".join(k.ops)])
     files = (*built.files, out / "kernels.csv")
     return BuiltModel(target, dtype, out, tuple(infos), kernel_of, built, files)
 
@@ -225,7 +216,7 @@ def model_mac(result: Any, built: BuiltModel | None,
             calls[0] += 1
         return built.built.call(built.kernel_of[op.name], a, b)
 
-    if KERNEL_DTYPE.get(result.target) == "int8":
+    if get_target(result.target).default_dtype == "int8":
         return _int8_mac(on_kernel)
     if built is None:
         return lambda op, p, a, b: reference(op_spec(p), a.astype(np.float64),

@@ -54,20 +54,6 @@ class Exploration:
         return self.space.decode(self.decisions.take(np.array([self.best_index()])))
 
 
-def valid_mask(space: Mapspace, m: MappingBatch) -> np.ndarray:
-    """Validity, plus the constraints the sampler cannot build in (minimum utilization)."""
-    ok = check(space.problem, space.arch, m).valid
-    if _has_utilization(space):
-        from mapspace.constraint_check import satisfies
-
-        ok = ok & satisfies(space.constraints, space.problem, space.arch, m)
-    return ok
-
-
-def _has_utilization(space: Mapspace) -> bool:
-    return any(dv.min_utilization is not None for dv in space.constraints.directives)
-
-
 def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int, seed: int,
             progress: Callable[[int, int], None] | None = None,
             max_candidates: int = 2_000_000_000) -> Exploration:
@@ -97,11 +83,9 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         first += ROUND_CHUNKS
         drawn += n
         last = dec
-        if _has_utilization(space) and ok.any():
-            from mapspace.constraint_check import satisfies
-
+        if space.screens and ok.any():  # minimum utilization, a target's extra rules
             idx = np.nonzero(ok)[0]
-            ok[idx] &= satisfies(space.constraints, problem, arch, space.decode(dec.take(idx)))
+            ok[idx] &= space.screen(space.decode(dec.take(idx)))[0]
         valid_seen += int(ok.sum())
         idx = np.nonzero(ok)[0][: samples - have]
         if len(idx):

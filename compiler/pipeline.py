@@ -20,11 +20,11 @@ function ``_State -> _State``:
 
 Non-MAC ops (elementwise, reshapes, ...) are reported as host ops with zero accelerator
 cost: the accelerator model prices only MAC loop nests.  Host ``softmax``/``layernorm`` ops
-and fused MAC ops carrying them are priced by :mod:`compiler.fusion_cost` (a DRAM round
+and fused MAC ops carrying them are priced by :mod:`cost_models.fused` (a DRAM round
 trip + host time, or a row-complete schedule + on-chip accumulator traffic).  Costs come from
 the dense analytical model (``cost_models.evaluate``): bit widths change word sizes and
 capacities.  A MAC op whose weights were pruned by ``sparsify`` (``weight_density`` < 1) is
-searched dense, then its mapping is priced sparse by :mod:`compiler.sparse_cost`
+searched dense, then its mapping is priced sparse by :mod:`cost_models.sparse_model`
 (``cost_models.sparse.evaluate_sparse`` under the default sparse optimizations: compressed
 weights, zero weights skipped before the PEs, N:M skipped / unstructured gated at the MAC);
 its row keeps the dense price in ``dense_cycles``/``dense_energy_pJ``.
@@ -39,8 +39,10 @@ from pathlib import Path
 
 from compiler.errors import CompilerError
 from compiler.graph import MAC_KINDS, Graph, Op
+from cost_models.sparse_model import Sparse
 from mapspace.errors import MapspaceError
 from mapspace.problem import Problem
+from mapspace.space import Mapspace
 
 #: Readers of ONNX files (``compile_model(frontend=...)``, ``mapspace compile --frontend``).
 FRONTENDS: tuple[str, ...] = ("onnx", "relax")
@@ -79,7 +81,7 @@ class OpRow:
     on_host: bool
     attrs: tuple[tuple[str, object], ...] = ()
     #: sparse ops (``weight_density`` < 1): the dense price of the same mapping, and the
-    #: sparse optimizations priced (:mod:`compiler.sparse_cost`); ``None``/``""`` otherwise
+    #: sparse optimizations priced (:mod:`cost_models.sparse_model`); ``None``/``""`` otherwise
     dense_cycles: int | None = None
     dense_energy_pJ: float | None = None
     sparse: str = ""
@@ -155,6 +157,7 @@ class _State:
     problems: dict[str, Problem] = field(default_factory=dict)       # op name -> problem
     groups: dict[tuple, list[str]] = field(default_factory=dict)      # shape key -> op names
     mappings: dict[tuple, object] = field(default_factory=dict)       # shape key -> mapping
+    spaces: dict[tuple, Mapspace] = field(default_factory=dict)       # shape key -> space
     evaluations: int = 0
     costs: dict[str, dict] = field(default_factory=dict)              # op name -> stats
     result: CompileResult | None = None
@@ -258,28 +261,34 @@ def _lower(s: _State) -> _State:
 
 
 def _schedule(s: _State) -> _State:
-    """Search each distinct shape once on the target (its default constraints)."""
-    from compiler.emit import problem_space
-    from compiler.fusion_cost import row_complete_arch, row_complete_constraints, row_level
-    from compiler.mapper import find_mapping
-    from targets import default_constraints, load_target
+    """Search each distinct shape once in the target's space for it
+    (:meth:`targets.registry.Target.space`: its constraints for the problem, per-problem
+    hooks and the emitter's rules, so every mapping can be emitted); a fused row-wise
+    epilogue adds the row-complete rule F2 (:mod:`cost_models.fused`)."""
+    from cost_models.fused import row_complete_arch, row_complete_constraints, row_level
+    from cost_models.search import find_mapping
+    from mapspace.space import Mapspace
+    from targets.registry import get_target
 
-    target, defaults = load_target(s.target), default_constraints(s.target)
+    target = get_target(s.target, where="compile")
     total = len(s.groups)
     for i, (key, names) in enumerate(s.groups.items()):
         p = s.problems[names[0]]
-        base, cons = problem_space(s.target, p, target, defaults)  # e.g. gemmini depthwise
-        row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(base) else None
-        arch = row_complete_arch(base) if row else base  # double-buffered accumulator (F2)
-        c = cons.merged(row_complete_constraints(arch, str(row))) if row else cons
+        space = target.space(p)  # e.g. gemmini depthwise, gemmini rows
+        row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(space.arch) else None
+        if row:  # double-buffered accumulator (F2), whole rows in it
+            arch = row_complete_arch(space.arch)
+            space = Mapspace(p, arch, space.constraints.merged(
+                row_complete_constraints(arch, str(row))), space.rules)
         try:
-            r = find_mapping(p, arch, c, strategy=s.strategy, seed=s.seed,
-                             budget=s.budget, time_limit=s.time_per_op)
+            r = find_mapping(space, strategy=s.strategy, seed=s.seed, budget=s.budget,
+                             time_limit=s.time_per_op, where="compile")
         except MapspaceError as e:
             why = f" with {row} complete in the accumulator (fused)" if row else ""
             raise CompilerError(f"cannot map {_sizes(p)}{why} on {s.target!r}: {e}",
                                 where=f"op {names[0]!r}") from None
         s.mappings[key] = r.best_mapping
+        s.spaces[key] = space
         s.evaluations += r.evaluations
         if s.progress is not None:
             s.progress(i + 1, total, names[0])
@@ -288,24 +297,21 @@ def _schedule(s: _State) -> _State:
 
 def _cost(s: _State) -> _State:
     """Evaluate the best mapping of its shape for every MAC op."""
-    from compiler.emit import search_arch
-    from compiler.fusion_cost import (
+    from cost_models import evaluate
+    from cost_models.fused import (
         NONLINEAR_KINDS,
-        fused_nonlinear_cost,
+        Fused,
         host_nonlinear_cost,
         needs_row,
-        row_complete_arch,
         row_level,
     )
-    from cost_models import evaluate
     from targets import load_target
 
     target = load_target(s.target)
     memo: dict[tuple, object] = {}  # sparse prices per shape and sparsify attrs
     for key, names in s.groups.items():
-        arch = search_arch(s.target, s.problems[names[0]], target)  # as searched
-        row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(arch) else None
-        a = row_complete_arch(arch) if row else arch  # as searched (rule F2)
+        a = s.spaces[key].arch  # as searched (hooks, rule F2)
+        row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(a) else None
         for n in names:
             ev = evaluate(s.problems[n], a, s.mappings[key])
             stats = ev.stats(0)
@@ -313,10 +319,10 @@ def _cost(s: _State) -> _State:
                 raise CompilerError("the mapping of its shape is invalid: "
                                     + "; ".join(stats["reasons"]), where=f"op {n!r}")
             op = s.graph.op(n)
-            _price_sparse(op, ev, s.mappings[key], stats, memo, key)
+            _price_sparse(op, s.problems[n], a, s.mappings[key], stats, memo, key)
             if row and needs_row(op.attr("fused")):  # type: ignore[arg-type]
-                nl = fused_nonlinear_cost(s.graph.tensor(op.outputs[0]).size, target)
-                e = stats["energy_pJ"] + nl.energy_pJ
+                fused = Fused(str(row), s.graph.tensor(op.outputs[0]).size)
+                e = stats["energy_pJ"] + fused.epilogue_energy_pJ(target)
                 stats["edp"] *= e / stats["energy_pJ"] if stats["energy_pJ"] else 1.0
                 stats["energy_pJ"] = e
             s.costs[n] = stats
@@ -328,26 +334,37 @@ def _cost(s: _State) -> _State:
     return s
 
 
-def _price_sparse(op: Op, ev: object, mapping: object, stats: dict, memo: dict,
-                  key: tuple) -> None:
-    """Weights pruned by ``sparsify`` (``weight_density`` < 1): keep the dense price as
-    ``dense_cycles``/``dense_energy_pJ`` and price the mapping sparse
-    (:mod:`compiler.sparse_cost`); ``stats["sparse"]`` describes the optimizations (and
-    why the dense price stands when the compressed tiles do not fit)."""
-    from compiler.sparse_cost import price_op
+def sparse_model(op: Op) -> Sparse | None:
+    """The :class:`~cost_models.sparse_model.Sparse` model of a MAC op from its
+    ``sparsify`` attrs (``weight_density``, ``pruning``, ``nm``); ``None`` when dense."""
+    d = op.attr("weight_density")
+    if d is None or float(d) >= 1.0:  # type: ignore[arg-type]
+        return None
+    nm = op.attr("nm")
+    return Sparse.pruned_weights(float(d), op.attr("pruning"),  # type: ignore[arg-type]
+                                 tuple(nm) if nm else None)  # type: ignore[arg-type]
 
-    mk = (key, *(str(op.attr(a)) for a in ("weight_density", "pruning", "nm")))
+
+def _price_sparse(op: Op, problem: Problem, arch: object, mapping: object, stats: dict,
+                  memo: dict, key: tuple) -> None:
+    """Weights pruned by ``sparsify`` (``weight_density`` < 1): keep the dense price as
+    ``dense_cycles``/``dense_energy_pJ`` and price the mapping with the op's
+    :class:`Sparse` model; ``stats["sparse"]`` describes the optimizations (and why the
+    dense price stands when the compressed tiles do not fit)."""
+    model = sparse_model(op)
+    if model is None:
+        return
+    mk = (key, model)
     if mk not in memo:
-        memo[mk] = price_op(op, ev, mapping)  # type: ignore[arg-type]
-    sp = memo[mk]
-    if sp is None:
-        return
+        memo[mk] = model.cost(problem, arch, mapping), model.describe(  # type: ignore[arg-type]
+            problem, arch, mapping.keep[0])  # type: ignore[attr-defined]
+    c, desc = memo[mk]
     stats["dense_cycles"], stats["dense_energy_pJ"] = stats["cycles"], stats["energy_pJ"]
-    if not sp.valid:
-        stats["sparse"] = f"{sp.description} (not applied: {sp.reason})"
+    if not c.valid[0]:
+        stats["sparse"] = f"{desc} (not applied: {c.detail.reason[0]})"
         return
-    stats.update(cycles=sp.cycles, energy_pJ=sp.energy_pJ, edp=sp.edp,
-                 utilization=sp.utilization, sparse=sp.description)
+    stats.update(cycles=int(c.cycles[0]), energy_pJ=float(c.energy_pJ[0]),
+                 edp=float(c.edp[0]), utilization=float(c.utilization[0]), sparse=desc)
 
 
 def _report(s: _State) -> _State:
@@ -426,11 +443,11 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     The result is a :class:`compiler.compiled.CompiledModel`: the report, and ``run(inputs)``
     with the model's own weights through the target's kernels.
     """
-    from compiler.mapper import check_limits
-    from targets import load_target
+    from cost_models.search import check_limits
+    from mapspace.search import STRATEGIES
+    from targets.registry import get_target
 
     check_limits(budget, time_per_op, where="compile", keys=("budget", "time_per_op"))
-    from mapspace.search import STRATEGIES
 
     if strategy not in STRATEGIES:
         raise CompilerError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})",
@@ -438,7 +455,7 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     if frontend not in FRONTENDS:
         raise CompilerError(f"unknown front end {frontend!r} (known: {', '.join(FRONTENDS)})",
                             where="compile", key="frontend")
-    load_target(target)  # unknown targets fail before any work
+    get_target(target, where="compile").arch()  # unknown targets fail before any work
     from compiler.frontends.relax import is_ir_module
     from compiler.frontends.torch import is_exported_program
 

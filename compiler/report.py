@@ -4,12 +4,12 @@
 ``op, kind, shape, problem, shape_group, searched_as, macs, cycles, energy_pJ, edp,
 utilization, on_host, mapping_yaml`` and, when any op carries them, the attrs of
 :data:`compiler.pipeline.REPORT_ATTRS` (``fused``, bit widths, densities).  When any op was
-priced sparse (``sparsify``; :mod:`compiler.sparse_cost`), ``cycles``/``energy_pJ`` are the
+priced sparse (``sparsify``; :mod:`cost_models.sparse_model`), ``cycles``/``energy_pJ`` are the
 sparse prices and ``dense_cycles, dense_energy_pJ, sparse`` are added: the dense price of
 the same mapping (an op's own price when it is not sparse; the sums on ``TOTAL``) and the
 sparse optimizations priced.  Host ops (every
 non-MAC op) are not priced, except softmax/layernorm (a DRAM round trip plus host time,
-:mod:`compiler.fusion_cost`).
+:mod:`cost_models.fused`).
 
 ``write_report(result, out_dir)`` writes ``ops.csv``, ``ops.parquet`` and
 ``latency_energy.png`` (and, for a :class:`~compiler.compiled.CompiledModel`, the model

@@ -146,16 +146,19 @@ def _level_row(problem, arch, mapping, word_scaled: bool = False) -> dict[str, f
 
 def _sparse_levels(result: CompileResult, name: str, arch: Arch, row: dict) -> None:
     """Replace a dense :func:`_level_row` by the op's sparse price per level."""
-    from compiler.sparse_cost import price_op
-    from cost_models import evaluate
+    from compiler.pipeline import sparse_model
 
-    m = result.mappings[name]
-    sp = price_op(result.graph.op(name), evaluate(result.problems[name], arch, m), m)
-    if sp is None or not sp.valid:
+    model = sparse_model(result.graph.op(name))
+    if model is None:
         return
-    row.update(zip(arch.level_names, sp.level_energy_pJ, strict=True))
-    row.update(MAC=sp.mac_energy_pJ, leak=sp.leak_energy_pJ, cycles=sp.cycles,
-               energy_pJ=sp.energy_pJ)
+    c = model.cost(result.problems[name], arch, result.mappings[name])
+    if not c.valid[0]:
+        return
+    sc = c.detail
+    row.update(zip(arch.level_names, (float(x) for x in sc.energy_breakdown[0].sum(axis=1)),
+                   strict=True))
+    row.update(MAC=float(sc.mac_energy[0]), leak=float(sc.leak_energy[0]),
+               cycles=int(c.cycles[0]), energy_pJ=float(c.energy_pJ[0]))
 
 
 def level_energy(result: CompileResult, names: Iterable[str] | None = None) -> pd.DataFrame:
@@ -167,7 +170,7 @@ def level_energy(result: CompileResult, names: Iterable[str] | None = None) -> p
     (host round trip) to the DRAM, the fused epilogue's reads and writes to the accumulator.
     An op priced sparse (``sparsify``) gets its sparse per-level energies.
     """
-    from compiler.fusion_cost import ACCUMULATOR
+    from cost_models.fused import ACCUMULATOR
     from targets import load_target
 
     arch = load_target(result.target)
@@ -182,7 +185,7 @@ def level_energy(result: CompileResult, names: Iterable[str] | None = None) -> p
             row.update({levels[0]: r.energy_pJ, "MAC": 0.0, "leak": 0.0})
         else:
             row = _level_row(result.problems[r.name], arch, result.mappings[r.name])
-            if r.dense_energy_pJ is not None:  # priced sparse (compiler.sparse_cost)
+            if r.dense_energy_pJ is not None:  # priced sparse (cost_models.sparse_model)
                 _sparse_levels(result, r.name, arch, row)
             extra = r.energy_pJ - row["energy_pJ"]
             if abs(extra) > 1e-9 * max(1.0, r.energy_pJ) and ACCUMULATOR in row:
@@ -217,10 +220,10 @@ def with_bits(result: CompileResult, bits: dict[str, int], names: Iterable[str] 
     model.
     The MAC energy per operation is the target's.  Fused-epilogue pricing is not re-added.
     """
-    from compiler.mapper import find_mapping
+    from cost_models.search import find_mapping
+    from mapspace.space import Mapspace
     from targets import default_constraints, load_target
 
-    cons = default_constraints(result.target)
     arch = load_target(result.target) if arch is None else arch
     want = None if names is None else set(names)
     found: dict[tuple, object] = {}
@@ -234,8 +237,9 @@ def with_bits(result: CompileResult, bits: dict[str, int], names: Iterable[str] 
                 p = p.with_tensor(t, bits=int(b))
         key = shape_key(p)
         if key not in found:
-            found[key] = find_mapping(p, arch, cons, strategy=strategy, seed=seed,
-                                      budget=budget, time_limit=time_per_op).best_mapping
+            space = Mapspace(p, arch, default_constraints(result.target, p))
+            found[key] = find_mapping(space, strategy=strategy, seed=seed, budget=budget,
+                                      time_limit=time_per_op, where="compile").best_mapping
         row = _level_row(p, arch, found[key], word_scaled)
         row["kind"] = r.kind
         out[r.name] = row

@@ -27,10 +27,12 @@ from math import factorial, prod
 import numpy as np
 
 from mapspace.arch import Arch
+from mapspace.constraint_check import satisfies
 from mapspace.constraints import NONE, Constraints, FactorBound
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
+from mapspace.validity import Reason, Rule, check
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,44 @@ class Mapspace:
     Construction only stores its arguments; tables are built on first use.
     """
 
-    def __init__(self, problem: Problem, arch: Arch, constraints: Constraints = NONE):
+    def __init__(self, problem: Problem, arch: Arch, constraints: Constraints = NONE,
+                 rules: tuple[Rule, ...] = ()):
         self.problem = problem
         self.arch = arch
         self.constraints = constraints
+        self.rules = tuple(rules)
+
+    def screen(self, m: MappingBatch) -> tuple[np.ndarray, np.ndarray]:
+        """``(admitted bool[B], reasons int64[B])``: what the sampler cannot build in, as
+        values — the minimum-utilization constraints (:attr:`Reason.CONSTRAINT`) and the
+        target's extra :attr:`rules` (:attr:`Reason.TARGET`).  Structural validity and
+        capacity are the cost model's (``Costs.valid``)."""
+        ok = np.ones(len(m), bool)
+        reasons = np.zeros(len(m), np.int64)
+        if self._has_utilization:
+            sat = satisfies(self.constraints, self.problem, self.arch, m)
+            reasons |= np.where(sat, 0, int(Reason.CONSTRAINT))
+            ok &= sat
+        for rule in self.rules:
+            fine = np.asarray(rule.admits(self.problem, self.arch, m), bool)
+            reasons |= np.where(fine, 0, int(Reason.TARGET))
+            ok &= fine
+        return ok, reasons
+
+    @property
+    def _has_utilization(self) -> bool:
+        return any(dv.min_utilization is not None for dv in self.constraints.directives)
+
+    @property
+    def screens(self) -> bool:
+        """Whether :meth:`screen` can reject anything (else it admits every mapping)."""
+        return bool(self.rules) or self._has_utilization
+
+    def valid_mask(self, m: MappingBatch) -> np.ndarray:
+        """``bool[B]``: valid on the arch (:func:`mapspace.validity.check`) and admitted by
+        :meth:`screen` — what the search counts as valid under the analytical model."""
+        ok = check(self.problem, self.arch, m).valid
+        return ok & self.screen(m)[0] if self.screens else ok
 
     @cached_property
     def resolved(self) -> Constraints:

@@ -9,6 +9,7 @@ element otherwise, as in Timeloop).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntFlag
 
@@ -29,6 +30,18 @@ class Reason(IntFlag):
     CAPACITY = 16        # kept tiles overflow a level's capacity
     UNKEPT = 32          # a tensor is kept at no level
     CONSTRAINT = 64      # violates a mapspace constraint (set by mapspace.constraints)
+    TARGET = 128         # breaks a target's extra rule (what its emitter can build)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An extra validity rule a target contributes (e.g. what its emitter can build):
+    ``admits(problem, arch, mappings) -> bool[B]``, vectorised, no exceptions.  The search
+    sees a broken rule as :attr:`Reason.TARGET` (:meth:`mapspace.space.Mapspace.screen`)."""
+
+    name: str
+    admits: Callable[[Problem, Arch, MappingBatch], np.ndarray]
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,8 @@ class Validity:
             out.append("kept at no level: " + ", ".join(names))
         if Reason.CONSTRAINT in r:
             out.append("violates the mapspace constraints")
+        if Reason.TARGET in r:
+            out.append("breaks a rule of the target (what its emitter can build)")
         return out
 
 

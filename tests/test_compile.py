@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-import compiler.mapper
+import cost_models.search
 from compiler.cli import main
 from compiler.graph import Graph, Op
 from compiler.pipeline import STEPS, compile_model, lower_op
@@ -98,13 +98,13 @@ def test_compile_json(mlp: Path, tmp_path: Path):
 
 def test_identical_shapes_are_searched_once(twin: Path, monkeypatch):
     calls = []
-    real = compiler.mapper.find_mapping
+    real = cost_models.search.find_mapping
 
-    def spy(problem, *a, **k):
-        calls.append(problem.name)
-        return real(problem, *a, **k)
+    def spy(space, *a, **k):
+        calls.append(space.problem.name)
+        return real(space, *a, **k)
 
-    monkeypatch.setattr(compiler.mapper, "find_mapping", spy)
+    monkeypatch.setattr(cost_models.search, "find_mapping", spy)
     res = compile_model(twin, "gemmini", strategy="random", budget=200)
     assert calls == ["mm1"]
     assert res.searches == res.distinct_shapes == 1 and res.mac_ops == 2
@@ -213,7 +213,7 @@ def test_unmappable_shape_exits_2(mlp: Path, tmp_path: Path, monkeypatch):
     def none_found(problem, *a, **k):
         raise MapspaceError("random found no valid mapping in 200 evaluations", where="map")
 
-    monkeypatch.setattr(compiler.mapper, "find_mapping", none_found)
+    monkeypatch.setattr(cost_models.search, "find_mapping", none_found)
     out = tmp_path / "out"
     r = run("compile", mlp, *FAST, "--out", out)
     assert r.exit_code == 2

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 import pytest
 
-from compiler.explore import explore, valid_mask
+from compiler.explore import explore
 from mapspace.arch import Arch, ComputeUnit, StorageLevel
 from mapspace.constraints import NONE, Constraints, Directive, FactorBound
 from mapspace.errors import MapspaceError
@@ -133,7 +133,7 @@ def test_uniform_over_valid_mappings_chi_square():
     n = 400_000
     dec = space.draw(n, 11)
     m = space.decode(dec)
-    ok = valid_mask(space, m)
+    ok = space.valid_mask(m)
     # identify mappings up to unit-loop order positions: factors, order, x (where >1), keep
     key = np.concatenate([
         dec.factor,
@@ -178,7 +178,7 @@ def test_gemmini_defaults_are_honoured_by_samples():
     c = default_constraints("gemmini")
     space = Mapspace(p, a, c)
     m, _ = space.sample(20_000, 0)
-    ok = valid_mask(space, m)
+    ok = space.valid_mask(m)
     assert ok.mean() > 0.2
     assert satisfies(c, p, a, m).all()
 

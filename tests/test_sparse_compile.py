@@ -1,4 +1,4 @@
-"""Sparse pricing inside ``mapspace compile`` (compiler.sparse_cost): the default sparse
+"""Sparse pricing inside ``mapspace compile`` (cost_models.sparse_model): the default sparse
 optimizations, a hand-computed 2:4 matmul, and bert-base with ``--passes sparsify=2:4``."""
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from compiler.cli import main
-from compiler.mapper import find_mapping
 from compiler.pipeline import compile_model
 from compiler.report import frame
-from compiler.sparse_cost import default_sparse_optimizations, sparse_price
 from cost_models import evaluate
+from cost_models.search import find_mapping
 from cost_models.sparse import Action, Format, evaluate_sparse
+from cost_models.sparse_model import Sparse, default_sparse_optimizations
 from mapspace.problem import matmul
+from mapspace.space import Mapspace
 from targets import default_constraints, load_target
 
 
@@ -37,16 +38,17 @@ def test_2_4_matmul_hand_computed():
     # Z[64, 32] = A[64, 128] B[128, 32]: weights 128 x 32 = 4096, everything fits on chip
     p = matmul(64, 128, 32)
     arch = load_target("gemmini")
-    m = find_mapping(p, arch, default_constraints("gemmini"), strategy="random",
+    m = find_mapping(Mapspace(p, arch, default_constraints("gemmini")), strategy="random",
                      budget=3000, seed=0).best_mapping
     ev = evaluate(p, arch, m)
     w, dram = p.tensor_index("Weights"), arch.level_index("DRAM")
     dense_reads = int(ev.movement.reads[0, dram, w])
     assert dense_reads == 128 * 32  # weights fetched from DRAM once
-    sp = sparse_price(ev, m, density=0.5, pruning="nm", nm=(2, 4))
-    assert sp.valid and sp.description.startswith("2:4 nm@DRAM,Scratchpad")
+    model = Sparse.pruned_weights(0.5, "nm", (2, 4))
+    sp = model.cost(p, arch, m)
+    assert sp.valid[0] and model.describe(p, arch, m.keep[0]).startswith("2:4 nm@DRAM,Scratchpad")
     # MACs: 64 x 128 x 32 = 262144 dense, half performed (skipped at the MAC)
-    assert sp.macs == pytest.approx(262144 / 2)
+    assert sp.detail.macs[0] == pytest.approx(262144 / 2)
     opts = default_sparse_optimizations(arch, "nm", (2, 4), ("DRAM", "Scratchpad", "Registers"))
     sc = evaluate_sparse(ev, opts, {"Weights": (2, 4)}, mappings=m)
     # DRAM weight traffic: 4096 x 2/4 = 2048 nonzero words, plus 2-bit positions of the
@@ -56,7 +58,7 @@ def test_2_4_matmul_hand_computed():
     # DRAM energy of the weights: 8-word (64-bit) accesses at 512 pJ: (256 + 64) x 512
     assert sc.energy_breakdown[0, dram, w] == pytest.approx((2048 / 8 + 512 / 8) * 512.0)
     assert ev.cost.energy_breakdown[0, dram, w] == pytest.approx(4096 / 8 * 512.0)
-    assert sp.energy_pJ < float(ev.cost.energy[0]) and sp.cycles <= int(ev.cost.cycles[0])
+    assert sp.energy_pJ[0] < float(ev.cost.energy[0]) and sp.cycles[0] <= int(ev.cost.cycles[0])
 
 
 @pytest.fixture(scope="module")

@@ -60,14 +60,13 @@ from typing import Any
 
 import numpy as np
 
-from cost_models import evaluate
+from cost_models.interface import ANALYTICAL, CostModel
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.space import Mapspace
-from mapspace.validity import check
 from targets.tvm_common import import_tvm
 from targets.tvm_plugin.recognition import MacBlock, leaf_blocks, loops_by_dim, recognize
-from targets.tvm_plugin.search import OBJECTIVES, cpu_target, search_mapping
+from targets.tvm_plugin.search import cpu_target, search_mapping
 
 #: block annotation carrying the applied mapping (JSON)
 ANNOTATION = "mapspace.mapping"
@@ -137,11 +136,11 @@ def candidate_mappings(mac: MacBlock, n: int, *, select: str = "best", pool: int
                              seed=seed, objective=objective)
     space = Mapspace(mac.problem, arch, cons)
     drawn, _ = space.sample(pool, seed + 1)
-    ok = check(mac.problem, arch, drawn).valid
-    idx = np.flatnonzero(ok)
+    priced = ANALYTICAL.cost(mac.problem, arch, drawn)
+    idx = np.flatnonzero(priced.valid)
     if select == "best" and idx.size:
-        cost = getattr(evaluate(mac.problem, arch, drawn).cost, OBJECTIVES[objective])
-        idx = idx[np.argsort(np.asarray(cost, np.float64)[idx], kind="stable")]
+        cost = priced.objective(objective)
+        idx = idx[np.argsort(cost[idx], kind="stable")]
     parts = [best] + [_take(drawn, i) for i in idx]
     out, seen = [], set()
     for m in parts:
@@ -256,19 +255,20 @@ def ideal_cycles(problem: Problem, arch: Any) -> float:
     return macs / max(1, arch.compute.instances)
 
 
-def score(problem: Problem, arch: Any, mappings: MappingBatch) -> np.ndarray:
+def score(problem: Problem, arch: Any, mappings: MappingBatch,
+          cost_model: CostModel = ANALYTICAL) -> np.ndarray:
     """Predicted quality per mapping, higher is better, 0 for invalid ones: float64[B].
 
     ``(ideal cycles / cycles) * (MAC energy / energy)`` in ``(0, 1]``: the best possible
-    EDP over the mapping's EDP, so the ranking is the EDP ranking of
-    ``cost_models.evaluate``.  (Cycles alone saturate on a CPU: many mappings keep every
-    FMA busy by the model; their energy -- data moved through the caches -- is what tells
+    EDP over the mapping's EDP, so the ranking is the EDP ranking of the cost model
+    (``cost_model``, the analytical one by default).  (Cycles alone saturate on a CPU: many
+    mappings keep every FMA busy by the model; their energy -- data moved through the caches -- is what tells
     them apart, and measured run times follow it, see ``bench_tvm_plugin.py``.)
     """
-    ev = evaluate(problem, arch, mappings)
-    cycles = np.asarray(ev.cost.cycles, np.float64)
-    energy = np.asarray(ev.cost.energy, np.float64)
-    ok = check(problem, arch, mappings).valid & np.isfinite(cycles) & (cycles > 0) \
+    c = cost_model.cost(problem, arch, mappings)
+    cycles = np.asarray(c.cycles, np.float64)
+    energy = np.asarray(c.energy_pJ, np.float64)
+    ok = c.valid & np.isfinite(cycles) & (cycles > 0) \
         & np.isfinite(energy) & (energy > 0)
     macs = float(np.prod(np.asarray(problem.sizes, np.float64)))
     e_mac = macs * float(arch.compute.energy)

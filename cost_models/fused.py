@@ -1,4 +1,5 @@
-"""Pricing of fusion: the row-complete constraint and the cost of softmax/LayerNorm.
+"""Pricing of fusion: the row-complete constraint, the cost of softmax/LayerNorm, and the
+:class:`Fused` cost model that applies both to a fused MAC op.
 
 Follows the fusion study of Kim et al., "Full Stack Optimization of Transformer
 Inference: a Survey" (2023), on Gemmini.  Softmax and LayerNorm reduce over a whole row of
@@ -14,7 +15,8 @@ their input, so
   rows in the accumulator: :func:`row_complete_constraints` forces every *temporal* factor
   of the row dimension at the levels above the accumulator to 1; the search then runs on
   the target's defaults merged with those directives, on :func:`row_complete_arch` (the
-  accumulator **double-buffered**, rule F2 below).  The nonlinear part is priced by
+  accumulator **double-buffered**, rule F2 below); :class:`Fused` prices a mapping that
+  way and flags one that splits the row (:attr:`Reason.CONSTRAINT`).  The nonlinear part is priced by
   :func:`fused_nonlinear_cost`: one accumulator read and one write per output element, its
   cycles overlapped with the MAC loop nest (zero extra cycles).
 
@@ -51,9 +53,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.errors import CompilerError
+import numpy as np
+
+from cost_models.interface import Costs
+from cost_models.model import evaluate
 from mapspace.arch import Arch, StorageLevel
+from mapspace.constraint_check import satisfies
 from mapspace.constraints import Constraints, Directive, FactorBound
+from mapspace.errors import MapspaceError
+from mapspace.mapping import MappingBatch
+from mapspace.problem import Problem
+from mapspace.validity import Reason
 
 #: op kinds / fused steps that need a whole row (priced by this module)
 NONLINEAR_KINDS: tuple[str, ...] = ("softmax", "layernorm")
@@ -76,7 +86,7 @@ class NonlinearCost:
 
 def _level(arch: Arch, name: str, what: str) -> int:
     if name not in arch.level_names:
-        raise CompilerError(f"target {arch.name!r} has no {name!r} level (levels: "
+        raise MapspaceError(f"target {arch.name!r} has no {name!r} level (levels: "
                             f"{', '.join(arch.level_names)})", where=what)
     return arch.level_index(name)
 
@@ -147,6 +157,40 @@ def needs_row(fused: Sequence[str] | None) -> bool:
     return bool(fused) and any(s in NONLINEAR_KINDS for s in fused)  # type: ignore[union-attr]
 
 
+@dataclass(frozen=True)
+class Fused:
+    """Cost model of a MAC op whose row-wise epilogue (softmax/LayerNorm over ``row_dim``,
+    ``elements`` output elements) is fused: priced on :func:`row_complete_arch` (rule F2),
+    plus the epilogue's accumulator traffic (:func:`fused_nonlinear_cost`, no extra
+    cycles); a mapping that splits ``row_dim`` above ``level`` is invalid
+    (:attr:`Reason.CONSTRAINT`).  ``detail`` is the dense ``Evaluation`` on that arch."""
+
+    row_dim: str
+    elements: int
+    level: str = ACCUMULATOR
+    name: str = "fused"
+
+    def epilogue_energy_pJ(self, arch: Arch) -> float:
+        """The fused epilogue's energy on ``arch`` (added to every valid mapping's)."""
+        return fused_nonlinear_cost(self.elements, arch, level=self.level).energy_pJ
+
+    def cost(self, problem: Problem, arch: Arch, mappings: MappingBatch) -> Costs:
+        a = row_complete_arch(arch, level=self.level)
+        ev = evaluate(problem, a, mappings)
+        rows = satisfies(row_complete_constraints(a, self.row_dim, level=self.level),
+                         problem, a, mappings)
+        valid = ev.valid & rows
+        reasons = ev.validity.reasons | np.where(rows, 0, int(Reason.CONSTRAINT))
+        extra = self.epilogue_energy_pJ(arch)
+        energy = np.where(valid, ev.cost.energy + extra, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(ev.cost.energy != 0, energy / ev.cost.energy, 1.0)
+        return Costs(cycles=np.where(valid, ev.cost.cycles, 0).astype(np.float64),
+                     energy_pJ=energy, edp=np.where(valid, ev.cost.edp * scale, np.nan),
+                     utilization=np.where(valid, ev.cost.utilization, np.nan), valid=valid,
+                     reasons=reasons, detail=ev)
+
+
 __all__ = ["ACCUMULATOR", "ACCUMULATOR_BUFFERS", "HOST_ELEMENTS_PER_CYCLE", "NONLINEAR_KINDS",
-           "NonlinearCost", "fused_nonlinear_cost", "host_nonlinear_cost", "needs_row",
+           "Fused", "NonlinearCost", "fused_nonlinear_cost", "host_nonlinear_cost", "needs_row",
            "row_complete_arch", "row_level", "row_complete_constraints"]

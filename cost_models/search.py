@@ -1,0 +1,89 @@
+"""The one search entry point: a strategy over a :class:`Mapspace`, priced by a CostModel.
+
+Every command that searches (``map``, ``compile``, ``emit``, the Relax pass, the
+MetaSchedule adapter) calls :func:`find_mapping`; the search driver reads mappings'
+prices only through :func:`cost_function`:
+
+* the objective is the cost model's (:data:`cost_models.interface.OBJECTIVES`);
+* a mapping is valid when the cost model says so (``Costs.valid``: structure, fan-out,
+  capacity) **and** the space admits it (:meth:`Mapspace.screen`: minimum-utilization
+  constraints, the target's extra rules).
+
+It lives below ``targets/`` (in ``cost_models``) so that the plug-in, which may not import
+``compiler/``, shares it; ``mapspace.search`` holds the strategies and never imports a cost
+model.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from cost_models.interface import ANALYTICAL, CostModel, objective_field
+from mapspace.errors import MapspaceError
+from mapspace.mapping import MappingBatch
+from mapspace.search import STRATEGIES, CostFn, SearchResult, make_strategy, run
+from mapspace.space import Mapspace
+
+#: the strategy every searching command uses unless told otherwise
+DEFAULT_STRATEGY = "anneal"
+#: evaluations when neither a budget nor a time limit is given
+DEFAULT_BUDGET = 100_000
+
+
+def cost_function(space: Mapspace, cost_model: CostModel = ANALYTICAL,
+                  objective: str = "edp", *, where: str = "map") -> CostFn:
+    """``mappings -> (objective float64[B], valid bool[B])`` for the search driver (see
+    module docstring); ``where`` names the caller in an unknown-objective error."""
+    field = objective_field(objective, where)
+
+    def cost(m: MappingBatch) -> tuple[np.ndarray, np.ndarray]:
+        c = cost_model.cost(space.problem, space.arch, m)
+        admitted, _ = space.screen(m)
+        return np.asarray(getattr(c, field), np.float64), c.valid & admitted
+
+    return cost
+
+
+def check_limits(budget: int | None, time_limit: float | None, *, where: str,
+                 keys: tuple[str, str] = ("budget", "time")) -> None:
+    """Raise naming ``where`` and the key unless ``budget >= 1`` and ``time_limit > 0``
+    (``None`` means unlimited); the one check behind every command that searches."""
+    if budget is not None and budget < 1:
+        raise MapspaceError(f"must be a positive integer, found {budget}", where=where,
+                            key=keys[0])
+    if time_limit is not None and time_limit <= 0:
+        raise MapspaceError(f"must be positive, found {time_limit}", where=where,
+                            key=keys[1])
+
+
+def find_mapping(space: Mapspace, cost_model: CostModel = ANALYTICAL, *,
+                 objective: str = "edp", strategy: str = DEFAULT_STRATEGY,
+                 budget: int | None = None, time_limit: float | None = None, seed: int = 0,
+                 victory: int | None = None, where: str = "map",
+                 **options: object) -> SearchResult:
+    """Run ``strategy`` (``mapspace.search.STRATEGIES``) on ``space`` until ``budget``
+    evaluations or ``time_limit`` seconds (``DEFAULT_BUDGET`` when neither is given, except
+    for ``exhaustive``, which ends on its own).  A strategy whose constructor takes a
+    ``budget`` (``anneal``: its cooling schedule) is given it.  Raises
+    :class:`MapspaceError` naming ``where`` when no valid mapping is found."""
+    check_limits(budget, time_limit, where=where)
+    cost = cost_function(space, cost_model, objective, where=where)
+    _ = space.tables  # bad constraints fail here, before any search
+    if budget is None and time_limit is None and strategy != "exhaustive":
+        budget = DEFAULT_BUDGET
+    cls = STRATEGIES.get(strategy)
+    if cls is not None and budget is not None and "budget" not in options \
+            and "budget" in inspect.signature(cls).parameters:
+        options = {**options, "budget": budget}
+    strat = make_strategy(strategy, space, seed, **options)
+    result = run(space, strat, cost, budget=budget, time_limit=time_limit, victory=victory)
+    if result.best is None:
+        raise MapspaceError(f"{strategy} found no valid mapping for {space.problem.name!r} "
+                            f"in {result.evaluations:,} evaluations", where=where)
+    return result
+
+
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_STRATEGY", "check_limits", "cost_function",
+           "find_mapping"]
