@@ -304,8 +304,11 @@ def test_tvm_onnx_transformer_has_the_same_op_kinds_gelu_fused():
     assert via.summary().param_elements == ours.summary().param_elements
 
 
-def _tanh_gelu(bb, x, half_first=False):
-    x3 = bb.emit(R.power(x, relax.const(3.0, "float32")))
+def _tanh_gelu(bb, x, half_first=False, cube="pow"):
+    if cube == "pow":
+        x3 = bb.emit(R.power(x, relax.const(3.0, "float32")))
+    else:  # x * x * x, the way the ONNX front end also accepts it
+        x3 = bb.emit(R.multiply(bb.emit(R.multiply(x, x)), x))
     inner = bb.emit(R.add(x, bb.emit(R.multiply(x3, relax.const(0.044715, "float32")))))
     t = bb.emit(R.tanh(bb.emit(R.multiply(inner, relax.const(0.7978845608, "float32")))))
     t1 = bb.emit(R.add(t, relax.const(1.0, "float32")))
@@ -314,10 +317,11 @@ def _tanh_gelu(bb, x, half_first=False):
     return bb.emit(R.multiply(bb.emit(R.multiply(t1, x)), relax.const(0.5, "float32")))
 
 
+@pytest.mark.parametrize("cube", ["pow", "mul"])
 @pytest.mark.parametrize("half_first", [False, True])
-def test_tanh_gelu_fused(half_first):
+def test_tanh_gelu_fused(half_first, cube):
     x = relax.Var("x", _t(2, 8))
-    g = from_relax(_module([x], lambda bb, x: R.nn.relu(_tanh_gelu(bb, x, half_first))))
+    g = from_relax(_module([x], lambda bb, x: R.nn.relu(_tanh_gelu(bb, x, half_first, cube))))
     assert [o.kind for o in g.ops()] == ["gelu", "relu"]
     assert g.ops()[0].inputs == ("x",) and not g.params  # the scalars went with the pattern
 

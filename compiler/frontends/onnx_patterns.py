@@ -19,19 +19,20 @@ Exporters write several activations and normalisations as chains of primitive op
 
 A chain is replaced only when its inner tensors are read by nothing outside it and none
 is a graph output; an ``Erf``/``Tanh``/``Sigmoid`` outside these patterns stays an op of
-its own.
+its own.  GELU is recognised by :func:`compiler.passes.patterns.match_gelu`, shared with
+the Relax front end, over :attr:`NodeView.expr`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-_SQRT2 = math.sqrt(2.0)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+from compiler.passes.patterns import ExprNode, ExprView, match_gelu
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class NodeView:
         for i, n in enumerate(nodes):
             for t in n.input:
                 self.consumers.setdefault(t, []).append(i)
+
+    @cached_property
+    def expr(self) -> ExprView:
+        """The same nodes as an :class:`ExprView` (kinds are lower-case op types)."""
+        return ExprView([ExprNode(n.op_type.lower(), tuple(n.input), tuple(n.output))
+                         for n in self.nodes], self.scalar, self.outputs)
 
     def op(self, i: int) -> str:
         return self.nodes[i].op_type
@@ -104,22 +111,11 @@ class NodeView:
 
     def closed(self, group: list[int], out: str) -> bool:
         """No tensor made inside ``group`` but ``out`` is read outside it or is an output."""
-        gs = set(group)
-        inner = {o for j in group for o in self.nodes[j].output} - {out}
-        return not any(o in self.outputs or any(c not in gs for c in self.consumers.get(o, []))
-                       for o in inner)
+        return self.expr.closed(group, out)
 
     def square_of(self, t: str) -> tuple[str, int] | None:
         """``(x, node)`` when ``t`` is ``Pow(x, 2)`` or ``Mul(x, x)``."""
-        i = self.node_of(t, "Pow", "Mul")
-        if i is None:
-            return None
-        a, b = self.nodes[i].input[:2]
-        if self.op(i) == "Pow" and self.is_const(b, 2.0, 1e-9):
-            return a, i
-        if self.op(i) == "Mul" and a == b:
-            return a, i
-        return None
+        return self.expr.square_of(t)
 
     def last_axis_mean(self, t: str, rank: int | None) -> tuple[str, int] | None:
         """``(x, node)`` when ``t`` is ``ReduceMean(x)`` over the last axis, keeping dims."""
@@ -151,95 +147,12 @@ def _chain_mul_add(v: NodeView, t: str, group: list[int],
     return t, extra
 
 
-def _gelu_input(v: NodeView, i: int) -> tuple[str, list[int], str] | None:
-    """For an Erf/Tanh node, ``(x, nodes before it, approximate)`` for the GELU argument."""
-    n = v.nodes[i]
-    pre = v.producer.get(n.input[0])
-    if pre is None:
-        return None
-    p = v.nodes[pre]
-    if n.op_type == "Erf":
-        if p.op_type == "Div" and v.is_const(p.input[1], _SQRT2):
-            return p.input[0], [pre], "none"
-        if p.op_type == "Mul":
-            for x, c in ((p.input[0], p.input[1]), (p.input[1], p.input[0])):
-                if v.is_const(c, 1 / _SQRT2):
-                    return x, [pre], "none"
-        return None
-    if p.op_type != "Mul":  # Tanh: Mul(Add(x, Mul(x^3, 0.044715)), sqrt(2/pi))
-        return None
-    for inner, c in ((p.input[0], p.input[1]), (p.input[1], p.input[0])):
-        add = v.node_of(inner, "Add") if v.is_const(c, _SQRT_2_OVER_PI) else None
-        if add is None:
-            continue
-        a0, a1 = v.nodes[add].input[:2]
-        for x, cube_mul in ((a0, a1), (a1, a0)):
-            m = v.node_of(cube_mul, "Mul")
-            if m is None:
-                continue
-            m0, m1 = v.nodes[m].input[:2]
-            for cube, c2 in ((m0, m1), (m1, m0)):
-                if not v.is_const(c2, 0.044715):
-                    continue
-                got = _cube(v, cube, x)
-                if got is not None:
-                    return x, [pre, add, m, *got], "tanh"
-    return None
-
-
-def _cube(v: NodeView, t: str, x: str) -> list[int] | None:
-    """Nodes computing ``t = x^3`` as ``Pow(x, 3)`` or ``x * x * x`` (any association)."""
-    pw = v.node_of(t, "Pow")
-    if pw is not None:
-        ok = v.nodes[pw].input[0] == x and v.is_const(v.nodes[pw].input[1], 3.0)
-        return [pw] if ok else None
-    m = v.node_of(t, "Mul")
+def _gelu(v: NodeView, i: int) -> tuple[list[int], Fused] | None:
+    m = match_gelu(v.expr, i)
     if m is None:
         return None
-    a, b = v.nodes[m].input[:2]
-    for sq, lone in ((a, b), (b, a)):
-        got = v.square_of(sq)
-        if lone == x and got is not None and got[0] == x:
-            return [m, got[1]]
-    return None
-
-
-def _gelu(v: NodeView, i: int) -> tuple[list[int], Fused] | None:
-    found = _gelu_input(v, i)
-    if found is None:
-        return None
-    x, before, approx = found
-    out0 = v.nodes[i].output[0]
-    a = v.only_consumer(out0)
-    if a is None or v.op(a) != "Add" or not v.is_const(v.other(a, out0) or "", 1.0):
-        return None
-    chain: list[int] = []
-    has_x = has_half = False
-    t = v.nodes[a].output[0]
-    while not (has_x and has_half):
-        m = v.only_consumer(t)
-        if m is None or v.op(m) != "Mul":
-            break
-        o = v.other(m, t) or ""
-        h = v.node_of(o, "Mul")
-        if o == x and not has_x:
-            has_x = True
-        elif v.is_const(o, 0.5) and not has_half:
-            has_half = True
-        elif (h is not None and not has_x and not has_half and x in v.nodes[h].input
-              and v.is_const(v.other(h, x) or "", 0.5) and v.only_consumer(
-                  v.nodes[h].output[0]) == m):
-            has_x = has_half = True
-            chain.append(h)
-        else:
-            break
-        chain.append(m)
-        t = v.nodes[m].output[0]
-    if not (has_x and has_half):
-        return None
-    group = [*before, i, a, *chain]
-    attrs = (("approximate", "tanh"),) if approx == "tanh" else ()
-    return group, Fused(i, "gelu", (x,), t, attrs)
+    attrs = (("approximate", "tanh"),) if m.approximate == "tanh" else ()
+    return list(m.group), Fused(i, "gelu", (m.x,), m.output, attrs)
 
 
 def _silu_or_hardswish(v: NodeView, i: int) -> tuple[list[int], Fused] | None:

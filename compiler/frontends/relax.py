@@ -52,6 +52,7 @@ from typing import Any
 
 from compiler.errors import CompilerError
 from compiler.graph import Graph, Op
+from compiler.passes.patterns import ExprNode, ExprView, match_gelu
 
 #: Relax ops :func:`from_relax` accepts.
 SUPPORTED_OPS: tuple[str, ...] = (
@@ -759,108 +760,29 @@ class _Reader:
 
 
 # ------------------------------------------------------------------ GELU fusion
-_SQRT2 = math.sqrt(2.0)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _Pending = list[tuple[Op, dict, Any]]
 
 
 def _fuse_gelu(pending: _Pending, scalars: dict[str, float], outputs: set[str]) -> _Pending:
     """Fuse decomposed GELUs (what TVM's ONNX importer gives for an exported GELU) into one
-    ``gelu`` op, as the ONNX front end does: ``0.5 * x * (1 + erf(x / sqrt 2))`` (or
-    ``x * (1/sqrt 2)``) and ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))``,
-    either order of the multiplications by ``x`` and ``0.5``.  Other ``erf``/``tanh`` ops
-    stay host ops."""
+    ``gelu`` op with the ONNX front end's matcher (:func:`compiler.passes.patterns.match_gelu`):
+    ``0.5 * x * (1 + erf(x / sqrt 2))`` (or ``x * (1/sqrt 2)``) and
+    ``0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))``, either order of the
+    multiplications by ``x`` and ``0.5``.  Other ``erf``/``tanh`` ops stay host ops."""
     ops = [op for op, _, _ in pending]
-    prod_of = {t: op for op in ops for t in op.outputs}
-    cons: dict[str, list[Op]] = {}
-    for op in ops:
-        for t in op.inputs:
-            cons.setdefault(t, []).append(op)
-
-    def is_c(t: str, v: float) -> bool:
-        return t in scalars and math.isclose(scalars[t], v, rel_tol=1e-3)
-
-    def of(t: str, kind: str) -> Op | None:
-        op = prod_of.get(t)
-        return op if op is not None and op.kind == kind else None
-
-    def other(op: Op, t: str) -> str | None:
-        if len(op.inputs) != 2 or t not in op.inputs:
-            return None
-        return op.inputs[1] if op.inputs[0] == t else op.inputs[0]
-
-    def only(t: str) -> Op | None:
-        c = cons.get(t, [])
-        return c[0] if len(c) == 1 and t not in outputs else None
-
-    def argument(act: Op) -> tuple[str, list[Op]] | None:
-        pre = prod_of.get(act.inputs[0])
-        if pre is None:
-            return None
-        if act.kind == "erf":
-            if pre.kind == "div" and is_c(pre.inputs[1], _SQRT2):
-                return pre.inputs[0], [pre]
-            if pre.kind == "mul":
-                for x, c in (pre.inputs, pre.inputs[::-1]):
-                    if is_c(c, 1 / _SQRT2):
-                        return x, [pre]
-            return None
-        if pre.kind != "mul":
-            return None
-        for inner, c in (pre.inputs, pre.inputs[::-1]):
-            add = of(inner, "add") if is_c(c, _SQRT_2_OVER_PI) else None
-            if add is None:
-                continue
-            for x, cube_mul in (add.inputs, add.inputs[::-1]):
-                m = of(cube_mul, "mul")
-                for cube, c2 in ((m.inputs, m.inputs[::-1]) if m is not None else ()):
-                    pw = of(cube, "pow")
-                    if (is_c(c2, 0.044715) and pw is not None and pw.inputs[0] == x
-                            and is_c(pw.inputs[1], 3.0)):
-                        return x, [pre, add, m, pw]
-        return None
-
+    view = ExprView([ExprNode(op.kind, tuple(op.inputs), tuple(op.outputs)) for op in ops],
+                    scalars.get, outputs)
     fused: dict[str, Op] = {}   # name of the last op of a group -> its gelu
     dropped: set[str] = set()
-    for act in ops:
-        if act.kind not in ("erf", "tanh") or (found := argument(act)) is None:
+    for i, act in enumerate(ops):
+        if act.kind not in ("erf", "tanh") or (m := match_gelu(view, i)) is None:
             continue
-        x, before = found
-        a = only(act.outputs[0])
-        if a is None or a.kind != "add" or not is_c(other(a, act.outputs[0]) or "", 1.0):
-            continue
-        chain: list[Op] = []
-        has_x = has_half = False
-        t = a.outputs[0]
-        while not (has_x and has_half):
-            m = only(t)
-            if m is None or m.kind != "mul":
-                break
-            o = other(m, t) or ""
-            h = of(o, "mul")
-            if o == x and not has_x:
-                has_x = True
-            elif is_c(o, 0.5) and not has_half:
-                has_half = True
-            elif (h is not None and not has_x and not has_half and x in h.inputs
-                  and is_c(other(h, x) or "", 0.5) and only(h.outputs[0]) is m):
-                has_x = has_half = True
-                chain.append(h)
-            else:
-                break
-            chain.append(m)
-            t = m.outputs[0]
-        if not (has_x and has_half):
-            continue
-        group = [*before, act, a, *chain]
-        names = {op.name for op in group}
-        inner = {o for op in group for o in op.outputs} - {t}
-        if any(o in outputs or any(c.name not in names for c in cons.get(o, []))
-               for o in inner) or names & dropped:
+        names = {ops[j].name for j in m.group}
+        if not view.closed(m.group, m.output) or names & dropped:
             continue
         dropped |= names
-        tanh = {"approximate": "tanh"} if act.kind == "tanh" else {}
-        fused[chain[-1].name] = Op.make(act.name, "gelu", [x], [t], **tanh)
+        tanh = {"approximate": "tanh"} if m.approximate == "tanh" else {}
+        fused[ops[m.last].name] = Op.make(act.name, "gelu", [m.x], [m.output], **tanh)
     out: _Pending = []
     for op, shapes, dt in pending:
         if op.name in fused:
