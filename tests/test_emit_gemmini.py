@@ -202,11 +202,11 @@ def test_golden_emitted_c(tmp_path):
     import tvm
     from tvm import s_tir, te
 
-    from targets.gemmini.emit import _te, lower
+    from targets.gemmini.schedule import gemmini_te, lower
     from targets.tvm_common import op_spec
 
     sch, _, _ = lower(p, m, ARCH)
-    A, B, Z, _ = _te(op_spec(p))
+    A, B, Z, _ = gemmini_te(op_spec(p))
     fresh = s_tir.Schedule(tvm.IRModule({"main": te.create_prim_func([A, B, Z])}))
     sch.trace.apply_to_schedule(fresh, remove_postproc=False)
     tvm.ir.assert_structural_equal(sch.mod, fresh.mod)

@@ -9,7 +9,7 @@ so a scratchpad or accumulator row holds ONE element (``mvin``/``mvout`` with ``
 and the PE array does one MAC per cycle -- 1/256 of its peak, which is what Gemmini gets.
 
 Layouts (Gemmini's, channels last): activations NHWC, weights ``[S, R, C]``, output
-``[N, Q, P, C]``.  :mod:`targets.gemmini.emit` uses the tables below for the kind
+``[N, Q, P, C]``.  The emitter (:mod:`targets.gemmini.plan`) uses the tables below for the kind
 ``depthwise_conv2d``; the rest of its lowering (tiles, sliding windows, the compute tile,
 bytes moved) is the same as for conv2d, with ``C`` an output dim instead of a reduction.
 
@@ -33,7 +33,7 @@ from mapspace.constraints_yaml import constraints_from_list
 from mapspace.problem import Problem
 
 KIND = "depthwise_conv2d"
-#: TE axes of (activations, weights, output) in Gemmini layouts (see emit._AXES)
+#: TE axes of (activations, weights, output) in Gemmini layouts (see targets.gemmini.plan.AXES)
 AXES = ([[("N", 1)], [("Q", "st"), ("S", "dl")], [("P", "st"), ("R", "dl")], [("C", 1)]],
         [[("S", 1)], [("R", 1)], [("C", 1)]],
         [[("N", 1)], [("Q", 1)], [("P", 1)], [("C", 1)]])

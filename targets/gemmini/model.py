@@ -1,6 +1,6 @@
 """A whole model's Gemmini kernels as ONE C program over the functional Gemmini model.
 
-:func:`build_kernels` lowers every distinct kernel with :func:`targets.gemmini.emit.lower`,
+:func:`build_kernels` lowers every distinct kernel with :func:`targets.gemmini.schedule.lower`,
 writes its C (``kernel_<i>.c``, TVM's entry point renamed ``mapspace_kernel_<i>`` at
 compile time), a driver with the kernel table (``model.c``, from
 ``runtime/driver.c.in``) and a ``Makefile``, and links them with the runtime model into
@@ -23,21 +23,20 @@ from mapspace.arch import Arch
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
+from targets.gemmini.build import (
+    RUNTIME,
+    c_compiler,
+    driver_source,
+    from_gemmini_layout,
+    gemmini_shapes,
+    include_dirs,
+    rename_flags,
+    to_gemmini_layout,
+)
 from targets.gemmini.depthwise import constraints as search_constraints
 from targets.gemmini.depthwise import search_arch
-from targets.gemmini.emit import (
-    RUNTIME,
-    _compiler,
-    _from_gemmini_layout,
-    _Geometry,
-    _include_dirs,
-    _loops,
-    _to_gemmini_layout,
-    driver_source,
-    gemmini_shapes,
-    lower,
-    rename_flags,
-)
+from targets.gemmini.plan import check
+from targets.gemmini.schedule import lower
 from targets.tvm_common import OpSpec, import_tvm, op_spec
 
 _WHERE = "emit gemmini model"
@@ -59,7 +58,7 @@ class GemminiKernels:
         """``Z = kernel(A, B)`` (int8 operands in the layouts of :mod:`targets.tvm_common`,
         int32 result), run by the program on the functional model."""
         spec = self.specs[name]
-        ga, gb = _to_gemmini_layout(spec, a.astype(np.int8), b.astype(np.int8))
+        ga, gb = to_gemmini_layout(spec, a.astype(np.int8), b.astype(np.int8))
         with tempfile.TemporaryDirectory(prefix="gemmini_call_") as d:
             ga.tofile(f"{d}/a.bin")
             gb.tofile(f"{d}/b.bin")
@@ -72,16 +71,7 @@ class GemminiKernels:
             for k, v in json.loads(Path(f"{d}/counters.json").read_text()).items():
                 self.counters[k] = self.counters.get(k, 0) + int(v)
         self.counters["calls"] = self.counters.get("calls", 0) + 1
-        return _from_gemmini_layout(spec, z)
-
-
-def check(problem: Problem, mapping: MappingBatch, arch: Arch) -> None:
-    """Raise :class:`MapspaceError` unless ``mapping`` can be emitted: the loop nest is
-    expressible and its tiles fit Gemmini's row-organised scratchpad and accumulator (a tile
-    whose channel blocks are narrower than 16 still takes whole rows, which the word-based
-    analytical capacity does not count)."""
-    spec = op_spec(problem)
-    _Geometry(spec, _loops(problem, spec, arch, mapping))
+        return from_gemmini_layout(spec, z)
 
 
 def build_kernels(kernels: Sequence[tuple[str, Problem, MappingBatch]], arch: Arch, *,
@@ -94,7 +84,7 @@ def build_kernels(kernels: Sequence[tuple[str, Problem, MappingBatch]], arch: Ar
     if not kernels:
         raise MapspaceError("no kernels to build", where=_WHERE)
     tvm = import_tvm()
-    cc = _compiler()
+    cc = c_compiler()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table, files, index, specs = [], [], {}, {}
@@ -108,7 +98,7 @@ def build_kernels(kernels: Sequence[tuple[str, Problem, MappingBatch]], arch: Ar
         table.append((name, gemmini_shapes(spec)))
         index[name], specs[name] = i, spec
     (out / "model.c").write_text(driver_source(table))
-    inc = [f"-I{d}" for d in _include_dirs()]
+    inc = [f"-I{d}" for d in include_dirs()]
     flags = ["-O2", "-std=gnu11", "-w"]
     rules, objs = [], []
     for i in range(len(kernels)):
