@@ -124,7 +124,10 @@ class Mapspace:
         """``bool[B]``: valid on the arch (:func:`mapspace.validity.check`) and admitted by
         :meth:`screen` — what the search counts as valid under the analytical model."""
         ok = check(self.problem, self.arch, m).valid
-        return ok & self.screen(m)[0] if self.screens else ok
+        if self.screens and ok.any():
+            idx = np.nonzero(ok)[0]
+            ok[idx] &= self.screen(m[idx])[0]
+        return ok
 
     @cached_property
     def resolved(self) -> Constraints:

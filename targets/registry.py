@@ -25,12 +25,13 @@ from types import ModuleType
 
 from mapspace.arch import Arch
 from mapspace.arch_yaml import load_arch
-from mapspace.constraints import Constraints
+from mapspace.constraints import NONE, Constraints
 from mapspace.constraints_yaml import constraints_from_list, load_constraints
 from mapspace.errors import MapspaceError
 from mapspace.problem import Problem
 from mapspace.space import Mapspace
 from mapspace.validity import Rule
+from mapspace.yamlio import load_yaml
 
 _ROOT = Path(__file__).resolve().parent
 
@@ -120,8 +121,9 @@ class Target:
 
     def arch(self, dtype: str | None = None, *, word_bits: int | None = None) -> Arch:
         """The arch (computed targets: capacities in words of ``dtype`` or ``word_bits``)."""
+        bits = self.word_bits(dtype, word_bits)  # a dtype the target does not run fails
         if self.arch_for is not None:
-            return _computed_arch(self.arch_for, self.word_bits(dtype, word_bits))
+            return _computed_arch(self.arch_for, bits)
         return _yaml_arch(self.path)
 
     def constraints(self, problem: Problem | None = None, dtype: str | None = None, *,
@@ -196,6 +198,10 @@ def _yaml_constraints(t: Target) -> Constraints:
     keep/bypass per level as in their reference mappings (``datatype_keeps``), dummy levels
     keeping nothing.  ``strict=False``: names a problem lacks are dropped when resolved."""
     if not t.datatype_keeps:
+        doc = load_yaml(t.path / "arch.yaml")
+        keys = ("architecture_constraints", "mapspace_constraints", "mapspace", "constraints")
+        if isinstance(doc, dict) and not any(k in doc for k in keys):
+            return NONE  # an arch file without constraints: the whole mapspace
         return load_constraints(t.path / "arch.yaml", strict=False)
     keeps = {lvl: list(k) for lvl, k in t.datatype_keeps}
     for lv in t.arch().levels:

@@ -160,32 +160,3 @@ def test_cli_emit_errors_leave_nothing(transformer_file, tmp_path):
     assert res.exit_code == 2 and "--run needs --emit" in res.output
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
-
-
-def test_unemittable_gemmini_mapping_is_re_searched():
-    """A mapping the word-based model accepts but Gemmini's row-organised scratchpad cannot
-    hold (channel blocks narrower than 16) gets a re-searched mapping that fits."""
-    from compiler.emit import emittable_mapping
-    from mapspace import matmul
-    from mapspace.errors import MapspaceError
-    from mapspace.space import Mapspace
-    from targets import default_constraints, load_target
-    from targets.gemmini.model import check
-
-    arch, problem = load_target("gemmini"), matmul(512, 3072, 768, name="ffn2")
-    space = Mapspace(problem, arch, default_constraints("gemmini"))
-    batch, _ = space.sample(400, seed=3)
-    bad = None
-    for i in range(len(batch)):
-        try:
-            check(problem, batch[i : i + 1], arch)
-        except MapspaceError as e:
-            if "rows" in str(e):
-                bad = batch[i : i + 1]
-                break
-    assert bad is not None, "no row-overflowing mapping among the samples"
-    fixed, why = emittable_mapping("gemmini", problem, bad, arch, budget=2000)
-    assert "rows" in why and "re-searched" in why
-    check(problem, fixed, arch)  # does not raise
-    same, why2 = emittable_mapping("gemmini", problem, fixed, arch)
-    assert same is fixed and why2 == ""
