@@ -28,7 +28,7 @@ import numpy as np
 
 from compiler.errors import CompilerError
 from compiler.graph import Graph, Op
-from compiler.pipeline import CompileResult, OpRow
+from compiler.result import CompileResult, OpRow
 
 #: files :meth:`CompiledModel.save` writes into the compile ``--out`` folder
 MODEL_FILES = ("model.json", "weights.npz")
@@ -224,7 +224,7 @@ def _problems_and_mappings(graph: Graph | None, rows: tuple[OpRow, ...], target:
     ops of one shape group share one mapping object, as after a compile)."""
     import yaml
 
-    from compiler.pipeline import lower_op
+    from compiler.lowering import lower_op
     from mapspace.mapping_yaml import mapping_from_list
     from targets import load_target
 

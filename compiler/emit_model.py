@@ -110,7 +110,7 @@ def _kind(problem: Problem) -> str | None:
 def _kernels(result: Any) -> tuple[list[tuple[str, Problem, Any]], dict[str, str],
                                    list[KernelInfo]]:
     """Distinct (problem, mapping) pairs -> kernels ``k<i>``; op name -> kernel name."""
-    from compiler.pipeline import shape_key
+    from compiler.lowering import shape_key
 
     groups: dict[tuple, list[str]] = {}
     kinds: dict[tuple, str] = {}

@@ -39,7 +39,8 @@ from pathlib import Path
 
 from compiler.errors import CompilerError
 from compiler.graph import MAC_KINDS, Graph, Op
-from cost_models.sparse_model import Sparse
+from compiler.lowering import lower_op, shape_key, sparse_model
+from compiler.result import REPORT_ATTRS, CompileResult, OpRow
 from mapspace.errors import MapspaceError
 from mapspace.problem import Problem
 from mapspace.space import Mapspace
@@ -48,94 +49,6 @@ from mapspace.space import Mapspace
 FRONTENDS: tuple[str, ...] = ("onnx", "relax")
 #: ``progress(done, total, label)`` is called after each distinct shape is searched.
 Progress = Callable[[int, int, str], None]
-
-#: op attr -> (tensor of the lowered problem, field of the tensor)
-TENSOR_ATTRS: dict[str, tuple[str, str]] = {
-    "weight_bits": ("Weights", "bits"),
-    "act_bits": ("Inputs", "bits"),
-    "out_bits": ("Outputs", "bits"),
-    "weight_density": ("Weights", "density"),
-    "act_density": ("Inputs", "density"),
-    "out_density": ("Outputs", "density"),
-}
-#: op attrs copied into the report when present
-REPORT_ATTRS: tuple[str, ...] = ("fused", *TENSOR_ATTRS)
-
-
-@dataclass(frozen=True)
-class OpRow:
-    """One op of the compiled model (host ops: zero cycles and energy, no mapping)."""
-
-    name: str
-    kind: str
-    shape: str                 # input shapes -> output shapes, e.g. ``[1,8]x[8,4]->[1,4]``
-    problem: str               # the lowered problem's sizes (``""`` for host ops)
-    shape_group: int           # index of its distinct problem (-1 for host ops)
-    searched_as: str           # the op whose search produced the mapping (``""`` for host)
-    macs: int
-    cycles: int
-    energy_pJ: float
-    edp: float
-    utilization: float
-    mapping_yaml: str
-    on_host: bool
-    attrs: tuple[tuple[str, object], ...] = ()
-    #: sparse ops (``weight_density`` < 1): the dense price of the same mapping, and the
-    #: sparse optimizations priced (:mod:`cost_models.sparse_model`); ``None``/``""`` otherwise
-    dense_cycles: int | None = None
-    dense_energy_pJ: float | None = None
-    sparse: str = ""
-
-
-@dataclass(frozen=True)
-class CompileResult:
-    """Per-op rows (topological order), totals and the driver's bookkeeping.
-
-    ``searches`` is the number of ``find_mapping`` calls (= distinct MAC shapes);
-    ``step_seconds`` the wall time of each named step.
-    """
-
-    model: str
-    target: str
-    passes: str
-    strategy: str
-    rows: tuple[OpRow, ...]
-    distinct_shapes: int
-    searches: int
-    evaluations: int
-    step_seconds: tuple[tuple[str, float], ...] = ()
-    #: the compiled graph (after passes), and per MAC op its problem and chosen mapping —
-    #: what code emission (``compiler.emit_model``) needs
-    graph: Graph | None = field(default=None, compare=False, repr=False)
-    #: the graph as the front end read it (fusion keeps MAC op names; running a model
-    #: executes this one, with the passes' numerics applied per op)
-    source_graph: Graph | None = field(default=None, compare=False, repr=False)
-    problems: dict[str, Problem] = field(default_factory=dict, compare=False, repr=False)
-    mappings: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def mac_ops(self) -> int:
-        return sum(not r.on_host for r in self.rows)
-
-    @property
-    def host_ops(self) -> int:
-        return sum(r.on_host for r in self.rows)
-
-    @property
-    def totals(self) -> dict:
-        """Sums of MACs, cycles and energy over all ops (ops run one after another);
-        ``edp`` is total energy (J) x total cycles, ``utilization`` the cycle-weighted mean."""
-        cycles = sum(r.cycles for r in self.rows)
-        energy = sum(r.energy_pJ for r in self.rows)
-        util = sum(r.utilization * r.cycles for r in self.rows) / cycles if cycles else 0.0
-        return {
-            "ops": len(self.rows), "mac_ops": self.mac_ops, "host_ops": self.host_ops,
-            "distinct_shapes": self.distinct_shapes, "searches": self.searches,
-            "macs": sum(r.macs for r in self.rows), "cycles": cycles, "energy_pJ": energy,
-            "edp": energy * 1e-12 * cycles, "utilization": util,
-            "seconds": sum(s for _, s in self.step_seconds),
-        }
-
 
 @dataclass
 class _State:
@@ -224,31 +137,6 @@ def _passes(s: _State) -> _State:
     return s
 
 
-def lower_op(graph: Graph, op: Op) -> Problem | None:
-    """``graph.problem(op)`` with the op's bit-width/density attrs applied to its tensors."""
-    p = graph.problem(op)
-    if p is None:
-        return None
-    for attr, (tensor, fld) in TENSOR_ATTRS.items():
-        v = op.attr(attr)
-        if v is None or tensor not in p.tensor_names:
-            continue
-        try:
-            val = int(v) if fld == "bits" else float(v)
-        except (TypeError, ValueError):
-            raise CompilerError(f"expected a number, found {v!r}", where=f"op {op.name!r}",
-                                key=attr) from None
-        if (fld == "bits" and val < 1) or (fld == "density" and not 0.0 < val <= 1.0):
-            raise CompilerError(f"out of range: {v!r}", where=f"op {op.name!r}", key=attr)
-        p = p.with_tensor(tensor, **{fld: val})
-    return p
-
-
-def shape_key(p: Problem) -> tuple:
-    """What makes two problems the same search: everything but the name (and extras)."""
-    return (p.dims, p.sizes, p.coefficients, p.tensors)
-
-
 def _lower(s: _State) -> _State:
     """One problem per MAC op, grouped by :func:`shape_key` (first-seen order)."""
     for op in s.graph.ops():
@@ -332,17 +220,6 @@ def _cost(s: _State) -> _State:
             s.costs[op.name] = {"cycles": nl.cycles, "energy_pJ": nl.energy_pJ,
                                 "edp": nl.energy_pJ * 1e-12 * nl.cycles}
     return s
-
-
-def sparse_model(op: Op) -> Sparse | None:
-    """The :class:`~cost_models.sparse_model.Sparse` model of a MAC op from its
-    ``sparsify`` attrs (``weight_density``, ``pruning``, ``nm``); ``None`` when dense."""
-    d = op.attr("weight_density")
-    if d is None or float(d) >= 1.0:  # type: ignore[arg-type]
-        return None
-    nm = op.attr("nm")
-    return Sparse.pruned_weights(float(d), op.attr("pruning"),  # type: ignore[arg-type]
-                                 tuple(nm) if nm else None)  # type: ignore[arg-type]
 
 
 def _price_sparse(op: Op, problem: Problem, arch: object, mapping: object, stats: dict,

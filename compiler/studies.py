@@ -146,7 +146,7 @@ def _level_row(problem, arch, mapping, word_scaled: bool = False) -> dict[str, f
 
 def _sparse_levels(result: CompileResult, name: str, arch: Arch, row: dict) -> None:
     """Replace a dense :func:`_level_row` by the op's sparse price per level."""
-    from compiler.pipeline import sparse_model
+    from compiler.lowering import sparse_model
 
     model = sparse_model(result.graph.op(name))
     if model is None:
