@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.explore import valid_mask
 from mapspace.errors import MapspaceError
 from mapspace.mapping import single
 from mapspace.problem import bmm, conv2d, depthwise_conv2d, matmul
@@ -127,7 +126,7 @@ def test_runtime_bounds_abort(tmp_path, call, what):
 def _valid(problem, n, seed=1):
     space = Mapspace(problem, ARCH, default_constraints("gemmini"))
     ms, _ = space.sample(300, seed=seed)
-    idx = np.nonzero(valid_mask(space, ms))[0]
+    idx = np.nonzero(space.valid_mask(ms))[0]
     assert len(idx) >= n
     return [ms[int(i)] for i in idx[:n]]
 
@@ -216,11 +215,13 @@ def test_golden_emitted_c(tmp_path):
 
 
 def test_bert_ffn1_bytes_match_model(tmp_path):
-    from compiler.mapper import find_mapping
+    from cost_models.search import find_mapping
+    from mapspace.space import Mapspace
     from mapspace.workloads import workload
 
     p = workload("bert-base/ffn1")
-    m = find_mapping(p, ARCH, default_constraints("gemmini"), budget=3000, seed=0).best_mapping
+    space = Mapspace(p, ARCH, default_constraints("gemmini"))
+    m = find_mapping(space, budget=3000, seed=0).best_mapping
     r = emit(p, m, ARCH, out_dir=tmp_path, run=True)
     assert r.correct
     pr = predicted_traffic(p, ARCH, m)
@@ -234,11 +235,13 @@ def test_bert_ffn1_bytes_match_model(tmp_path):
 def test_resnet50_conv3x_bytes_match_model(tmp_path):
     """3x3 conv, pad 1: the DRAM loop over Q slides the activation window along H; the
     scratchpad keeps the overlap, so the halo rows are not moved twice (as Timeloop)."""
-    from compiler.mapper import find_mapping
+    from cost_models.search import find_mapping
+    from mapspace.space import Mapspace
     from mapspace.workloads import workload
 
     p = workload("resnet50/conv3_x")
-    m = find_mapping(p, ARCH, default_constraints("gemmini"), budget=3000, seed=0).best_mapping
+    space = Mapspace(p, ARCH, default_constraints("gemmini"))
+    m = find_mapping(space, budget=3000, seed=0).best_mapping
     r = emit(p, m, ARCH, out_dir=tmp_path, run=True)
     assert r.correct
     pr = predicted_traffic(p, ARCH, m)
@@ -263,7 +266,7 @@ def test_depthwise_random_mappings_bit_exact_and_bytes(tmp_path, problem):
     space = Mapspace(problem, search_arch(ARCH, problem),
                      search_constraints(default_constraints("gemmini"), problem))
     ms, _ = space.sample(200, seed=4)
-    idx = np.nonzero(valid_mask(space, ms))[0]
+    idx = np.nonzero(space.valid_mask(ms))[0]
     assert len(idx) >= 3
     for k in idx[:3]:
         m = ms[int(k)]
@@ -283,17 +286,19 @@ def test_depthwise_random_mappings_bit_exact_and_bytes(tmp_path, problem):
 
 
 def test_depthwise_mobilenetv2_layer_searched(tmp_path):
-    """A MobileNetV2 layer searched in gemmini's depthwise space: one MAC per cycle
-    (1/256 of the array), bit-exact, bytes as the model predicts; the default space's
-    mapping (C across the array rows) is refused with a reason and re-searched."""
-    from compiler.emit import choose_mapping, emit_op, emittable_mapping
+    """A MobileNetV2 layer searched in gemmini's depthwise space (its target record's
+    space): one MAC per cycle (1/256 of the array), bit-exact, bytes as the model predicts;
+    the default space's mapping (C across the array rows) is refused by the emitter and
+    flagged by the target's rule."""
+    from compiler.emit import choose_mapping, emit_op
     from cost_models import evaluate
+    from mapspace.validity import Reason
     from mapspace.workloads import workload
-    from targets.gemmini.model import search_arch, search_constraints
+    from targets.registry import get_target
 
     p = workload("mobilenetv2/dw-28x28x192-s2")
-    m = choose_mapping(p, search_arch(ARCH, p),
-                       search_constraints(default_constraints("gemmini"), p), budget=1500)
+    space = get_target("gemmini").space(p)
+    m = choose_mapping(space, budget=1500)
     st = evaluate(p, ARCH, m).stats(0)
     assert st["valid"] and st["utilization"] == pytest.approx(1 / 256)
     r = emit_op("gemmini", p, mapping=m, dtype="int8", out_dir=tmp_path, run=True)
@@ -302,12 +307,12 @@ def test_depthwise_mobilenetv2_layer_searched(tmp_path):
     assert r.counters["mvin1_bytes"] == pr["inputs"]
     assert r.counters["mvin2_bytes"] == pr["weights"]
     assert r.counters["mvout_bytes"] == 4 * pr["output_updates"]
-    plain = choose_mapping(p, ARCH, default_constraints("gemmini"), budget=500)
+    plain = choose_mapping(Mapspace(p, ARCH, default_constraints("gemmini")), budget=500)
     assert plain.spatial.max() > 1              # the default space fans C out
     with pytest.raises(MapspaceError, match="one channel at a time"):
         emit(p, plain, ARCH)
-    fixed, why = emittable_mapping("gemmini", p, plain, ARCH, budget=500)
-    assert "re-searched with the gemmini constraints" in why and fixed.spatial.max() == 1
+    ok, reasons = space.screen(plain)
+    assert not ok[0] and reasons[0] == int(Reason.TARGET)
 
 
 # --------------------------------------------------------------------------- errors
