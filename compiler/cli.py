@@ -234,19 +234,12 @@ def _check_out(path: str | None, what: str) -> None:
 
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename (never half-written)."""
-    import os
-    import tempfile
+    """Write through a temporary file in the same folder, then rename (never half-written:
+    :func:`mapspace.atomic.staged_file`)."""
+    from mapspace.atomic import staged_file
 
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".mapspace-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
+    with staged_file(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _mapping_yaml(mappings, problem, arch) -> str:
@@ -504,10 +497,11 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
                                frontend=frontend)
     if run_code and not emit_code:
         raise MapspaceError("--run needs --emit", where="options", key="--run")
-    emission = _emit_model(result, out, run_code, seed) if emit_code else None
-    paths = write_report(result, out)
+    with _staged_code(out, emit_code) as code:  # moved into --out/code after the report
+        emission = _emit_model(result, code, run_code, seed) if code else None
+        paths = write_report(result, out)
     if emission is not None:
-        paths += _move_code(emission, out)
+        paths += _code_paths(emission, out)
     if as_json:
         rows = frame(result, totals=False, mapping=False)
         click.echo(json.dumps({
@@ -528,35 +522,33 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
         raise SystemExit(1)
 
 
-def _emit_model(result, out: str, run: bool, seed: int):
-    """Emit into a temporary folder beside ``out`` (moved in by :func:`_move_code`)."""
-    import os
-    import tempfile
+def _staged_code(out: str, emit: bool):
+    """With ``--emit``, a temporary folder beside ``out`` for the code, moved to
+    ``out/code`` (replacing an older one) when the block succeeds, removed otherwise
+    (:func:`mapspace.atomic.staged_dir`); else a block yielding ``None``."""
+    from contextlib import nullcontext
+    from pathlib import Path
 
+    from mapspace.atomic import staged_dir
+
+    if not emit:
+        return nullcontext()
+    dest = Path(out).resolve()
+    return staged_dir(dest / "code", beside=dest.parent, replace=True,
+                      prefix=".mapspace-code-")
+
+
+def _emit_model(result, code_dir, run: bool, seed: int):
     from compiler.emit_model import emit_model
 
-    parent = os.path.dirname(os.path.abspath(out))
-    tmp = tempfile.mkdtemp(prefix=".mapspace-code-", dir=parent)
-    try:
-        return emit_model(result, os.path.join(tmp, "code"), run=run, seed=seed)
-    except BaseException:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return emit_model(result, code_dir, run=run, seed=seed)
 
 
-def _move_code(emission, out: str) -> list:
-    """Move the emitted ``code`` folder into ``out`` (replacing an older one)."""
-    import os
-    import shutil
+def _code_paths(emission, out: str) -> list:
+    """Where the emitted files are once the code folder is moved into ``out``."""
     from pathlib import Path
 
     dest = Path(out).resolve() / "code"
-    if dest.exists():
-        shutil.rmtree(dest)
-    os.replace(emission.code_dir, dest)
-    shutil.rmtree(emission.code_dir.parent, ignore_errors=True)
     return [dest / f.relative_to(emission.code_dir) for f in emission.files]
 
 

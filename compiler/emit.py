@@ -10,13 +10,12 @@ the emitted files the way every command does (staged, then moved into place).
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from cost_models.search import DEFAULT_STRATEGY, find_mapping
+from mapspace.atomic import staged_dir
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.mapping_yaml import load_mapping
@@ -57,21 +56,11 @@ def emit_op(target: str | Target, problem: Problem, *, mapping: MappingBatch | N
     if out_dir is None:
         return mod.emit(problem, mapping, arch, dtype=dtype, out_dir=None, run=run, seed=seed)
     out_abs = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_abs)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".mapspace-emit-", dir=parent)
-    try:
+    os.makedirs(os.path.dirname(out_abs), exist_ok=True)
+    with staged_dir(out_abs, prefix=".mapspace-emit-") as tmp:
         res = mod.emit(problem, mapping, arch, dtype=dtype, out_dir=tmp, run=run, seed=seed)
-        os.makedirs(out_abs, exist_ok=True)
-        moved = []
-        for f in res.files:
-            dest = os.path.join(out_abs, os.path.relpath(str(f), tmp))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            shutil.move(str(f), dest)
-            moved.append(Path(dest))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return replace(res, files=tuple(moved))
+    moved = tuple(Path(out_abs) / os.path.relpath(str(f), tmp) for f in res.files)
+    return replace(res, files=moved)
 
 
 def run_cli(*, target: str, workload_name: str, mapping_path: str | None,

@@ -20,14 +20,12 @@ end, so ``out_dir`` never holds a half-written report.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from compiler.pipeline import REPORT_ATTRS, CompileResult
+from mapspace.atomic import staged_dir
 
 FILES = ("ops.csv", "ops.parquet", "latency_energy.png")
 HOST_NOTE = ("non-MAC ops run on the host; softmax/layernorm pay a DRAM round trip plus host "
@@ -115,11 +113,10 @@ def plot(result: CompileResult, path: str | Path) -> None:
 
 def write_report(result: CompileResult, out_dir: str | Path) -> list[Path]:
     """Write :data:`FILES` into ``out_dir`` (created if missing) all at once: everything is
-    written into a temporary folder beside it, then moved in.  Returns the written paths."""
+    written into a temporary folder beside it, then moved in
+    (:func:`mapspace.atomic.staged_dir`).  Returns the written paths."""
     out = Path(out_dir).resolve()
-    parent = out.parent
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out.name}.mapspace-"))
-    try:
+    with staged_dir(out) as tmp:
         df = frame(result)
         df.to_csv(tmp / FILES[0], index=False)
         df.to_parquet(tmp / FILES[1], index=False)
@@ -127,18 +124,6 @@ def write_report(result: CompileResult, out_dir: str | Path) -> list[Path]:
         names = list(FILES)
         if hasattr(result, "save"):  # a CompiledModel: the model, to run later
             names += [p.name for p in result.save(tmp)]
-        if not out.exists():
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private
-            os.replace(tmp, out)
-            tmp = None
-        else:
-            for f in names:
-                os.replace(tmp / f, out / f)
-    finally:
-        if tmp is not None and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return [out / f for f in names]
 
 
