@@ -1,14 +1,13 @@
 """The cpu target: host_arch from /sys, the mapping -> TVM schedule emitter, `mapspace emit`.
 
 Golden loop nest: ``tests/golden/cpu_matmul_16x24x12.tir.py``; after an intended change to
-the emitter, regenerate it with ``MAPSPACE_UPDATE_GOLDEN=1 .venv/bin/python -m pytest
-tests/test_emit_cpu.py -k golden`` and review the diff.
+the emitter, regenerate it with ``.venv/bin/python -m pytest tests/test_emit_cpu.py -k golden
+--update-golden`` and review the diff.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -209,15 +208,12 @@ def _fixed_mapping():
     return p, single(T, S, order, np.ones((5, 7), bool), np.ones((5, 3), bool))
 
 
-def test_golden_loop_nest(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_golden_loop_nest(monkeypatch: pytest.MonkeyPatch, golden) -> None:
     _fake_host(monkeypatch)
     arch = cpu.host_arch()
     p, m = _fixed_mapping()
     text = schedule(op_spec(p), m, arch).mod.script()
-    if os.environ.get("MAPSPACE_UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text()
+    golden(GOLDEN, text)
     assert "T.parallel(2)" in text and "T.vectorized(4)" in text and "Z_local" in text
     assert emit(p, m, arch, run=True, repeat=1).correct
 

@@ -3,7 +3,7 @@ C -> run bit-exact against numpy, bytes moved by mvin/mvout == the analytical mo
 traffic, the golden emitted C, and the errors.
 
 Golden file: ``tests/golden/gemmini_matmul_20x36x50.c``; regenerate it with
-``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_emit_gemmini.py -k golden``.
+``.venv/bin/python -m pytest tests/test_emit_gemmini.py -k golden --update-golden``.
 """
 
 from __future__ import annotations
@@ -184,14 +184,11 @@ def _fixed_mapping():
     return p, single(t, s, order, sx, keep)
 
 
-def test_golden_emitted_c(tmp_path):
+def test_golden_emitted_c(tmp_path, golden):
     p, m = _fixed_mapping()
     r = emit(p, m, ARCH, out_dir=tmp_path, run=True)
     assert r.correct
-    if os.environ.get("UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(r.source)
-    assert r.source == GOLDEN.read_text(), "emitted C changed (UPDATE_GOLDEN=1 to accept)"
+    golden(GOLDEN, r.source)
     assert "gemmini_extended_preload" in r.source and "gemmini_extended_mvout" in r.source
     assert "sch.cache_read" in r.trace and "global.spad" in r.trace
     assert "sch.cache_write" in r.trace and "global.acc" in r.trace
