@@ -81,12 +81,19 @@ void gemmini_fence(void);
 void gemmini_flush(int skip);
 
 /* model-only: counters and reset.  mvin1/2/3_bytes: bytes moved by mvin / mvin2 / mvin3
- * (config_ld id 0 / 1 / 2); macs counts A_rows x A_cols x C_cols per compute. */
+ * (config_ld id 0 / 1 / 2); macs counts A_rows x A_cols x C_cols per compute.
+ * Timing (see "Timing model" below): cycles = when the last command completes (the
+ * program's latency); load_busy / exec_busy / store_busy = cycles during which the load /
+ * execute / store controller had work (the union of its commands' [start, completion)
+ * intervals; for execute, of the cycles rows are fed into the array); dram_busy = cycles
+ * the DRAM channel transfers data; dma_read_reqs / dma_write_reqs = TileLink requests. */
 enum gemmini_counter {
   GC_CONFIG_LD, GC_CONFIG_ST, GC_CONFIG_EX, GC_MVIN, GC_MVOUT, GC_PRELOAD,
   GC_COMPUTE_PRELOADED, GC_COMPUTE_ACCUMULATED, GC_FENCE, GC_FLUSH,
   GC_MVIN_BYTES, GC_MVIN_SPAD_BYTES, GC_MVIN_ACC_BYTES, GC_MVIN1_BYTES, GC_MVIN2_BYTES,
   GC_MVIN3_BYTES, GC_MVOUT_BYTES, GC_MACS,
+  GC_CYCLES, GC_LOAD_BUSY, GC_EXEC_BUSY, GC_STORE_BUSY, GC_DRAM_BUSY, GC_DMA_READ_REQS,
+  GC_DMA_WRITE_REQS,
   GC_COUNT
 };
 /* counters[i] for i < GC_COUNT; names[i] their JSON names. Returns GC_COUNT. */
@@ -94,5 +101,33 @@ int gemmini_counters(uint64_t *counters, const char **names);
 /* write the counters as one JSON object to `f` (a FILE *). */
 void gemmini_counters_json(void *f);
 void gemmini_reset(void);
+
+/* Timing model (README.md "Timing model" documents each parameter and its source).  Every
+ * intrinsic is also a command of Gemmini's load, execute or store queue; it is allocated in
+ * program order (one per issue_cycles, when its queue has a free reservation-station entry),
+ * starts when its controller is free and the commands it depends on (RAW/WAR/WAW on the
+ * scratchpad/accumulator rows it reads and writes, across queues) have completed, and its
+ * completion time feeds the counters above.  The functional results do not depend on it.
+ * Parameters: the defaults below, then the environment variable GEMMINI_TIMING
+ * ("key=value,key=value", keys = the field names), read once, then gemmini_timing_set. */
+struct gemmini_timing {
+  uint32_t dram_bytes_per_cycle; /* 8: arch.yaml DRAM shared_bandwidth */
+  uint32_t dma_latency;          /* 100: cycles a TileLink request waits for its data (read)
+                                    or its acknowledgement (write) */
+  uint32_t dma_max_bytes;        /* 64: bytes per TileLink request (dma_maxbytes) */
+  uint32_t dma_inflight;         /* 16: requests in flight per DMA (max_in_flight_mem_reqs) */
+  uint32_t dma_cmds;             /* 2: mvins (mvouts) a controller tracks at once
+                                    (max_in_flight_mem_reqs / DIM + 1) */
+  uint32_t spad_read_delay;      /* 4: scratchpad/accumulator read latency */
+  uint32_t mesh_output_delay;    /* 1 */
+  uint32_t acc_latency;          /* 2: accumulator read-modify-write pipeline */
+  uint32_t min_feed_rows;        /* 4: fewest rows the execute controller feeds per step */
+  uint32_t rs_ld, rs_ex, rs_st;  /* 8, 16, 4: reservation-station entries per queue */
+  uint32_t issue_cycles;         /* 1: host cycles per RoCC command */
+};
+void gemmini_timing_get(struct gemmini_timing *t);
+/* set the parameters and restart the timing (not the memories): call it before the first
+ * intrinsic of the program to be timed */
+void gemmini_timing_set(const struct gemmini_timing *t);
 
 #endif
