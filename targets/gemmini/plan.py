@@ -12,7 +12,8 @@ just outside the tile).  It raises :class:`MapspaceError` for what Gemmini canno
 :class:`Geometry` places each tensor's tile in that nest and lays it out in Gemmini's
 row-organised scratchpad and accumulator (sliding activation windows included); it raises
 when the tiles do not fit.  :func:`check` runs both: whether the emitter can build a
-mapping (the search's ``gemmini-rows`` rule calls it per candidate).  Nothing here imports
+mapping (the search's ``gemmini-rows`` rule, :mod:`targets.gemmini.rules`, computes the
+same answer for a whole batch with numpy and is tested equal to it).  Nothing here imports
 TVM at module load.
 """
 
