@@ -640,6 +640,80 @@ def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_lim
         con.print(f"  {k}: {v}")
 
 
+@main.command("measure")
+@click.option("--target", required=True, help="cpu or gemmini (a target with an emitter).")
+@click.option("--workload", help="A zoo operator (see `mapspace workloads`).")
+@click.option("--problem", type=click.Path(), help="Timeloop problem YAML.")
+@click.option("--n", "n", type=int, required=True, help="Mappings to measure.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, type=click.Path(),
+              help="Parquet dataset (appended to; re-measured rows are replaced).")
+@click.option("--top-k", "top_k", type=int, default=None,
+              help="How many of the analytical model's best (default n//4).")
+@click.option("--objective", default="edp", show_default=True,
+              type=click.Choice(["edp", "energy", "latency"]))
+@click.option("--dtype", type=click.Choice(list(DTYPE_BITS)), default=None,
+              help="Element type (default: the target's first).")
+@click.option("--repeat", type=int, default=10, show_default=True,
+              help="Timed runs per mapping (cpu).")
+@click.option("--warmup", type=int, default=3, show_default=True,
+              help="Untimed runs first (cpu).")
+@click.option("--jobs", type=int, default=None, help="Parallel builds (default: the cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("measure")
+def measure_(target, workload, problem, n, seed, out, top_k, objective, dtype, repeat, warmup,
+             jobs, as_json) -> None:
+    """Build, run and time N mappings that span a target's space (the analytical model's
+    top-K and stratified random valid ones); one dataset row each, keyed, appended."""
+    from compiler.measure import measurable, measure
+
+    if (problem is None) == (workload is None):
+        raise MapspaceError("give exactly one of --workload NAME or --problem P.yaml",
+                            where="options")
+    _check_out(out, "--out")
+    measurable(target, dtype)  # a target that cannot run here fails before any work
+    if problem:
+        from mapspace.problem_yaml import load_problem
+
+        p = load_problem(problem)
+    else:
+        from mapspace.workloads import workload as get
+
+        p = get(workload)
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=as_json) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"{stage} {p.name}", total=total)
+            bar.update(tasks[stage], completed=done)
+
+        res = measure(target, p, n=n, seed=seed, out=out, workload=workload or p.name,
+                      dtype=dtype, top_k=top_k, objective=objective, jobs=jobs,
+                      repeat=repeat, warmup=warmup, progress=progress)
+    s = {"target": target, "problem": p.name, "out": str(out), **res.summary()}
+    if as_json:
+        click.echo(json.dumps(s))
+        return
+    counts = ", ".join(f"{v} {k}" for k, v in s["status"].items())
+    click.echo(f"{p.name} on {target}: {s['rows']} mappings measured ({counts}) from a pool "
+               f"of {s['pool']:,} valid; select {s['seconds']['select']:.1f} s, build "
+               f"{s['seconds']['build']:.1f} s, time {s['seconds']['time']:.1f} s")
+    if "fastest" in s:
+        f, b = s["fastest"], s["analytical_best"]
+        click.echo(f"fastest measured: {f['measured_s'] * 1e3:.4g} ms ({f['selection']}, "
+                   f"analytical rank {f['analytical_rank']} of {s['rows']})")
+        if b["measured_rank"] is None:
+            click.echo(f"analytical best: not measured ({b['status']})")
+        else:
+            click.echo(f"analytical best: {b['measured_s'] * 1e3:.4g} ms, measured rank "
+                       f"{b['measured_rank']} ({b['measured_s'] / f['measured_s']:.2f}x the "
+                       "fastest)")
+    click.echo(f"wrote {out} ({s['dataset_rows']} rows)")
+
+
 @main.command("run")
 @click.argument("model_dir", type=click.Path())
 @click.option("--inputs", "inputs", type=click.Path(), required=True,
