@@ -42,7 +42,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -235,7 +235,7 @@ class Outcome:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _message(e: BaseException) -> str:
@@ -459,17 +459,18 @@ def measure(target: str, problem: Problem, *, n: int, seed: int = 0, out: str | 
             if progress:
                 progress("time", j + 1, len(todo))
         times["time"] = time.perf_counter() - t0
-    ok = [o.status == "ok" for o in outs]
+    nan = float("nan")
+
+    def col(get: Callable[[Outcome], float], dtype: type, failed: float) -> np.ndarray:
+        return np.array([get(o) if o.status == "ok" else failed for o in outs], dtype)
+
     rows["status"] = [o.status for o in outs]
     rows["error"] = [o.error for o in outs]
     rows["measured_at"] = [o.at for o in outs]
-    nan = float("nan")
-    rows["measured_s"] = np.array([o.seconds if g else nan for o, g in zip(outs, ok)], float)
-    rows["measured_spread"] = np.array([o.spread if g else nan for o, g in zip(outs, ok)],
-                                       float)
-    rows["measured_cycles"] = np.array([o.cycles if g else nan for o, g in zip(outs, ok)],
-                                       float)
-    rows["repeats"] = np.array([o.repeats if g else 0 for o, g in zip(outs, ok)], np.int64)
+    rows["measured_s"] = col(lambda o: o.seconds, np.float64, nan)
+    rows["measured_spread"] = col(lambda o: o.spread, np.float64, nan)
+    rows["measured_cycles"] = col(lambda o: o.cycles, np.float64, nan)
+    rows["repeats"] = col(lambda o: o.repeats, np.int64, 0)
     rows["threads"] = np.full(len(outs), threads, np.int64)
     whole = dataset.append(out, rows)
     return MeasureResult(rows, len(whole), sel.pool, times)
