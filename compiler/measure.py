@@ -15,12 +15,11 @@ For one problem on one target (:mod:`targets.registry`) it
    rows with their status (``build-failed``, ``run-failed``, ``wrong-result``) and error;
 3. **measures**:
 
-   * ``cpu`` (a target whose emitter has ``run_kernel``/``time_kernel``): sequentially in
+   * ``cpu`` (a target whose emitter has ``run_kernel``): sequentially in
      this process (timing in parallel would perturb it), the built ``kernel.so`` loaded,
      run on the emitter's seeded inputs (:func:`targets.cpu.emit.run_kernel`), ``warmup``
-     calls, then ``repeat`` samples of the emitter's timer
-     (:func:`targets.cpu.emit.time_kernel`, each averaging calls over ``min_repeat_s``),
-     with TVM's thread pool sized as the emitter sizes it
+     calls, then ``repeat`` samples of TVM's ``time_evaluator`` (each averaging calls over
+     ``min_repeat_s``), with TVM's thread pool sized as the emitter sizes it
      (:func:`targets.tvm_common.host_threads`): ``measured_s`` the median sample,
      ``measured_spread`` ``(p75 - p25) / median``;
    * ``gemmini``: the run itself (the functional model with its timing model):
@@ -215,7 +214,7 @@ def measurable(name: str, dtype: str | None = None) -> tuple[Target, Any, str]:
 
 def _host_timed(mod: Any) -> bool:
     """Whether the emitter's kernels run on this machine and are timed here."""
-    return hasattr(mod, "run_kernel") and hasattr(mod, "time_kernel")
+    return hasattr(mod, "run_kernel")
 
 
 # --------------------------------------------------------------------------- builds
@@ -321,8 +320,9 @@ def build_all(target: Target, problem: Problem, mappings: MappingBatch, dtype: s
 def time_built(mod: Any, problem: Problem, dtype: str, folder: str, seed: int, *,
                warmup: int, repeat: int, min_repeat_s: float) -> tuple[float, float, int]:
     """``(median seconds, (p75 - p25) / median, samples)`` of the kernel built in
-    ``folder`` (``kernel.so``): loaded, run on the emitter's seeded inputs, ``warmup``
-    calls, then ``repeat`` samples of the emitter's timer."""
+    ``folder`` (``kernel.so``): loaded, run on the emitter's seeded inputs
+    (``mod.run_kernel``), ``warmup`` untimed calls, then ``repeat`` samples of TVM's
+    ``time_evaluator`` (each the mean of as many calls as last ``min_repeat_s``)."""
     from targets.tvm_common import import_tvm, op_spec
 
     tvm = import_tvm()
@@ -331,8 +331,9 @@ def time_built(mod: Any, problem: Problem, dtype: str, folder: str, seed: int, *
     f = lib["main"]
     for _ in range(max(0, warmup)):
         f(*args)
-    samples = np.array([mod.time_kernel(lib, args, repeat=1, min_repeat_s=min_repeat_s)
-                        for _ in range(max(1, repeat))])
+    timer = lib.time_evaluator("main", tvm.cpu(0), number=1, repeat=max(1, repeat),
+                               min_repeat_ms=int(round(max(0.0, min_repeat_s) * 1e3)))
+    samples = np.asarray(timer(*args).results, np.float64)
     med = float(np.median(samples))
     p25, p75 = np.percentile(samples, [25, 75])
     return med, float((p75 - p25) / med) if med > 0 else float("nan"), len(samples)

@@ -159,7 +159,7 @@ def test_failures_are_rows(tmp_path, monkeypatch):
     def broken(*a, **k):
         raise RuntimeError("forced run failure")
 
-    monkeypatch.setattr(mod, "time_kernel", broken)
+    monkeypatch.setattr(mod, "run_kernel", broken)
     measure("cpu", matmul(32, 32, 32), n=4, seed=0, out=out, jobs=1, **FAST)
     df = read(out)
     assert len(df) == 4                                   # replaced, keyed
