@@ -17,6 +17,7 @@ model.
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 
 import numpy as np
 
@@ -30,6 +31,8 @@ from mapspace.space import Mapspace
 DEFAULT_STRATEGY = "anneal"
 #: evaluations when neither a budget nor a time limit is given
 DEFAULT_BUDGET = 100_000
+#: how many of the search model's best distinct mappings a ``rerank`` model chooses among
+RERANK_K = 64
 
 
 def cost_function(space: Mapspace, cost_model: CostModel = ANALYTICAL,
@@ -62,12 +65,19 @@ def find_mapping(space: Mapspace, cost_model: CostModel = ANALYTICAL, *,
                  objective: str = "edp", strategy: str = DEFAULT_STRATEGY,
                  budget: int | None = None, time_limit: float | None = None, seed: int = 0,
                  victory: int | None = None, where: str = "map",
+                 rerank: CostModel | None = None, top_k: int | None = None,
                  **options: object) -> SearchResult:
     """Run ``strategy`` (``mapspace.search.STRATEGIES``) on ``space`` until ``budget``
     evaluations or ``time_limit`` seconds (``DEFAULT_BUDGET`` when neither is given, except
     for ``exhaustive``, which ends on its own).  A strategy whose constructor takes a
     ``budget`` (``anneal``: its cooling schedule) is given it.  Raises
-    :class:`MapspaceError` naming ``where`` when no valid mapping is found."""
+    :class:`MapspaceError` naming ``where`` when no valid mapping is found.
+
+    ``top_k`` records the ``top_k`` best distinct valid mappings the search saw
+    (``SearchResult.top``).  ``rerank`` (e.g. a learned model, ``--cost learned:M``): the
+    search runs on ``cost_model`` as usual, then ``rerank`` prices its ``top_k``
+    (default :data:`RERANK_K`) best and the best of them by ``rerank``'s objective becomes
+    ``best``/``best_mapping`` (:func:`rerank_top`)."""
     check_limits(budget, time_limit, where=where)
     cost = cost_function(space, cost_model, objective, where=where)
     _ = space.tables  # bad constraints fail here, before any search
@@ -78,12 +88,40 @@ def find_mapping(space: Mapspace, cost_model: CostModel = ANALYTICAL, *,
             and "budget" in inspect.signature(cls).parameters:
         options = {**options, "budget": budget}
     strat = make_strategy(strategy, space, seed, **options)
-    result = run(space, strat, cost, budget=budget, time_limit=time_limit, victory=victory)
+    k = top_k if top_k is not None else (RERANK_K if rerank is not None else 0)
+    if k < 0 or (rerank is not None and k < 1):
+        raise MapspaceError(f"must be a positive integer, found {k}", where=where, key="top_k")
+    result = run(space, strat, cost, budget=budget, time_limit=time_limit, victory=victory,
+                 top_k=k)
     if result.best is None:
         raise MapspaceError(f"{strategy} found no valid mapping for {space.problem.name!r} "
                             f"in {result.evaluations:,} evaluations", where=where)
-    return result
+    return result if rerank is None else rerank_top(space, result, rerank, objective)
 
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_STRATEGY", "check_limits", "cost_function",
-           "find_mapping"]
+def rerank_top(space: Mapspace, result: SearchResult, model: CostModel,
+               objective: str = "edp") -> SearchResult:
+    """``result`` with ``best``/``best_mapping``/``best_objective`` set to the best of its
+    recorded ``top`` mappings by ``model``'s ``objective`` (ties: the search's order; only
+    mappings ``model`` also finds valid and the space admits); ``best_objective`` stays the
+    *search* model's objective of that mapping.  ``rerank_choice`` is its rank in the
+    search's list (0: the search's own best), ``rerank_objective`` ``model``'s objective.
+    Unchanged when nothing was recorded or ``model`` finds none valid."""
+    if result.top is None or result.top_objective is None or len(result.top) == 0:
+        return result
+    c = model.cost(space.problem, space.arch, result.top)
+    admitted, _ = space.screen(result.top)
+    obj = np.asarray(c.objective(objective), np.float64)
+    ok = c.valid & admitted & np.isfinite(obj)
+    if not ok.any():
+        return result
+    obj = np.where(ok, obj, np.inf)
+    i = int(np.lexsort((np.arange(len(obj)), obj))[0])
+    return replace(result, best=result.top_decisions.take(np.array([i])),
+                   best_mapping=result.top[i], best_objective=float(result.top_objective[i]),
+                   rerank_choice=i, rerank_objective=float(obj[i]),
+                   reranked_by=getattr(model, "name", type(model).__name__))
+
+
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_STRATEGY", "RERANK_K", "check_limits", "cost_function",
+           "find_mapping", "rerank_top"]
