@@ -45,6 +45,7 @@ import networkx as nx
 import numpy as np
 
 from compiler.errors import CompilerError
+from mapspace.errors import MapspaceError
 from mapspace.problem import Problem, bmm, conv2d, depthwise_conv2d, matmul
 
 MAC_KINDS: tuple[str, ...] = ("matmul", "bmm", "conv2d", "depthwise_conv2d")
@@ -478,13 +479,22 @@ class Graph:
         if op.kind not in MAC_KINDS:
             return None
         shp = [self.tensor(t).shape for t in op.inputs]
-        if op.kind == "matmul":
-            lead, m, k, n = matmul_dims(op, shp[0], shp[1])
-            return matmul(prod(lead) * m, k, n, name=op.name)
-        if op.kind == "bmm":
-            lead, m, k, n = _bmm_dims(op, shp[0], shp[1])
-            return bmm(prod(lead), m, k, n, name=op.name)
-        return _lower_conv(op, shp[0], shp[1])
+        for t, s in zip(op.inputs, shp, strict=False):
+            if 0 in s:
+                raise _err(op, f"input {t!r} has shape {list(s)}, with a zero-size dimension; "
+                               "a MAC op needs non-empty operands")
+        try:
+            if op.kind == "matmul":
+                lead, m, k, n = matmul_dims(op, shp[0], shp[1])
+                return matmul(prod(lead) * m, k, n, name=op.name)
+            if op.kind == "bmm":
+                lead, m, k, n = _bmm_dims(op, shp[0], shp[1])
+                return bmm(prod(lead), m, k, n, name=op.name)
+            return _lower_conv(op, shp[0], shp[1])
+        except CompilerError:
+            raise
+        except MapspaceError as e:  # the Problem's own checks (e.g. the 64-bit size bounds)
+            raise _err(op, e.detail) from None
 
     def summary(self) -> GraphSummary:
         kinds = Counter(op.kind for op in self.ops())

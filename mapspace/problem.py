@@ -21,6 +21,72 @@ import numpy as np
 
 from mapspace.errors import MapspaceError
 
+# ------------------------------------------------------------ integer bounds
+# The cost and validity kernels (``mapspace/kernels.py``, ``cost_models/_nest_kernel.py``,
+# ``cost_models/_pricing_kernel.py``) count in int64, which wraps silently.  Every Problem
+# is checked here, once, against the largest products those kernels form, so that no
+# problem that loads can overflow them (a mapping's factors are at most its dimension's
+# size; the loaders check that).  For tensor ``t`` with coefficient matrix ``P[a, d]``
+# (axis ``a``, dimension ``d``) over sizes ``s[d]``:
+#
+# * a tile over extents ``e[d] <= s[d]`` has ``prod_a (1 + sum_d P[a,d] (e[d] - 1))``
+#   elements, at most ``kappa * prod_d e[d]**m[d]``, where ``kappa = prod_a max(1,
+#   sum_d P[a,d])`` and ``m[d]`` is the number of axes that use ``d`` (because
+#   ``1 + sum c (e - 1) <= sum c e <= (sum c) prod e`` for ``c, e >= 1``);
+# * a level's deltas (words newly fetched over the run) are at most its tile times the
+#   iterations of the temporal loops above it, its content accesses at most the deltas
+#   of the level below times the distinct children of its fan-out, and the innermost
+#   level's accesses the MACs: every read, fill, update, tile, delta and the MAC count
+#   itself is therefore at most ``K_t = kappa * prod_d s[d]**max(1, m[d])`` (which is the
+#   MACs times ``kappa`` when each dimension appears in at most one axis, the usual case);
+# * the partition size of the nest kernel forms ``part * tile``, at most the square of the
+#   whole tensor's size ``F_t``; the capacity check forms ``tile * bits``.
+#
+# With ``COUNT_LIMIT = 2**48 >= K_t`` the counts leave 2**14 of headroom below 2**62 for the
+# pricing kernel's bandwidth-stretched cycles (``count / bandwidth``, bandwidths of at least
+# 2**-14 words per cycle: :data:`mapspace.arch.MIN_BANDWIDTH`) and for sums of a few of
+# them; ``F_t <= TENSOR_LIMIT = 2**31`` keeps ``part * tile <= 2**62``; ``bits <=
+# BITS_LIMIT = 2**16`` keeps ``tile * bits <= 2**47``.  2**48 MACs is ~200x the largest
+# single operator of today's language models; 2**31 elements is an 8 GiB fp32 tensor.
+INT_LIMIT = 2**62
+COUNT_LIMIT = 2**48
+TENSOR_LIMIT = 2**31
+BITS_LIMIT = 2**16
+
+
+def _int_bounds_error(problem: Problem) -> MapspaceError | None:
+    """The first bound of the derivation above that ``problem`` breaks (exact Python ints)."""
+    where = f"problem {problem.name!r}"
+    sizes = dict(zip(problem.dims, (int(s) for s in problem.sizes), strict=True))
+    for d, s in sizes.items():
+        if s > COUNT_LIMIT:
+            return MapspaceError(f"size {s:,} is larger than the supported maximum of 2**48 = "
+                                 f"{COUNT_LIMIT:,} (the 64-bit cost kernels' range)",
+                                 where=where, key=d)
+    coef = dict(problem.coefficients)
+    for t in problem.tensors:
+        axes = [{} for _ in t.projection]
+        for a, axis in enumerate(t.projection):
+            for term in axis:
+                c = term.coef if isinstance(term.coef, int) else coef[term.coef]
+                axes[a][term.dim] = axes[a].get(term.dim, 0) + int(c)
+        kappa = prod(max(1, sum(ax.values())) for ax in axes)
+        uses = {d: sum(1 for ax in axes if ax.get(d)) for d in sizes}
+        k = kappa * prod(s ** max(1, uses[d]) for d, s in sizes.items())
+        if k > COUNT_LIMIT:
+            shown = " x ".join(f"{d}={s:,}" for d, s in sizes.items() if s > 1)
+            return MapspaceError(
+                f"sizes {shown} are too large: the access counts of tensor {t.name!r} can "
+                f"reach {k:,}, more than the 2**48 = {COUNT_LIMIT:,} the 64-bit cost kernels "
+                "hold (see mapspace/problem.py)", where=where, key="sizes")
+        elements = prod(1 + sum(c * (sizes[d] - 1) for d, c in ax.items()) for ax in axes)
+        if elements > TENSOR_LIMIT:
+            return MapspaceError(
+                f"tensor {t.name!r} has {elements:,} elements, more than the 2**31 = "
+                f"{TENSOR_LIMIT:,} the 64-bit cost kernels hold (see mapspace/problem.py)",
+                where=where, key="sizes")
+    return None
+
 
 @dataclass(frozen=True)
 class Term:
@@ -81,9 +147,12 @@ class Problem:
                     f"density must be in (0, 1], found {t.density}", where=where,
                     key=f"{t.name}.density",
                 )
-            if t.bits is not None and t.bits < 1:
+            if t.bits is not None and (not isinstance(t.bits, int | np.integer)
+                                       or isinstance(t.bits, bool)
+                                       or not 1 <= t.bits <= BITS_LIMIT):
                 raise MapspaceError(
-                    f"bits must be positive, found {t.bits}", where=where, key=f"{t.name}.bits"
+                    f"bits must be an integer from 1 to 2**16 = {BITS_LIMIT:,}, found "
+                    f"{t.bits!r}", where=where, key=f"{t.name}.bits"
                 )
             for axis in t.projection:
                 for term in axis:
@@ -103,6 +172,21 @@ class Problem:
                 "exactly one tensor must be read-write (the output), found "
                 f"{[t.name for t in self.tensors if t.read_write]}", where=where,
             )
+        for c, v in self.coefficients:
+            if not isinstance(v, int | np.integer) or isinstance(v, bool) or v < 1:
+                raise MapspaceError(f"must be a positive integer (a stride or dilation), found "
+                                    f"{v!r}", where=where, key=c)
+        for t in self.tensors:
+            for axis in t.projection:
+                for term in axis:
+                    if isinstance(term.coef, int) and (isinstance(term.coef, bool)
+                                                       or term.coef < 1):
+                        raise MapspaceError(f"a coefficient must be a positive integer, found "
+                                            f"{term.coef!r}", where=where,
+                                            key=f"{t.name}.projection")
+        err = _int_bounds_error(self)
+        if err is not None:
+            raise err
 
     # ----------------------------------------------------------------- lookups
     @property

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mapspace.errors import MapspaceError
-from mapspace.problem import Problem, Tensor, Term
+from mapspace.problem import BITS_LIMIT, COUNT_LIMIT, Problem, Tensor, Term
 from mapspace.yamlio import describe, expect, load_yaml, lookup, optional, relocate, require
 
 
@@ -73,11 +73,16 @@ def _projection(raw: Any, dims: list[str], coefs: dict[str, int], where: str,
     return tuple(axes)
 
 
-def _positive_int(v: Any, where: str, key: str) -> int:
+def _positive_int(v: Any, where: str, key: str, limit: int = COUNT_LIMIT) -> int:
+    """A positive integer (an integral float is accepted) at most ``limit`` (the 64-bit
+    kernels' bound on a size, :data:`mapspace.problem.COUNT_LIMIT`)."""
     if isinstance(v, bool) or not isinstance(v, int | float) or (
             isinstance(v, float) and not v.is_integer()) or v < 1:
         raise MapspaceError(f"expected a positive integer, found {describe(v)}", where=where,
                             key=key)
+    if v > limit:
+        raise MapspaceError(f"{int(v):,} is larger than the supported maximum of "
+                            f"{limit:,}", where=where, key=key)
     return int(v)
 
 
@@ -99,7 +104,10 @@ def problem_from_dict(d: Any, where: str) -> Problem:
         ck = f"{skey}.coefficients[{i}]"
         c = expect(c, dict, where, ck)
         cname = require(c, "name", str, where, ck)
-        coefs[cname] = require(c, "default", int, where, ck)
+        if cname in coefs:
+            raise MapspaceError(f"coefficient {cname!r} is given twice", where=where, key=ck)
+        coefs[cname] = _positive_int(require(c, "default", int, where, ck), where,
+                                     f"{ck}.default")
     # Instance: dimension sizes, coefficient overrides, densities, extras.
     sizes: list[int] = []
     for dim in dims:
@@ -114,7 +122,7 @@ def problem_from_dict(d: Any, where: str) -> Problem:
         if k == "densities":
             densities = dict(expect(v, dict, where, f"{ikey}.densities") or {})
         elif k in coefs:
-            coefs[k] = expect(v, int, where, f"{ikey}.{k}")
+            coefs[k] = _positive_int(expect(v, int, where, f"{ikey}.{k}"), where, f"{ikey}.{k}")
         else:
             extras[str(k)] = expect(v, int, where, f"{ikey}.{k}")
     # Data spaces.
@@ -131,6 +139,8 @@ def problem_from_dict(d: Any, where: str) -> Problem:
                            f"{tk}.projection")
         rw = optional(ds, "read_write", bool, False, where, tk)
         bits = optional(ds, "bits", int, None, where, tk)  # type: ignore[arg-type]
+        if bits is not None:
+            bits = _positive_int(bits, where, f"{tk}.bits", BITS_LIMIT)
         tensors.append(Tensor(tname, proj, read_write=rw, bits=bits))
     names = [t.name for t in tensors]
     for tname, dv in densities.items():
@@ -139,15 +149,22 @@ def problem_from_dict(d: Any, where: str) -> Problem:
             raise MapspaceError(f"unknown tensor {tname!r} (tensors are {', '.join(names)})",
                                 where=where, key=k)
         if isinstance(dv, Mapping):
+            hit = lookup(dv, "density")
             dv = require(dv, "density", float, where, k)
+            k = f"{k}.{hit[0]}" if hit else k
+        dv = expect(dv, float, where, k)
+        if not 0.0 < dv <= 1.0:
+            raise MapspaceError(f"a density must be in (0, 1], found {describe(dv)}",
+                                where=where, key=k)
         tensors[names.index(tname)] = Tensor(
             tname, tensors[names.index(tname)].projection,
-            tensors[names.index(tname)].read_write, tensors[names.index(tname)].bits,
-            expect(dv, float, where, k))
+            tensors[names.index(tname)].read_write, tensors[names.index(tname)].bits, dv)
     try:
         return Problem(name=name, dims=tuple(dims), sizes=tuple(sizes), tensors=tuple(tensors),
                        coefficients=tuple(coefs.items()), extras=tuple(sorted(extras.items())))
     except MapspaceError as e:
+        if e.key == "sizes":  # the 64-bit bounds: a property of the instance's sizes
+            raise MapspaceError(e.detail, where=where, key=ikey) from None
         raise relocate(e, where, _join(base, "shape")) from None
 
 
