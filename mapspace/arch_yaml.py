@@ -36,15 +36,16 @@ Rules adopted from NVlabs/timeloop (``src/model/topology.cpp``, ``src/model/buff
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mapspace.arch import ActionEnergy, Arch, ComputeUnit, StorageLevel
+from mapspace.arch import MAX_ENERGY, ActionEnergy, Arch, ComputeUnit, StorageLevel
 from mapspace.errors import MapspaceError
-from mapspace.yamlio import expect, load_yaml, lookup, optional, relocate
+from mapspace.yamlio import describe, expect, load_yaml, lookup, optional, relocate
 
 _BUFFER = ("DRAM", "SRAM", "regfile", "smartbuffer", "storage")
 _COMPUTE = ("mac", "compute")
@@ -105,6 +106,14 @@ class _Walk:
     cycle_seconds: float | None = None
 
 
+def _seconds(v: Any, where: str, key: str) -> float:
+    x = expect(v, float, where, key)
+    if not math.isfinite(x) or x <= 0:
+        raise MapspaceError(f"expected a finite number of seconds > 0, found {describe(v)}",
+                            where=where, key=key)
+    return x
+
+
 def _walk(arch: Mapping[str, Any], where: str, base: str) -> _Walk:
     out = _Walk()
     node: Mapping[str, Any] = arch
@@ -115,8 +124,8 @@ def _walk(arch: Mapping[str, Any], where: str, base: str) -> _Walk:
     while True:
         attrs = optional(node, "attributes", dict, {}, where, key)
         if "global_cycle_seconds" in attrs and out.cycle_seconds is None:
-            out.cycle_seconds = expect(attrs["global_cycle_seconds"], float, where,
-                                       f"{key}.attributes.global_cycle_seconds")
+            out.cycle_seconds = _seconds(attrs["global_cycle_seconds"], where,
+                                         f"{key}.attributes.global_cycle_seconds")
         inherited = {**inherited, **{k: v for k, v in attrs.items() if k not in _NO_INHERIT}}
         for i, comp in enumerate(optional(node, "local", list, [], where, key)):
             ck = f"{key}.local[{i}]"
@@ -127,8 +136,8 @@ def _walk(arch: Mapping[str, Any], where: str, base: str) -> _Walk:
             sub = expect(comp.get("subclass") or "", str, where, f"{ck}.subclass")
             own = optional(comp, "attributes", dict, {}, where, ck)
             if own.get("global_cycle_seconds") is not None and out.cycle_seconds is None:
-                out.cycle_seconds = expect(own["global_cycle_seconds"], float, where,
-                                           f"{ck}.attributes.global_cycle_seconds")
+                out.cycle_seconds = _seconds(own["global_cycle_seconds"], where,
+                                             f"{ck}.attributes.global_cycle_seconds")
             out.leaves.append(_Leaf(name, klass, sub, mult * count, {**inherited, **own}, ck))
         if "subtree" not in node:
             break
@@ -154,9 +163,20 @@ def _attr(a: Mapping[str, Any], typ: type, where: str, key: str, *names: str) ->
     return expect(hit[1], typ, where, f"{key}.attributes.{hit[0]}")
 
 
+def _pos(a: Mapping[str, Any], where: str, key: str, *names: str) -> int | None:
+    """Like ``_attr(..., int, ...)`` but a value below 1 is an error (never read as absent)."""
+    hit = lookup(a, *names)
+    v = _attr(a, int, where, key, *names)
+    if v is not None and v < 1:
+        raise MapspaceError(f"expected a positive integer, found {v}", where=where,
+                            key=f"{key}.attributes.{hit[0] if hit else names[0]}")
+    return v
+
+
 def _mesh(leaf: _Leaf, where: str) -> tuple[int, int, int]:
     a, k = leaf.attrs, leaf.key
-    inst = _attr(a, int, where, k, "instances") or leaf.count
+    inst = _attr(a, int, where, k, "instances")
+    inst = leaf.count if inst is None else inst
     mx, my = _attr(a, int, where, k, "meshX"), _attr(a, int, where, k, "meshY")
     for v, n in ((inst, "instances"), (mx, "meshX"), (my, "meshY")):
         if v is not None and v < 1:
@@ -176,10 +196,10 @@ def _mesh(leaf: _Leaf, where: str) -> tuple[int, int, int]:
 
 def _storage(leaf: _Leaf, where: str) -> StorageLevel:
     a, k = leaf.attrs, leaf.key
-    word = _attr(a, int, where, k, "word-bits", "word_width", "datawidth") or 16
-    block = _attr(a, int, where, k, "block-size", "n_words")
-    cluster = _attr(a, int, where, k, "cluster-size")
-    width = _attr(a, int, where, k, "width", "memory_width", "data_storage_width")
+    word = _pos(a, where, k, "word-bits", "word_width", "datawidth") or 16
+    block = _pos(a, where, k, "block-size", "n_words")
+    cluster = _pos(a, where, k, "cluster-size")
+    width = _pos(a, where, k, "width", "memory_width", "data_storage_width")
     if width is not None:
         per = word * (block or 1)
         if width % per:
@@ -188,9 +208,9 @@ def _storage(leaf: _Leaf, where: str) -> StorageLevel:
         if block is None:
             block = width // word // (cluster or 1) or 1
     block = block or 1
-    size = _attr(a, int, where, k, "entries")
-    depth_attr = _attr(a, int, where, k, "depth", "memory_depth", "data_storage_depth")
-    kb = _attr(a, int, where, k, "sizeKB")
+    size = _pos(a, where, k, "entries")
+    depth_attr = _pos(a, where, k, "depth", "memory_depth", "data_storage_depth")
+    kb = _pos(a, where, k, "sizeKB")
     if size is None and depth_attr is not None:
         size = depth_attr * block
     elif size is None and kb is not None:
@@ -202,6 +222,7 @@ def _storage(leaf: _Leaf, where: str) -> StorageLevel:
     bw = _attr(a, float, where, k, "bandwidth")
     rd = _attr(a, float, where, k, "read_bandwidth")
     wr = _attr(a, float, where, k, "write_bandwidth")
+    mb = _attr(a, float, where, k, "multiple-buffering")
     try:
         return StorageLevel(
             name=leaf.name, cls=leaf.cls, instances=inst, mesh_x=mx, mesh_y=my,
@@ -209,16 +230,16 @@ def _storage(leaf: _Leaf, where: str) -> StorageLevel:
             read_bandwidth=rd if rd is not None else (bw / 2 if bw is not None else None),
             write_bandwidth=wr if wr is not None else (bw / 2 if bw is not None else None),
             shared_bandwidth=_attr(a, float, where, k, "shared_bandwidth"),
-            multiple_buffering=_attr(a, float, where, k, "multiple-buffering") or 1.0,
+            multiple_buffering=1.0 if mb is None else mb,
             cluster_size=cluster or 1,
         )
     except MapspaceError as e:
-        raise relocate(e, where, k) from None
+        raise relocate(e, where, f"{k}.attributes") from None
 
 
 def _compute(leaf: _Leaf, where: str) -> ComputeUnit:
     inst, mx, my = _mesh(leaf, where)
-    word = _attr(leaf.attrs, int, where, leaf.key, "word-bits", "word_width", "datawidth") or 16
+    word = _pos(leaf.attrs, where, leaf.key, "word-bits", "word_width", "datawidth") or 16
     try:
         return ComputeUnit(name=leaf.name, instances=inst, mesh_x=mx, mesh_y=my, datawidth=word)
     except MapspaceError as e:
@@ -255,6 +276,10 @@ def _ert_tables(ert: Any, where: str) -> dict[str, dict[str, float]]:
             act = expect(act, dict, where, ak)
             aname = expect(act.get("name"), str, where, f"{ak}.name")
             energy = expect(act.get("energy", 0.0), float, where, f"{ak}.energy")
+            if not 0 <= energy <= MAX_ENERGY:  # NaN fails too
+                raise MapspaceError(f"the energy of action {aname!r} in table {tname!r} must "
+                                    f"be a number of pJ from 0 to 1e15, found {energy!r}",
+                                    where=where, key=f"{ak}.energy")
             acts[aname] = max(acts.get(aname, 0.0), energy)
     return out
 
@@ -306,6 +331,12 @@ def arch_from_dict(d: Any, where: str, ert: Any = None, ert_where: str | None = 
         ert, ert_where = d, where
     if ert is not None:
         tables = _ert_tables(ert, ert_where or where)
+        if not {lv.name for lv in levels} & set(tables) and compute.name not in tables:
+            raise MapspaceError(
+                f"no table matches a component of the architecture (tables are "
+                f"{', '.join(tables) or 'none'}; components are "
+                f"{', '.join([lv.name for lv in levels] + [compute.name])})",
+                where=ert_where or where, key="tables")
         levels = [replace(lv, energy=ActionEnergy(
             **{a: _pick(tables[lv.name], names) for a, names in _STORAGE_ACTIONS.items()}))
             if lv.name in tables else lv for lv in levels]
@@ -315,7 +346,8 @@ def arch_from_dict(d: Any, where: str, ert: Any = None, ert_where: str | None = 
                               leak=acts.get("leak", 0.0))
     try:
         return Arch(name=walk.top_name or "arch", levels=tuple(levels), compute=compute,
-                    cycle_seconds=walk.cycle_seconds or 1e-9)
+                    cycle_seconds=1e-9 if walk.cycle_seconds is None else walk.cycle_seconds,
+                    energy_known=ert is not None)
     except MapspaceError as e:
         raise relocate(e, where, base or "architecture") from None
 
@@ -332,7 +364,8 @@ def _num(x: float) -> int | float:
 
 
 def arch_to_dict(arch: Arch) -> dict[str, Any]:
-    """v0.4 processed form plus an ``ERT:`` section; reloads to an equal Arch."""
+    """v0.4 processed form plus an ``ERT:`` section (none when the energy is unknown);
+    reloads to an equal Arch."""
     local: list[dict[str, Any]] = []
     tables: list[dict[str, Any]] = []
     for lv in arch.levels:
@@ -359,12 +392,14 @@ def arch_to_dict(arch: Arch) -> dict[str, Any]:
         "datawidth": c.datawidth, "meshX": c.mesh_x, "meshY": c.mesh_y}})
     tables.append({"name": f"{arch.name}.{tag}", "actions": [
         {"name": "compute", "energy": c.energy}, {"name": "leak", "energy": c.leak}]})
-    return {
+    out: dict[str, Any] = {
         "architecture": {"version": "0.4", "subtree": [{
             "name": arch.name,
             "attributes": {"global_cycle_seconds": arch.cycle_seconds},
             "local": local,
         }]},
-        "ERT": {"version": "0.4", "tables": tables},
     }
+    if arch.energy_known:  # no table in, none out: reloads with the energy still unknown
+        out["ERT"] = {"version": "0.4", "tables": tables}
+    return out
 
