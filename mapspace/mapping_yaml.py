@@ -3,11 +3,15 @@
 Rules adopted from NVlabs/timeloop ``src/mapping/parser.cpp`` (``ParseAndConstruct``):
 
 * Directives: ``{target, type: temporal|spatial|datatype|bypass, factors, permutation,
-  split, keep, bypass}``.  A later temporal (spatial) directive for the same level replaces
-  an earlier one; ``keep``/``bypass`` lists accumulate.
+  split, keep, bypass}``; a key of another kind of directive, or an unknown one, is an
+  error.  One temporal and one spatial directive per level (a second is an error, not a
+  silent replacement); ``keep``/``bypass`` lists accumulate, but naming a tensor twice at
+  one level (kept and bypassed, or twice alike) is an error, as is bypassing a tensor at
+  the outermost level, which holds every tensor.
 * ``factors``: ``"C1 M16"`` or ``"R=1,P=16,K=16"`` (text after ``#`` ignored); dimensions
   not named get 1; a factor of 0 means the whole dimension; ``P=16,16`` (factor, residual)
-  is accepted only when the residual equals the factor (perfect factorisations only).
+  is accepted only when the residual equals the factor (perfect factorisations only).  A
+  dimension named twice, or a factor larger than its dimension, is an error.
 * ``permutation``: **innermost loop first**.  Dimensions not named are appended after the
   named ones (i.e. outermost), in the problem's dimension order.  Single-character
   dimension names may be run together (``"PQCMRSN"``); otherwise separate them by spaces.
@@ -23,6 +27,7 @@ Rules adopted from NVlabs/timeloop ``src/mapping/parser.cpp`` (``ParseAndConstru
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +43,10 @@ from mapspace.yamlio import describe, expect, load_yaml
 
 _TOKEN = re.compile(r"([A-Za-z_]+)=?(\d+)")
 _TYPES = ("temporal", "spatial", "datatype", "bypass")
+_KEYS = {"temporal": ("target", "type", "factors", "permutation"),
+         "spatial": ("target", "type", "factors", "permutation", "split"),
+         "datatype": ("target", "type", "keep", "bypass"),
+         "bypass": ("target", "type", "keep", "bypass")}
 
 
 def _factors(text: str, problem: Problem, where: str, key: str) -> dict[int, int]:
@@ -60,6 +69,11 @@ def _factors(text: str, problem: Problem, where: str, key: str) -> dict[int, int
             raise MapspaceError(f"unknown dimension {dim!r} (dimensions are "
                                 f"{', '.join(problem.dims)})", where=where, key=key)
         d = problem.dims.index(dim)
+        if d in out:
+            raise MapspaceError(f"dimension {dim!r} is given twice", where=where, key=key)
+        if val > problem.sizes[d]:
+            raise MapspaceError(f"factor {dim}={val:,} is larger than the size of {dim} "
+                                f"({problem.sizes[d]:,})", where=where, key=key)
         out[d] = val if val > 0 else problem.sizes[d]
         last = (dim, val)
     return out
@@ -87,11 +101,15 @@ def _tensors(v: Any, problem: Problem, where: str, key: str) -> list[int]:
     items = expect(v, list, where, key)
     out = []
     for i, name in enumerate(items):
-        if name not in problem.tensor_names:
-            raise MapspaceError(f"unknown tensor {name!r} (tensors are "
+        if not isinstance(name, str) or name not in problem.tensor_names:
+            raise MapspaceError(f"unknown tensor {describe(name)} (tensors are "
                                 f"{', '.join(problem.tensor_names)})", where=where,
                                 key=f"{key}[{i}]")
-        out.append(problem.tensor_names.index(name))
+        t = problem.tensor_names.index(name)
+        if t in out:
+            raise MapspaceError(f"tensor {name!r} is given twice", where=where,
+                                key=f"{key}[{i}]")
+        out.append(t)
     return out
 
 
@@ -112,6 +130,8 @@ def mapping_from_list(lst: Any, problem: Problem, arch: Arch, where: str,
     sx = np.ones((L, D), dtype=bool)
     keep = np.ones((L, T), dtype=bool)
     keep[[lv.is_dummy for lv in arch.levels]] = False
+    said: dict[tuple[int, int], tuple[bool, str]] = {}   # (level, tensor) -> (keep, key)
+    loops: dict[tuple[int, str], str] = {}                # (level, kind) -> key
     for i, dv in enumerate(lst):
         k = f"{base}[{i}]"
         dv = expect(dv, dict, where, k)
@@ -125,12 +145,35 @@ def mapping_from_list(lst: Any, problem: Problem, arch: Arch, where: str,
             raise MapspaceError(f"expected type temporal, spatial, datatype or bypass, found "
                                 f"{describe(kind)}", where=where, key=f"{k}.type")
         lvl = arch.level_index(target)
+        extra = [x for x in dv if x not in _KEYS[kind]]
+        if extra:
+            raise MapspaceError(f"unknown key {describe(extra[0])} in a {kind} directive (keys "
+                                f"are {', '.join(_KEYS[kind])})", where=where,
+                                key=f"{k}.{extra[0]}")
         if kind in ("datatype", "bypass"):
             kept = _tensors(dv.get("keep"), problem, where, f"{k}.keep")
             dropped = _tensors(dv.get("bypass"), problem, where, f"{k}.bypass")
+            for ts, value, name in ((kept, True, "keep"), (dropped, False, "bypass")):
+                for t in ts:
+                    tk = f"{k}.{name}"
+                    before = said.get((lvl, t))
+                    if before is not None:
+                        raise MapspaceError(
+                            f"tensor {problem.tensor_names[t]!r} is already "
+                            f"{'kept' if before[0] else 'bypassed'} at {target} by "
+                            f"{before[1]}", where=where, key=tk)
+                    said[(lvl, t)] = (value, tk)
+                    if lvl == 0 and not value:
+                        raise MapspaceError(
+                            f"the outermost level {target} holds every tensor and cannot "
+                            f"bypass {problem.tensor_names[t]!r}", where=where, key=tk)
             keep[lvl, kept] = True
             keep[lvl, dropped] = False
             continue
+        if (lvl, kind) in loops:
+            raise MapspaceError(f"a second {kind} directive for {target} (the first is "
+                                f"{loops[(lvl, kind)]})", where=where, key=k)
+        loops[(lvl, kind)] = k
         fac = np.ones(D, dtype=np.int64)
         for d, f in _factors(expect(dv.get("factors", ""), str, where, f"{k}.factors"),
                              problem, where, f"{k}.factors").items():
@@ -147,8 +190,9 @@ def mapping_from_list(lst: Any, problem: Problem, arch: Arch, where: str,
         x = np.zeros(D, dtype=bool)
         x[perm[:split]] = True
         spatial[lvl], sx[lvl] = fac, x
-    if check_products:
-        prod = (temporal * spatial).prod(axis=0)
+    if check_products:  # in Python integers: factors up to the sizes cannot wrap
+        prod = [math.prod(int(temporal[lv, d]) * int(spatial[lv, d]) for lv in range(L))
+                for d in range(D)]
         bad = [f"{d}: {int(p)} != {s}" for d, p, s in zip(problem.dims, prod, problem.sizes,
                                                            strict=True) if p != s]
         if bad:
