@@ -14,12 +14,13 @@ Typed form only; :mod:`mapspace.constraints_yaml` reads and writes the YAML.  A
   for the compute level, that must be used).
 
 Dimensions or tensors the problem does not have are ignored when ``strict`` is false (the
-built-in targets' defaults name convolution dimensions that a bmm lacks).
+built-in targets' defaults name convolution dimensions that a bmm lacks), and are errors
+when it is true (a user's constraints file); merged sets keep each directive's own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Op = Literal["=", "<=", ">="]
@@ -55,6 +56,10 @@ class Directive:
     bypass: tuple[str, ...] = ()
     min_utilization: float | None = None
     source: str = ""            # "file: key" where it came from, for error messages
+    # unknown names an error (True) or dropped (False); None: the enclosing Constraints'
+    # ``strict`` (set by :meth:`Constraints.merged`, so a user's strict file stays strict
+    # when merged with a target's lenient defaults)
+    strict: bool | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,14 @@ class Constraints:
         return tuple(d for d in self.directives if d.target == level and d.kind == kind)
 
     def merged(self, other: Constraints) -> Constraints:
-        """Both sets of directives (e.g. a target's defaults plus a user's file)."""
-        return Constraints(self.directives + other.directives,
+        """Both sets of directives (e.g. a target's defaults plus a user's file); each
+        directive keeps the strictness of the set it came from."""
+
+        def own(c: Constraints) -> tuple[Directive, ...]:
+            return tuple(d if d.strict is not None else replace(d, strict=c.strict)
+                         for d in c.directives)
+
+        return Constraints(own(self) + own(other),
                            strict=self.strict and other.strict,
                            source=", ".join(s for s in (self.source, other.source) if s))
 

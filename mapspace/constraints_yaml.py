@@ -272,7 +272,8 @@ def resolve(constraints: Constraints, problem: Problem, arch: Arch) -> Constrain
     * a spatial directive whose factors demand more than 1 on a level without fan-out is an
       error.
     """
-    out = [_resolve_one(d, constraints.strict, problem, arch) for d in constraints.directives]
+    out = [_resolve_one(d, constraints.strict if d.strict is None else d.strict, problem, arch)
+           for d in constraints.directives]
     return Constraints(tuple(out), strict=constraints.strict, source=constraints.source)
 
 
