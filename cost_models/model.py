@@ -60,12 +60,19 @@ class Evaluation:
         return pd.DataFrame(cols)
 
     def stats(self, i: int = 0) -> dict:
-        """Summary and per-level breakdown of mapping ``i`` as plain data (JSON-ready)."""
+        """Summary and per-level breakdown of mapping ``i`` as plain data (JSON-ready).
+
+        Without an energy table (``arch.energy_known`` false) every energy and the EDP are
+        ``None`` (JSON null), not the 0 pJ the zero default would price."""
         dm, c = self.movement, self.cost
         levels = []
         for l, lv in enumerate(self.arch.levels):
             tensors = {}
             for t, name in enumerate(self.problem.tensor_names):
+        known = self.arch.energy_known
+
+        def pj(x: float) -> float | None:
+            return float(x) if known else None
                 if not dm.keep[i, l, t]:
                     continue
                 tensors[name] = {
@@ -73,7 +80,7 @@ class Evaluation:
                     "reads": int(dm.reads[i, l, t]),
                     "fills": int(dm.fills[i, l, t]),
                     "updates": int(dm.updates[i, l, t]),
-                    "energy_pJ": float(c.energy_breakdown[i, l, t]),
+                    "energy_pJ": pj(c.energy_breakdown[i, l, t]),
                 }
             levels.append({
                 "name": lv.name,
@@ -85,12 +92,12 @@ class Evaluation:
             "valid": bool(self.valid[i]),
             "reasons": self.validity.explain(i, self.problem, self.arch),
             "cycles": int(c.cycles[i]),
-            "energy_pJ": float(c.energy[i]),
-            "edp": float(c.edp[i]),
+            "energy_pJ": pj(c.energy[i]),
+            "edp": pj(c.edp[i]),
             "utilization": float(c.utilization[i]),
             "macs": int(dm.macs[i] * dm.compute_instances[i]),
-            "mac_energy_pJ": float(c.mac_energy[i]),
-            "leak_energy_pJ": float(c.leak_energy[i]),
+            "mac_energy_pJ": pj(c.mac_energy[i]),
+            "leak_energy_pJ": pj(c.leak_energy[i]),
             "compute_instances": int(dm.compute_instances[i]),
             "levels": levels,
         }

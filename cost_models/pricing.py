@@ -99,7 +99,8 @@ def price(arch: Arch, dm: DataMovement, prices: Prices | None = None) -> Cost:
                    p.write_bw, p.shared_bw, p.mac, cycles, energy, mac_energy, leak,
                    level_cycles, breakdown)
     total_macs = dm.macs * dm.compute_instances
-    utilization = total_macs / (cycles * p.mac_instances)
+    # in floats: cycles x instances may pass 2**63 (the same value when exact, below 2**53)
+    utilization = total_macs / (cycles * float(p.mac_instances))
     edp = energy * 1e-12 * cycles
     return Cost(cycles=cycles, energy=energy, edp=edp, utilization=utilization,
                 mac_energy=mac_energy, leak_energy=leak, level_cycles=level_cycles,

@@ -17,6 +17,7 @@ model.
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -49,16 +50,33 @@ def cost_function(space: Mapspace, cost_model: CostModel = ANALYTICAL,
     return cost
 
 
+#: most evaluations a search may be given (~50 days at 250K evaluations per second)
+MAX_BUDGET = 2**40
+#: seeds are 0 .. 2**63 - 1: they seed 64-bit random streams, and a larger or negative one
+#: would silently wrap onto another seed's stream
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: int, *, where: str, key: str = "seed") -> None:
+    """Raise naming ``where`` and ``key`` unless ``0 <= seed <= MAX_SEED`` (an integer)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) \
+            or not 0 <= seed <= MAX_SEED:
+        raise MapspaceError(f"must be an integer from 0 to 2**63-1 = {MAX_SEED}, found {seed!r}",
+                            where=where, key=key)
+
+
 def check_limits(budget: int | None, time_limit: float | None, *, where: str,
                  keys: tuple[str, str] = ("budget", "time")) -> None:
-    """Raise naming ``where`` and the key unless ``budget >= 1`` and ``time_limit > 0``
-    (``None`` means unlimited); the one check behind every command that searches."""
-    if budget is not None and budget < 1:
-        raise MapspaceError(f"must be a positive integer, found {budget}", where=where,
-                            key=keys[0])
-    if time_limit is not None and time_limit <= 0:
-        raise MapspaceError(f"must be positive, found {time_limit}", where=where,
-                            key=keys[1])
+    """Raise naming ``where`` and the key unless ``1 <= budget <= MAX_BUDGET`` and
+    ``time_limit`` is finite and ``> 0`` (``None`` means unlimited); the one check behind
+    every command that searches (NaN would never stop a search: every comparison with it is
+    false)."""
+    if budget is not None and (isinstance(budget, bool) or not 1 <= budget <= MAX_BUDGET):
+        raise MapspaceError(f"must be an integer from 1 to 2**40 = {MAX_BUDGET:,}, found "
+                            f"{budget}", where=where, key=keys[0])
+    if time_limit is not None and (not math.isfinite(time_limit) or time_limit <= 0):
+        raise MapspaceError(f"must be a finite number of seconds > 0, found {time_limit}",
+                            where=where, key=keys[1])
 
 
 def find_mapping(space: Mapspace, cost_model: CostModel = ANALYTICAL, *,
@@ -79,6 +97,7 @@ def find_mapping(space: Mapspace, cost_model: CostModel = ANALYTICAL, *,
     (default :data:`RERANK_K`) best and the best of them by ``rerank``'s objective becomes
     ``best``/``best_mapping`` (:func:`rerank_top`)."""
     check_limits(budget, time_limit, where=where)
+    check_seed(seed, where=where)
     cost = cost_function(space, cost_model, objective, where=where)
     _ = space.tables  # bad constraints fail here, before any search
     if budget is None and time_limit is None and strategy != "exhaustive":
@@ -123,5 +142,5 @@ def rerank_top(space: Mapspace, result: SearchResult, model: CostModel,
                    reranked_by=getattr(model, "name", type(model).__name__))
 
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_STRATEGY", "RERANK_K", "check_limits", "cost_function",
-           "find_mapping", "rerank_top"]
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_STRATEGY", "MAX_BUDGET", "MAX_SEED", "RERANK_K",
+           "check_limits", "check_seed", "cost_function", "find_mapping", "rerank_top"]
