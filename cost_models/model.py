@@ -65,14 +65,14 @@ class Evaluation:
         Without an energy table (``arch.energy_known`` false) every energy and the EDP are
         ``None`` (JSON null), not the 0 pJ the zero default would price."""
         dm, c = self.movement, self.cost
-        levels = []
-        for l, lv in enumerate(self.arch.levels):
-            tensors = {}
-            for t, name in enumerate(self.problem.tensor_names):
         known = self.arch.energy_known
 
         def pj(x: float) -> float | None:
             return float(x) if known else None
+        levels = []
+        for l, lv in enumerate(self.arch.levels):
+            tensors = {}
+            for t, name in enumerate(self.problem.tensor_names):
                 if not dm.keep[i, l, t]:
                     continue
                 tensors[name] = {
