@@ -38,8 +38,14 @@ Usage::
   better, comparable across batches; the EDP ranking of ``cost_models.evaluate``).  Candidates
   without the annotation (schedules from other space generators) and invalid mappings
   (e.g. a mutated tile that overflows a cache) score 0.  ``update`` keeps the measured
-  ``(score, seconds)`` pairs in ``history``; it learns nothing (a monotone correction of
-  one model output could not change the ranking).
+  ``(score, seconds)`` pairs in ``history`` and learns from them: each measured candidate
+  with a valid mapping becomes a training row of the learned model
+  (:mod:`cost_models.learned`: its features, its analytical cycles, the measured seconds
+  at the arch's clock); once ``min_rows`` (:data:`cost_models.learned.MIN_ROWS`) rows
+  are in, the model is refitted on all of them after every ``update`` and ``predict``
+  scores with it (:func:`score` with the learned cycles: the learned EDP ranking);
+  before that, with the analytical model.  ``save``/``load`` write and read the learned
+  model as a ``.skops`` file (:func:`cost_models.learned.save`/``load``).
 * :func:`without_tensor_intrinsics`: MetaSchedule's ``TuneContext`` imports
   ``tvm.s_tir.tensor_intrin`` (it parses every backend's tensor intrinsics: 20-35 s on
   these machines, most of a small tuning run); our design spaces tensorize nothing, so
@@ -60,6 +66,7 @@ from typing import Any
 
 import numpy as np
 
+from cost_models import learned
 from cost_models.interface import ANALYTICAL, CostModel
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
@@ -277,25 +284,38 @@ def score(problem: Problem, arch: Any, mappings: MappingBatch,
     return out
 
 
-def predict_scores(mod: Any, schedules: list[Any], cache: dict | None = None) -> np.ndarray:
-    """:func:`score` of each schedule's recorded mapping on ``mod``'s problem (``mod``: the
-    task's unscheduled module); 0 where a schedule has no ``mapspace.mapping`` annotation
-    or ``mod`` is not a recognised MAC.  What :class:`MapspaceCostModel` predicts."""
-    out = np.zeros(len(schedules))
+def recorded_mappings(mod: Any, schedules: list[Any], cache: dict | None = None
+                      ) -> tuple[MacBlock, Any, np.ndarray, MappingBatch] | None:
+    """``(mac, arch, indices, mappings)``: the schedules (by index) that carry a mapping of
+    ``mod``'s problem (``mod``: the task's unscheduled module), their mappings, the MAC and
+    the host arch; ``None`` when ``mod`` is not a recognised MAC or none carries one."""
     cache = {} if cache is None else cache
     key = mod
     if key not in cache:
         cache[key] = None if mod is None else recognize(mod["main"], "main")
     mac = cache[key]
     if mac is None or not schedules:
-        return out
+        return None
     arch, _ = cpu_target(mac.word_bits, mac.problem)
     found = [(i, mapping_of(s)) for i, s in enumerate(schedules)]
     found = [(i, m) for i, m in found if m is not None
              and m.num_dims == mac.problem.num_dims and m.num_levels == arch.num_levels]
-    if found:
-        idx = np.array([i for i, _ in found])
-        out[idx] = score(mac.problem, arch, _concat([m for _, m in found]))
+    if not found:
+        return None
+    return mac, arch, np.array([i for i, _ in found]), _concat([m for _, m in found])
+
+
+def predict_scores(mod: Any, schedules: list[Any], cache: dict | None = None,
+                   cost_model: CostModel = ANALYTICAL) -> np.ndarray:
+    """:func:`score` (by ``cost_model``) of each schedule's recorded mapping on ``mod``'s
+    problem (``mod``: the task's unscheduled module); 0 where a schedule has no
+    ``mapspace.mapping`` annotation or ``mod`` is not a recognised MAC.  What
+    :class:`MapspaceCostModel` predicts."""
+    out = np.zeros(len(schedules))
+    found = recorded_mappings(mod, schedules, cache)
+    if found is not None:
+        mac, arch, idx, maps = found
+        out[idx] = score(mac.problem, arch, maps, cost_model)
     return out
 
 
@@ -306,29 +326,63 @@ def _make_cost_model_class() -> type:
 
     @derived_object
     class MapspaceCostModel(PyCostModel):
-        """Our analytical model as a MetaSchedule cost model (see the module doc)."""
+        """Our analytical model as a MetaSchedule cost model, refined by a learned model
+        fitted on MetaSchedule's measurements once ``min_rows`` are in (module doc)."""
 
-        def __init__(self) -> None:
+        def __init__(self, min_rows: int = learned.MIN_ROWS, seed: int = 0) -> None:
             super().__init__()
             self._macs: dict[Any, MacBlock | None] = {}
             self.history: list[tuple[float, float]] = []
             self.predict_calls = 0
+            self.min_rows = min_rows
+            self.seed = seed
+            # training rows: features, analytical cycles, measured cycles, workload
+            self.rows: list[tuple[np.ndarray, float, float, str]] = []
+            self.learned: learned.Learned | None = None
 
         def load(self, path: str) -> None:
-            del path
+            self.learned = learned.load(path, target="cpu", where="MapspaceCostModel.load")
 
         def save(self, path: str) -> None:
-            del path
+            if self.learned is not None:
+                learned.save(self.learned, path, where="MapspaceCostModel.save")
 
         def predict(self, context: Any, candidates: list[Any]) -> np.ndarray:
             self.predict_calls += 1
-            return predict_scores(context.mod, [c.sch for c in candidates], self._macs)
+            return predict_scores(context.mod, [c.sch for c in candidates], self._macs,
+                                  self.learned or ANALYTICAL)
 
         def update(self, context: Any, candidates: list[Any], results: list[Any]) -> None:
-            pred = predict_scores(context.mod, [c.sch for c in candidates], self._macs)
+            schs = [c.sch for c in candidates]
+            pred = predict_scores(context.mod, schs, self._macs, self.learned or ANALYTICAL)
+            secs = []
             for p, r in zip(pred, results, strict=True):
-                secs = [float(s) for s in (r.run_secs or [])]
-                self.history.append((float(p), float(np.median(secs)) if secs else np.inf))
+                s = [float(x) for x in (r.run_secs or [])]
+                secs.append(float(np.median(s)) if s else np.inf)
+                self.history.append((float(p), secs[-1]))
+            self._learn(context.mod, schs, np.array(secs))
+
+        def _learn(self, mod: Any, schs: list[Any], secs: np.ndarray) -> None:
+            """Add the measured candidates with a valid mapping to the training rows and
+            refit the learned model once there are ``min_rows`` of them."""
+            found = recorded_mappings(mod, schs, self._macs)
+            if found is None:
+                return
+            mac, arch, idx, maps = found
+            X, a, valid = learned.rows_for(mac.problem, arch, maps)
+            meas = secs[idx] / arch.cycle_seconds
+            for i in np.flatnonzero(valid & np.isfinite(meas) & (meas > 0) & (a > 0)):
+                self.rows.append((X[i], float(a[i]), float(meas[i]), mac.problem.name))
+            if len(self.rows) < max(1, self.min_rows):
+                return
+            meta = {"target": "cpu", "arch": arch.name, "levels": list(arch.level_names),
+                    "cycle_seconds": float(arch.cycle_seconds),
+                    "workloads": sorted({r[3] for r in self.rows}),
+                    "hosts": ["metaschedule"], "seed": self.seed, "metrics": {}}
+            self.learned = learned.fit(np.stack([r[0] for r in self.rows]),
+                                       np.array([r[1] for r in self.rows]),
+                                       np.array([r[2] for r in self.rows]), meta=meta,
+                                       seed=self.seed)
 
     return MapspaceCostModel
 
