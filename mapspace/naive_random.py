@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from mapspace.arch import Arch
+from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.validity import check
@@ -85,7 +86,6 @@ def random_valid(problem: Problem, arch: Arch, n: int, seed: int,
             got.append(cand[np.nonzero(ok)[0]])
             have += int(ok.sum())
     if not got:
-        from mapspace.errors import MapspaceError
         raise MapspaceError(f"no valid mapping in {drawn} random candidates",
                             where="random_valid")
     return MappingBatch.concat(got)[:n], drawn

@@ -29,10 +29,14 @@ import numpy as np
 from mapspace.arch import Arch
 from mapspace.constraint_check import satisfies
 from mapspace.constraints import NONE, Constraints, FactorBound
+from mapspace.constraints_yaml import resolve
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.validity import Reason, Rule, check
+
+# mapspace.sampler_kernels is imported in decode()/draw(): numba takes ~0.15 s to import
+# and `import mapspace` stays light
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,6 @@ class Mapspace:
     def resolved(self) -> Constraints:
         """The constraints checked against the problem and arch (names that the problem
         lacks dropped unless strict); raises :class:`MapspaceError` for bad names."""
-        from mapspace.constraints_yaml import resolve
-
         return resolve(self.constraints, self.problem, self.arch)
 
     # ------------------------------------------------------------ structure

@@ -19,6 +19,9 @@ from mapspace.arch import Arch
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 
+# mapspace.kernels is imported in check(): numba takes ~0.15 s to import and
+# `import mapspace` stays light
+
 
 class Reason(IntFlag):
     """Why a mapping is invalid (bit flags; several may be set)."""

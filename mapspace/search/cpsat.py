@@ -85,6 +85,8 @@ from mapspace.naive_random import prime_factors
 from mapspace.space import Decisions, Mapspace
 from mapspace.validity import check
 
+# ortools is imported in _solve(): it is heavy and only this strategy needs it
+
 ROW_LIMIT = 100           # one Boolean per table row up to this many rows
 PAIR_LIMIT = 128          # exact sliding-window spans up to this many row pairs
 POLISH_BATCH = 256        # evaluations per polish ask (neighbourhoods of the best points)
