@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from cost_models.model import kernel_arrays
+from cost_models.pricing import Prices
 from mapspace.space import Decisions, Mapspace
+
+# cost_models._explore_kernel is imported in SampleAndPrice.__call__: numba takes ~0.15 s
+# to import and `import cost_models` stays light
 
 __all__ = ["SampleAndPrice", "sample_and_price"]
 
@@ -25,9 +30,6 @@ class SampleAndPrice:
     """
 
     def __init__(self, space: Mapspace):
-        from cost_models.model import kernel_arrays
-        from cost_models.pricing import Prices
-
         self.space = space
         self.prices = Prices.of(space.arch)
         self.args = (*space.sampler_args, *space.flat_tables,

@@ -16,9 +16,13 @@ import pandas as pd
 from cost_models.nest import DataMovement
 from cost_models.pricing import Cost, Prices
 from mapspace.arch import Arch
+from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.validity import Validity
+
+# the numba kernels (cost_models._*_kernel, mapspace.kernels) are imported in the functions
+# that run them: numba takes ~0.15 s to import and `import cost_models` stays light
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,6 @@ def evaluate(problem: Problem, arch: Arch, mappings: MappingBatch,
 
     if mappings.num_levels != arch.num_levels or mappings.num_dims != problem.num_dims \
             or mappings.num_tensors != problem.num_tensors:
-        from mapspace.errors import MapspaceError
         raise MapspaceError(
             f"mapping batch has {mappings.num_levels} levels, {mappings.num_dims} dims, "
             f"{mappings.num_tensors} tensors; expected {arch.num_levels}, "

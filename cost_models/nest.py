@@ -33,6 +33,9 @@ from mapspace.arch import Arch
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 
+# the numba kernels (cost_models._*_kernel, mapspace.kernels) are imported in the functions
+# that run them: numba takes ~0.15 s to import and `import cost_models` stays light
+
 
 @dataclass(frozen=True)
 class DataMovement:

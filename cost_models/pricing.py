@@ -25,6 +25,9 @@ import numpy as np
 from cost_models.nest import DataMovement
 from mapspace.arch import Arch
 
+# cost_models._pricing_kernel is imported in price(): numba takes ~0.15 s to import and
+# `import cost_models` stays light
+
 
 @dataclass(frozen=True)
 class Prices:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cost_models.model import Evaluation
-from cost_models.nest import DataMovement
+from cost_models.nest import DataMovement, analyze
 from cost_models.pricing import Prices
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
@@ -296,7 +296,6 @@ def evaluate_sparse(evaluation: Evaluation, optimizations: SparseOptimizations,
     # dense rows only rejected for capacity: compressed tiles may fit (S5)
     cap_only = reasons == int(Reason.CAPACITY)
     if mappings is not None and cap_only.any():
-        from cost_models.nest import analyze
         sub = analyze(problem, arch, mappings[np.nonzero(cap_only)[0]])
         dm = DataMovement(**{k: _merge(getattr(dm, k), getattr(sub, k), cap_only)
                              for k in ("tile", "reads", "fills", "updates", "partition",
