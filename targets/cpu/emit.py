@@ -27,6 +27,7 @@ numpy and times the kernel.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,21 @@ from mapspace.arch import Arch
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
+from targets import cpu  # cpu.num_cores/cpu.llvm_mcpu looked up per call (tests patch them)
 from targets.tvm_common import (
+    DTYPES,
     EmitResult,
     OpSpec,
     import_tvm,
     op_spec,
+    output_shape,
     prim_func,
     random_inputs,
     reference,
 )
+
+# tvm is imported inside the functions that use it (import_tvm(), `from tvm import ...`):
+# it is heavy (~3 s) and optional, and `import targets` must work without it
 
 #: the output's innermost (contiguous) dim per op kind
 CONTIGUOUS = {"matmul": "M", "bmm": "M", "conv2d": "P", "depthwise_conv2d": "P"}
@@ -297,11 +304,8 @@ def schedule(spec: OpSpec, mapping: MappingBatch, arch: Arch, dtype: str = "floa
 def host_target(num_cores: int | None = None) -> Any:
     """The llvm Target for the host (``mcpu`` from /proc/cpuinfo flags where known)."""
     tvm = import_tvm()
-    from targets.cpu import llvm_mcpu
-    from targets.cpu import num_cores as _cores
-
-    cfg: dict[str, Any] = {"kind": "llvm", "num-cores": num_cores or _cores()}
-    mcpu = llvm_mcpu()
+    cfg: dict[str, Any] = {"kind": "llvm", "num-cores": num_cores or cpu.num_cores()}
+    mcpu = cpu.llvm_mcpu()
     if mcpu:
         cfg["mcpu"] = mcpu
     try:
@@ -329,8 +333,6 @@ def time_kernel(lib: Any, args: list[Any], *, repeat: int = 5,
                 min_repeat_s: float = 0.05) -> float:
     """Median seconds of one call over ``repeat`` measurements (each averages enough calls
     to last ``min_repeat_s``)."""
-    import time
-
     f = lib["main"]
     f(*args)
     t0 = time.perf_counter()
@@ -350,8 +352,6 @@ def run_kernel(lib: Any, spec: OpSpec, dtype: str, seed: int) -> tuple[np.ndarra
                                                                         list[Any]]:
     """Run the built kernel on seeded inputs: ``(result, reference, device args)``."""
     tvm = import_tvm()
-    from targets.tvm_common import DTYPES, output_shape
-
     a, b = random_inputs(spec, dtype, seed)
     dev = tvm.cpu(0)
     args = [tvm.runtime.tensor(a, dev), tvm.runtime.tensor(b, dev),

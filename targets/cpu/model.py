@@ -19,6 +19,7 @@ import numpy as np
 from mapspace.arch import Arch
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
+from targets.cpu.emit import check_mapping, host_target, schedule, trace_script
 from targets.tvm_common import DTYPES, OpSpec, import_tvm, op_spec, output_shape
 
 
@@ -46,8 +47,6 @@ class CpuKernels:
 
 def check(problem: Problem, mapping: MappingBatch, arch: Arch) -> None:
     """Raise :class:`MapspaceError` unless ``mapping`` fits ``problem`` on ``arch``."""
-    from targets.cpu.emit import check_mapping
-
     check_mapping(op_spec(problem), mapping, arch)
 
 
@@ -56,8 +55,6 @@ def build_kernels(kernels: Sequence[tuple[str, Problem, MappingBatch]], arch: Ar
     """Schedule and compile ``kernels`` (``(name, problem, mapping)``, names valid C
     identifiers) into ``out_dir/model.so``."""
     tvm = import_tvm()
-    from targets.cpu.emit import host_target, schedule, trace_script
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     funcs, specs, files = {}, {}, []

@@ -29,6 +29,9 @@ from targets.tvm_common import (
     reference,
 )
 
+# tvm is imported inside the functions that use it (import_tvm(), `from tvm import ...`):
+# it is heavy (~3 s) and optional, and `import targets` must work without it
+
 RUNTIME = Path(__file__).parent / "runtime"
 DRIVER = RUNTIME / "driver.c.in"
 _WHERE = "emit gemmini"

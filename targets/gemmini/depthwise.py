@@ -32,6 +32,9 @@ from mapspace.constraints import Constraints
 from mapspace.constraints_yaml import constraints_from_list
 from mapspace.problem import Problem
 
+# tvm is imported inside the functions that use it (import_tvm(), `from tvm import ...`):
+# it is heavy (~3 s) and optional, and `import targets` must work without it
+
 KIND = "depthwise_conv2d"
 #: TE axes of (activations, weights, output) in Gemmini layouts (see targets.gemmini.plan.AXES)
 AXES = ([[("N", 1)], [("Q", "st"), ("S", "dl")], [("P", "st"), ("R", "dl")], [("C", 1)]],

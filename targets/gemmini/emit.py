@@ -25,8 +25,11 @@ run on the host inside the kernel (the padded input is what Timeloop's ``Inputs`
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
+from cost_models.nest import analyze
 from mapspace.arch import Arch
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
@@ -64,9 +67,6 @@ def emit(problem: Problem, mapping: MappingBatch, arch: Arch, *, dtype: str = "i
         raise MapspaceError(f"gemmini emits int8 only (int32 accumulation), not {dtype!r}",
                             where=_WHERE)
     if run and out_dir is None:  # build and run in a folder removed afterwards
-        import tempfile
-        from dataclasses import replace
-
         with tempfile.TemporaryDirectory(prefix="gemmini_emit_") as d:
             return replace(emit(problem, mapping, arch, dtype=dtype, out_dir=d, run=True,
                                 seed=seed), files=())
@@ -90,8 +90,6 @@ def predicted_traffic(problem: Problem, arch: Arch, mapping: MappingBatch) -> di
     """DRAM <-> Scratchpad/Accumulator traffic of ``mapping`` by the analytical model, in
     words (elements): DRAM reads of Inputs and Weights (-> mvin), DRAM reads of Outputs
     (partial sums back into the accumulator -> mvin3) and DRAM updates of Outputs (mvout)."""
-    from cost_models.nest import analyze
-
     dm = analyze(problem, arch, mapping)
     ti = {n: i for i, n in enumerate(problem.tensor_names)}
     return {"inputs": int(dm.reads[0, 0, ti["Inputs"]]),

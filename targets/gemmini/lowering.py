@@ -25,6 +25,9 @@ from typing import Any
 
 from targets.gemmini.plan import DIM, REDUCE, Geometry
 
+# tvm is imported inside the functions that use it (import_tvm(), `from tvm import ...`):
+# it is heavy (~3 s) and optional, and `import targets` must work without it
+
 GARBAGE = 0xFFFFFFFF
 ACC_BIT, ACCUMULATE_BIT, FULL_BIT = 1 << 31, 1 << 30, 1 << 29
 

@@ -21,6 +21,7 @@ host inside the kernel.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -31,6 +32,9 @@ from targets.gemmini import depthwise
 from targets.gemmini.lowering import GemminiLowering
 from targets.gemmini.plan import ITERS, REDUCE, Geometry, Loop, loop_nest
 from targets.tvm_common import OpSpec, import_tvm, op_spec
+
+# tvm is imported inside the functions that use it (import_tvm(), `from tvm import ...`):
+# it is heavy (~3 s) and optional, and `import targets` must work without it
 
 
 # --------------------------------------------------------------------------- TE
@@ -149,8 +153,6 @@ def f(a: T.handle, b: T.handle, z: T.handle):
                       low.compute_tile(gdim), root.init, root.alloc_buffers,
                       root.match_buffers, root.annotations)
     impl = impl.with_body(s_tir.SBlockRealize(impl.body.iter_values, impl.body.predicate, nb))
-    import hashlib
-
     digest = hashlib.sha1((desc.script() + impl.script()).encode()).hexdigest()[:12]
     name = f"gemmini_tile_{spec.kind}_{digest}"     # same tile, same name (replayable)
     s_tir.TensorIntrin.register(name, desc, impl, override=True)

@@ -71,9 +71,13 @@ from cost_models.interface import ANALYTICAL, CostModel
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.space import Mapspace
+from targets.cpu.emit import apply_mapping
 from targets.tvm_common import import_tvm
 from targets.tvm_plugin.recognition import MacBlock, leaf_blocks, loops_by_dim, recognize
 from targets.tvm_plugin.search import cpu_target, search_mapping
+
+# tvm is imported inside the functions that use it (import_tvm(), `from tvm import ...`):
+# it is heavy (~3 s) and optional, and `import targets` must work without it
 
 #: block annotation carrying the applied mapping (JSON)
 ANNOTATION = "mapspace.mapping"
@@ -204,8 +208,6 @@ def apply_recorded(sch: Any, mac: MacBlock, mapping: MappingBatch, *, vectorize:
     """Apply ``mapping`` to ``mac``'s block (in ``sch``, traced) and record it in the
     block's ``mapspace.mapping`` annotation; ``tunable`` makes the tile sizes trace
     decisions (``sample_perfect_tile``) that MetaSchedule's ``MutateTileSize`` can change."""
-    from targets.cpu.emit import apply_mapping
-
     arch, _ = cpu_target(mac.word_bits, mac.problem)
     block, loops = loops_by_dim(sch, mac)
     dims = list(mac.spec.sizes)
@@ -269,8 +271,9 @@ def score(problem: Problem, arch: Any, mappings: MappingBatch,
     ``(ideal cycles / cycles) * (MAC energy / energy)`` in ``(0, 1]``: the best possible
     EDP over the mapping's EDP, so the ranking is the EDP ranking of the cost model
     (``cost_model``, the analytical one by default).  (Cycles alone saturate on a CPU: many
-    mappings keep every FMA busy by the model; their energy -- data moved through the caches -- is what tells
-    them apart, and measured run times follow it, see ``bench_tvm_plugin.py``.)
+    mappings keep every FMA busy by the model; their energy -- data moved through the
+    caches -- is what tells them apart, and measured run times follow it, see
+    ``bench_tvm_plugin.py``.)
     """
     c = cost_model.cost(problem, arch, mappings)
     cycles = np.asarray(c.cycles, np.float64)

@@ -29,6 +29,7 @@ functions) is *not* recognised; :func:`recognize` returns ``None`` for it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from math import prod
 from typing import Any
@@ -36,6 +37,9 @@ from typing import Any
 from mapspace.errors import MapspaceError
 from mapspace.problem import Problem, bmm, conv2d, matmul
 from targets.tvm_common import OpSpec, import_tvm, op_spec
+
+# tvm is imported inside the functions that use it (import_tvm(), `from tvm import ...`):
+# it is heavy (~3 s) and optional, and `import targets` must work without it
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,6 @@ class MacBlock:
 
     @property
     def word_bits(self) -> int:
-        import re
-
         m = re.search(r"(\d+)$", self.dtype)
         return int(m.group(1)) if m else 32
 

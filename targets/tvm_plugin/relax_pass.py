@@ -45,7 +45,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from mapspace.errors import MapspaceError
+from targets.cpu.emit import apply_mapping, host_target
 from targets.tvm_common import import_tvm
 from targets.tvm_plugin.generic import schedule_generic, schedule_spatial, vector_lanes
 from targets.tvm_plugin.recognition import MacBlock, loops_by_dim, recognize
@@ -56,6 +59,9 @@ from targets.tvm_plugin.search import (
     cpu_target,
     search_mapping,
 )
+
+# tvm is imported inside the functions that use it (import_tvm(), `from tvm import ...`):
+# it is heavy (~3 s) and optional, and `import targets` must work without it
 
 TARGETS = ("cpu",)
 #: ``ScheduledFunc.kind`` of a function scheduled by a generic rule (``block`` names it)
@@ -99,8 +105,6 @@ def schedule_mac(func: Any, mac: MacBlock, mapping: Any, arch: Any, *, vectorize
     that cannot be inlined) run in parallel over ``lanes``-wide vectors."""
     tvm = import_tvm()
     from tvm import s_tir
-
-    from targets.cpu.emit import apply_mapping
 
     sch = s_tir.Schedule(tvm.IRModule({"main": func}))
     block, loops = loops_by_dim(sch, mac)
@@ -190,8 +194,6 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
     cache = MappingCache() if cache is None else cache
     tgt = tvm.target.Target.current(allow_none=True)
     if tgt is None or tgt.kind.name != "llvm":
-        from targets.cpu.emit import host_target
-
         tgt = host_target()
     lanes = vector_lanes(tgt)
     out = mod
@@ -251,8 +253,6 @@ def schedule_module(mod: Any, *, target: str = "cpu", strategy: str = "anneal",
 def _fastest(funcs: list[Any], tgt: Any, repeat: int = 5) -> int:
     """Index of the fastest of the scheduled ``funcs`` (same signature), each built for
     ``tgt`` and timed on random inputs: interleaved rounds, the best of each kept."""
-    import numpy as np
-
     tvm = import_tvm()
     dev = tvm.cpu(0)
     rng = np.random.default_rng(0)
