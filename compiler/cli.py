@@ -127,6 +127,26 @@ def load_inputs(*, arch: str | None, ert: str | None, problem: str | None,
     return p, a
 
 
+#: what every line that depends on the energy says when no energy table was given
+UNKNOWN_ENERGY = "unknown (no --ert)"
+
+
+def _check_seed(seed: int) -> None:
+    from cost_models.search import check_seed
+
+    check_seed(seed, where="options", key="--seed")
+
+
+def _progress(as_json: bool):
+    """A transient progress bar on a terminal; silent otherwise (``--json``, pipes, tests:
+    even a disabled rich Progress prints an empty line when it stops)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    quiet = as_json or not sys.stdout.isatty()
+    return Progress(transient=True, disable=quiet, console=Console(quiet=quiet))
+
+
 def _print_stats(stats: dict, problem_name: str, arch_name: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -134,8 +154,13 @@ def _print_stats(stats: dict, problem_name: str, arch_name: str) -> None:
     con = Console(width=140)
     con.print(f"[bold]{problem_name}[/bold] on [bold]{arch_name}[/bold]")
     con.print(f"  cycles       {stats['cycles']:,}")
-    con.print(f"  energy       {stats['energy_pJ']:,.2f} pJ  ({stats['energy_pJ'] / 1e6:.4f} uJ)")
-    con.print(f"  EDP          {stats['edp']:.6g} J*cycles")
+    if stats["energy_pJ"] is None:  # no energy table: never print the 0 pJ default
+        con.print(f"  energy       {UNKNOWN_ENERGY}")
+        con.print(f"  EDP          {UNKNOWN_ENERGY}")
+    else:
+        con.print(f"  energy       {stats['energy_pJ']:,.2f} pJ  "
+                  f"({stats['energy_pJ'] / 1e6:.4f} uJ)")
+        con.print(f"  EDP          {stats['edp']:.6g} J*cycles")
     con.print(f"  utilization  {100 * stats['utilization']:.2f}%  "
               f"({stats['compute_instances']} PEs used, {stats['macs']:,} MACs)")
     table = Table(title="per level and tensor (words per instance)")
@@ -148,7 +173,7 @@ def _print_stats(stats: dict, problem_name: str, arch_name: str) -> None:
             table.add_row(lv["name"] if first else "", str(lv["instances"]) if first else "",
                           f"{lv['cycles']:,}" if first else "", name, f"{t['tile']:,}",
                           f"{t['reads']:,}", f"{t['fills']:,}", f"{t['updates']:,}",
-                          f"{t['energy_pJ']:,.1f}")
+                          "unknown" if t["energy_pJ"] is None else f"{t['energy_pJ']:,.1f}")
             first = False
     con.print(table)
 
@@ -293,7 +318,8 @@ def _inputs(fn):
 @_inputs
 @click.option("--samples", type=int, default=100_000, show_default=True,
               help="Valid mappings to sample.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed, 0 to 2**63-1.")
 @click.option("--out", type=click.Path(), help="Parquet file for every sample and its costs.")
 @click.option("--plot", type=click.Path(), help="Save a log-scale EDP histogram (PNG/SVG).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
@@ -306,14 +332,16 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
     if samples is None or samples < 1:
         raise MapspaceError(f"must be a positive integer, found {samples}",
                             where="options", key="--samples")
+    _check_seed(seed)
     _check_out(out, "--out")
     _check_out(plot, "--plot")
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
                        workload=workload)
+    if plot and not a.energy_known:
+        raise MapspaceError("the EDP histogram needs energies: give --ert with --arch",
+                            where="--plot")
     cons = _constraints(target, arch, constraints, p)
-    from rich.progress import Progress
-
-    with Progress(transient=True, disable=as_json) as bar:
+    with _progress(as_json) as bar:
         task = bar.add_task(f"sampling {p.name}", total=samples)
         result = run(p, a, cons, samples, seed,
                      progress=lambda have, drawn: bar.update(task, completed=have))
@@ -334,11 +362,16 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
     click.echo(f"{p.name} on {a.name}: {s['valid']:,} valid mappings "
                f"({s['candidates']:,} candidates, acceptance {100 * s['acceptance']:.2f}%) "
                f"in {s['seconds']:.2f} s = {s['evals_per_s']:,.0f} valid/s")
-    click.echo(f"EDP (J x cycles): min {s['edp_min']:.4g}  median {s['edp_median']:.4g}  "
-               f"max {s['edp_max']:.4g}")
+    if s["edp_min"] is None:  # no energy table: rank by cycles, and say so
+        click.echo(f"energy and EDP: {UNKNOWN_ENERGY}; cycles: min {s['cycles_min']:,}  "
+                   f"median {s['cycles_median']:,.0f}  max {s['cycles_max']:,}")
+    else:
+        click.echo(f"EDP (J x cycles): min {s['edp_min']:.4g}  median {s['edp_median']:.4g}  "
+                   f"max {s['edp_max']:.4g}")
+    by = "" if s["ranked_by"] == "edp" else f" (by cycles: energy {UNKNOWN_ENERGY})"
     click.echo(f"spread {s['spread_orders_of_magnitude']:.2f} orders of magnitude; median "
                f"{s['median_over_best']:.0f}x the best; {100 * s['within_2x_of_best']:.3f}% "
-               "within 2x of the best")
+               f"within 2x of the best{by}")
     click.echo("best mapping:")
     click.echo(s["best_mapping_yaml"])
     if out:
@@ -355,7 +388,8 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
 @click.option("--time", "time_limit", type=float, help="Seconds to spend.")
 @click.option("--objective", default="edp", show_default=True,
               type=click.Choice(["edp", "energy", "latency"]))
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed, 0 to 2**63-1.")
 @click.option("--out", type=click.Path(), help="Write the best mapping as Timeloop YAML.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded("map")
@@ -367,9 +401,13 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
     from mapspace.space import Mapspace
 
     check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
+    _check_seed(seed)
     _check_out(out, "--out")
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
                        workload=workload)
+    if objective != "latency" and not a.energy_known:
+        raise MapspaceError(f"{objective} needs energies: give --ert with --arch, or "
+                            "--objective latency", where="options", key="--objective")
     cons = _constraints(target, arch, constraints, p)
     result = find_mapping(Mapspace(p, a, cons), strategy=strategy, objective=objective,
                           seed=seed, budget=budget, time_limit=time_limit)
@@ -455,7 +493,8 @@ def _compile_table(result) -> None:
 @click.option("--budget", type=int, help="Evaluations per distinct shape.")
 @click.option("--time-per-op", type=float, default=2.0, show_default=True,
               help="Seconds of search per distinct shape.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed, 0 to 2**63-1.")
 @click.option("--seq", type=int, help="Sequence length of a zoo transformer (default 512).")
 @click.option("--out", "out", type=click.Path(), required=True,
               help="Folder for ops.csv, ops.parquet and latency_energy.png.")
@@ -482,11 +521,12 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
     tvm.IRModule directly."""
     from compiler.pipeline import compile_model
     from compiler.report import HOST_NOTE, frame, write_report
+    from cost_models.search import check_limits
 
+    check_limits(budget, time_per_op, where="options", keys=("--budget", "--time-per-op"))
+    _check_seed(seed)
     _check_out_dir(out)
-    from rich.progress import Progress
-
-    with Progress(transient=True, disable=as_json) as bar:
+    with _progress(as_json) as bar:
         task = bar.add_task(f"scheduling {model}", total=None)
 
         def progress(done: int, total: int, label: str) -> None:
@@ -612,14 +652,17 @@ def passes_(as_json: bool) -> None:
 @click.option("--time", "time_limit", type=float, default=None, help="Search seconds.")
 @click.option("--out", required=True, help="Folder for the trace, source and module.")
 @click.option("--run", "run_", is_flag=True, help="Build, run, check against numpy, time.")
-@click.option("--seed", type=int, default=0)
+@click.option("--seed", type=int, default=0, help="Random seed, 0 to 2**63-1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded("emit")
 def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_limit, out, run_,
           seed, as_json) -> None:
     """Schedule one workload for a target through TVM: trace, source, module (and a run)."""
     from compiler.emit import run_cli
+    from cost_models.search import check_limits
 
+    check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
+    _check_seed(seed)
     res = run_cli(target=target, workload_name=workload_name, mapping_path=mapping_path,
                   strategy=strategy, dtype=dtype, budget=budget, time_limit=time_limit,
                   out=out, run=run_, seed=seed)
@@ -645,7 +688,8 @@ def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_lim
 @click.option("--workload", help="A zoo operator (see `mapspace workloads`).")
 @click.option("--problem", type=click.Path(), help="Timeloop problem YAML.")
 @click.option("--n", "n", type=int, required=True, help="Mappings to measure.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed, 0 to 2**63-1.")
 @click.option("--out", required=True, type=click.Path(),
               help="Parquet dataset (appended to; re-measured rows are replaced).")
 @click.option("--top-k", "top_k", type=int, default=None,
@@ -670,6 +714,7 @@ def measure_(target, workload, problem, n, seed, out, top_k, objective, dtype, r
     if (problem is None) == (workload is None):
         raise MapspaceError("give exactly one of --workload NAME or --problem P.yaml",
                             where="options")
+    _check_seed(seed)
     _check_out(out, "--out")
     measurable(target, dtype)  # a target that cannot run here fails before any work
     if problem:
@@ -680,9 +725,7 @@ def measure_(target, workload, problem, n, seed, out, top_k, objective, dtype, r
         from mapspace.workloads import workload as get
 
         p = get(workload)
-    from rich.progress import Progress
-
-    with Progress(transient=True, disable=as_json) as bar:
+    with _progress(as_json) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

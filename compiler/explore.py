@@ -48,7 +48,8 @@ class Exploration:
         return self.space.decode(self.decisions)
 
     def best_index(self) -> int:
-        return int(np.argmin(self.costs["edp"]))
+        """The best sample by EDP, or by cycles when the energy is unknown (no table)."""
+        return int(np.argmin(self.costs[self.summary.get("ranked_by", "edp")]))
 
     def best_mapping(self) -> MappingBatch:
         return self.space.decode(self.decisions.take(np.array([self.best_index()])))
@@ -103,17 +104,26 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     edp = energy * 1e-12 * cycles
     seconds = time.perf_counter() - t0
     costs = {"cycles": cycles, "energy_pJ": energy, "edp": edp, "utilization": util}
-    best = float(edp.min())
+    known = arch.energy_known       # without an energy table: rank by cycles, energy null
+    rank = edp if known else cycles.astype(np.float64)
+    if not known:
+        costs["energy_pJ"] = costs["edp"] = np.full(len(cycles), np.nan)
+    best = float(rank.min())
     summary = {
         "problem": problem.name, "arch": arch.name, "seed": seed,
         "valid": int(have), "candidates": int(drawn), "acceptance": valid_seen / drawn,
         "seconds": seconds, "evals_per_s": have / seconds,
-        "edp_min": best, "edp_median": float(np.median(edp)), "edp_max": float(edp.max()),
-        "spread_orders_of_magnitude": float(np.log10(edp.max() / best)),
-        "median_over_best": float(np.median(edp) / best),
-        "within_2x_of_best": float((edp <= 2 * best).mean()),
-        "energy_min_pJ": float(energy.min()),
+        "edp_min": best if known else None,
+        "edp_median": float(np.median(edp)) if known else None,
+        "edp_max": float(edp.max()) if known else None,
+        "ranked_by": "edp" if known else "cycles",
+        "spread_orders_of_magnitude": float(np.log10(rank.max() / best)),
+        "median_over_best": float(np.median(rank) / best),
+        "within_2x_of_best": float((rank <= 2 * best).mean()),
+        "energy_min_pJ": float(energy.min()) if known else None,
         "cycles_min": int(cycles.min()),
+        "cycles_median": float(np.median(cycles)),
+        "cycles_max": int(cycles.max()),
     }
     return Exploration(space, dec, costs, summary)
 

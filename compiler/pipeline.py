@@ -140,7 +140,10 @@ def _passes(s: _State) -> _State:
 def _lower(s: _State) -> _State:
     """One problem per MAC op, grouped by :func:`shape_key` (first-seen order)."""
     for op in s.graph.ops():
-        p = lower_op(s.graph, op)
+        try:
+            p = lower_op(s.graph, op)
+        except MapspaceError as e:  # name the model file too
+            raise CompilerError(str(e), where=str(s.model)) from None
         if p is None:
             continue
         s.problems[op.name] = p
