@@ -16,9 +16,9 @@ their input, so
   of the row dimension at the levels above the accumulator to 1; the search then runs on
   the target's defaults merged with those directives, on :func:`row_complete_arch` (the
   accumulator **double-buffered**, rule F2 below); :class:`Fused` prices a mapping that
-  way and flags one that splits the row (:attr:`Reason.CONSTRAINT`).  The nonlinear part is priced by
-  :func:`fused_nonlinear_cost`: one accumulator read and one write per output element, its
-  cycles overlapped with the MAC loop nest (zero extra cycles).
+  way and flags one that splits the row (:attr:`Reason.CONSTRAINT`).  The nonlinear part
+  is priced by :func:`fused_nonlinear_cost`: one accumulator read and one write per output
+  element, its cycles overlapped with the MAC loop nest (zero extra cycles).
 
 Rule F2 — the accumulator is double-buffered for a fused row-wise epilogue.  The epilogue
 reads the finished rows of one output tile (mean/variance or max/sum over the row, then

@@ -3,7 +3,8 @@
 Like scikit-learn's estimator checks: each implementation in :data:`MODELS` goes through
 the same tests — the protocol, batch == scalar row by row, invalid rows flagged as values,
 determinism, the invariants of a valid row, and monotonicity in obviously worse mappings
-(serialising the spatial fan-out never lowers cycles or energy).  A new cost model (the learned one) is one more entry in ``MODELS``.
+(serialising the spatial fan-out never lowers cycles or energy).  A new cost model (the
+learned one) is one more entry in ``MODELS``.
 """
 
 from __future__ import annotations

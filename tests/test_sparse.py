@@ -18,8 +18,8 @@ from cost_models import evaluate
 from cost_models.sparse import Action, Format, SparseOptimizations, evaluate_sparse
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
-from mapspace.problem import matmul
 from mapspace.naive_random import random_mappings
+from mapspace.problem import matmul
 from targets import load_target
 
 W, I, O = 0, 1, 2          # tensor indices of matmul: Weights, Inputs, Outputs

@@ -12,9 +12,9 @@ from typing import Any
 from mapspace.errors import MapspaceError
 from mapspace.search.anneal import Anneal
 from mapspace.search.base import CostFn, SearchResult, Strategy, run
+from mapspace.search.cpsat import Optimal
 from mapspace.search.exhaustive import Exhaustive
 from mapspace.search.genetic import Genetic
-from mapspace.search.cpsat import Optimal
 from mapspace.search.random import RandomSearch
 from mapspace.space import Mapspace
 

@@ -534,7 +534,8 @@ def test_coefficient_given_twice_is_refused(tmp_path: Path) -> None:
     "x: " + "[" * 2000 + "]" * 2000,                        # RecursionError (Python)
     "".join(" " * i + "- \n" for i in range(3000)),         # deep block nesting
     "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(   # 10**9 values through aliases
-        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
     "a: &a {b: *a}\n",                                      # a cyclic structure
 ], ids=["flow-100k", "flow-2k", "block-3k", "billion-laughs", "cycle"])
 def test_pathological_yaml_is_refused(tmp_path: Path, text: str) -> None:
