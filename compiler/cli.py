@@ -4,15 +4,33 @@ prints one line to stderr and exits with code 2; nothing is written half-way."""
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
+import yaml
 
+from mapspace.arch_yaml import load_arch
+from mapspace.constraints import NONE
+from mapspace.constraints_yaml import load_constraints
 from mapspace.errors import MapspaceError
+from mapspace.space import Mapspace
+from mapspace.yamlio import load_yaml
+from targets import default_constraints, list_targets, load_target
 from targets.registry import DTYPE_BITS, emitting_targets
+
+# Kept inside the commands, so that `mapspace --help` starts fast: modules that pull pandas
+# (cost_models, compiler.explore/emit/measure/pipeline/report), networkx
+# (compiler.compiled/emit_model, compiler.passes), rich (0.05-0.08 s a module), matplotlib
+# (~0.4 s), and the few that only some commands use (the zoo, the problem and mapping
+# YAML readers, mapspace.atomic with shutil/tempfile: ~10 ms together).
 
 
 def _fail(cmd: str, message: str) -> None:
@@ -47,8 +65,6 @@ def main() -> None:
 @guarded("targets")
 def targets(as_json: bool) -> None:
     """List the built-in targets with their key parameters."""
-    from targets import list_targets
-
     infos = list_targets()
     if as_json:
         click.echo(json.dumps([{
@@ -91,8 +107,8 @@ def workloads(as_json: bool) -> None:
 def load_inputs(*, arch: str | None, ert: str | None, problem: str | None,
                 input_: str | None, target: str | None, workload: str | None):
     """Resolve (Problem, Arch) from files, a processed input, a target or a workload."""
-    from mapspace.arch_yaml import load_arch
     from mapspace.problem_yaml import load_problem
+    from mapspace.workloads import workload as zoo_workload
 
     if input_:
         if arch or problem:
@@ -106,8 +122,6 @@ def load_inputs(*, arch: str | None, ert: str | None, problem: str | None,
     if arch:
         a = load_arch(arch, ert)
     elif target:
-        from targets import load_target
-
         if ert:
             raise MapspaceError("--ert goes with --arch; a --target has its own energy table",
                                 where="options")
@@ -118,9 +132,7 @@ def load_inputs(*, arch: str | None, ert: str | None, problem: str | None,
     if problem:
         p = load_problem(problem)
     elif workload:
-        from mapspace.workloads import workload as get
-
-        p = get(workload)
+        p = zoo_workload(workload)
     else:
         raise MapspaceError("a problem is needed: --problem P.yaml, --workload NAME or "
                             "--input processed.yaml", where="options")
@@ -212,25 +224,14 @@ def evaluate(arch, ert, problem, mapping, input_, target, workload, as_json) -> 
         _print_stats(stats, p.name, a.name)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _constraints(target: str | None, arch_path: str | None, constraints: str | None,
                  problem=None):
     """Target defaults for ``problem`` (or the architecture file's own constraints) plus a
     user file."""
-    from mapspace.constraints import NONE
-    from mapspace.constraints_yaml import load_constraints
-
     base = NONE
     if target:
-        from targets import default_constraints
-
         base = default_constraints(target, problem)
     elif arch_path:
-        from mapspace.yamlio import load_yaml
-
         doc = load_yaml(arch_path)
         keys = ("architecture_constraints", "mapspace_constraints", "constraints")
         if isinstance(doc, dict) and any(k in doc for k in keys):
@@ -242,8 +243,6 @@ def _constraints(target: str | None, arch_path: str | None, constraints: str | N
 
 def _check_out(path: str | None, what: str) -> None:
     """Fail before any work when ``path`` cannot be written."""
-    import os
-
     if not path:
         return
     folder = os.path.dirname(os.path.abspath(path)) or "."
@@ -268,8 +267,6 @@ def _atomic_write(path: str, write: Callable[[str], None]) -> None:
 
 
 def _mapping_yaml(mappings, problem, arch) -> str:
-    import yaml
-
     from mapspace.mapping_yaml import mapping_to_list
 
     return yaml.safe_dump({"mapping": mapping_to_list(mappings, problem, arch)},
@@ -281,7 +278,6 @@ def _edp_plot(edp, title: str, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = np.logspace(np.log10(edp.min()), np.log10(edp.max()) + 1e-9, 60)
@@ -390,15 +386,18 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
               type=click.Choice(["edp", "energy", "latency"]))
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed, 0 to 2**63-1.")
+@click.option("--cost", default="analytical", show_default=True,
+              help="analytical, or learned:MODEL.skops (`mapspace train`): the learned model "
+              "picks among the analytical search's top-K mappings.")
 @click.option("--out", type=click.Path(), help="Write the best mapping as Timeloop YAML.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded("map")
 def map_(arch, ert, problem, constraints, target, workload, strategy, budget, time_limit,
-         objective, seed, out, as_json) -> None:
-    """Search the mapspace for the best mapping and print it with its stats."""
+         objective, seed, out, as_json, cost) -> None:
+    """Search the mapspace for the best mapping and print it with its stats (with --cost
+    learned:M, the learned model's pick among the search's top-K)."""
     from cost_models import evaluate as run_eval
     from cost_models.search import check_limits, find_mapping
-    from mapspace.space import Mapspace
 
     check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
     _check_seed(seed)
@@ -409,8 +408,9 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
         raise MapspaceError(f"{objective} needs energies: give --ert with --arch, or "
                             "--objective latency", where="options", key="--objective")
     cons = _constraints(target, arch, constraints, p)
+    rerank = _rerank_model(cost, target, a)
     result = find_mapping(Mapspace(p, a, cons), strategy=strategy, objective=objective,
-                          seed=seed, budget=budget, time_limit=time_limit)
+                          seed=seed, budget=budget, time_limit=time_limit, rerank=rerank)
     best = result.best_mapping
     stats = run_eval(p, a, best).stats(0)
     text = _mapping_yaml(best, p, a)
@@ -419,7 +419,7 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
     info = {"strategy": strategy, "objective": objective, "seed": seed,
             "evaluations": result.evaluations, "valid_evaluations": result.valid_evaluations,
             "seconds": result.seconds, "stopped_by": result.stopped_by,
-            "best_mapping_yaml": text, **stats}
+            "best_mapping_yaml": text, **stats, **_learned_info(cost, rerank, result, p, a)}
     if as_json:
         click.echo(json.dumps({"problem": p.name, "arch": a.name, **info}))
         return
@@ -427,15 +427,37 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
                f"({result.valid_evaluations:,} valid) in {result.seconds:.2f} s, stopped by "
                f"{result.stopped_by}")
     _print_stats(stats, p.name, a.name)
+    if rerank is not None:
+        li = info["learned"]
+        click.echo(f"learned model ({li['model']}): picked the search's #{li['choice'] + 1} "
+                   f"of {li['candidates']}; predicted {li['cycles']:,.0f} cycles, EDP "
+                   f"{li['edp']:.4g}")
     click.echo(text)
     if out:
         click.echo(f"wrote {out}")
 
 
+def _rerank_model(cost: str, target: str | None, arch):
+    """The model ``--cost`` names (``None``: analytical), checked against the target (or,
+    for an arch file, the arch's name) and the arch's levels."""
+    from cost_models.learned import cost_model_of
+
+    return cost_model_of(cost, target=target, arch=arch, where="--cost")
+
+
+def _learned_info(cost: str, rerank, result, p, a) -> dict:
+    """``cost`` and, with a learned model, what it chose and predicts (for ``map``)."""
+    if rerank is None:
+        return {"cost": cost}
+    c = rerank.cost(p, a, result.best_mapping)
+    return {"cost": cost, "learned": {
+        "model": cost.split(":", 1)[1], "choice": int(result.rerank_choice or 0),
+        "candidates": 0 if result.top is None else len(result.top),
+        "cycles": float(c.cycles[0]), "edp": float(c.edp[0])}}
+
+
 def _check_out_dir(out: str) -> None:
     """Fail before any work when the report folder ``out`` cannot be created or written."""
-    import os
-
     path = os.path.abspath(out)
     if os.path.exists(path) and not os.path.isdir(path):
         raise MapspaceError(f"{out!r} exists and is not a folder", where="--out")
@@ -509,9 +531,12 @@ def _compile_table(result) -> None:
 @click.option("--run", "run_code", is_flag=True,
               help="With --emit: run the whole model with the emitted kernels on random "
               "inputs and check it against numpy (non-MAC ops run on the host in numpy).")
+@click.option("--cost", default="analytical", show_default=True,
+              help="analytical, or learned:MODEL.skops (`mapspace train`): the learned model "
+              "picks among the analytical search's top-K mappings.")
 @guarded("compile")
 def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, out,
-             as_json, frontend, emit_code, run_code) -> None:
+             as_json, frontend, emit_code, run_code, cost) -> None:
     """Compile MODEL (an ONNX file or a zoo model) for a target: search each distinct MAC
     shape once, cost every op, and write a per-op report into --out.
 
@@ -526,6 +551,7 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
     check_limits(budget, time_per_op, where="options", keys=("--budget", "--time-per-op"))
     _check_seed(seed)
     _check_out_dir(out)
+    rerank = _rerank_model(cost, target, None)
     with _progress(as_json) as bar:
         task = bar.add_task(f"scheduling {model}", total=None)
 
@@ -534,7 +560,7 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
 
         result = compile_model(model, target, passes=passes, strategy=strategy, budget=budget,
                                time_per_op=time_per_op, seed=seed, seq=seq, progress=progress,
-                               frontend=frontend)
+                               frontend=frontend, cost=rerank)
     if run_code and not emit_code:
         raise MapspaceError("--run needs --emit", where="options", key="--run")
     with _staged_code(out, emit_code) as code:  # moved into --out/code after the report
@@ -546,7 +572,7 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
         rows = frame(result, totals=False, mapping=False)
         click.echo(json.dumps({
             "model": result.model, "target": result.target, "passes": result.passes,
-            "strategy": result.strategy, "evaluations": result.evaluations,
+            "strategy": result.strategy, "cost": cost, "evaluations": result.evaluations,
             "steps": dict(result.step_seconds), "totals": result.totals, "note": HOST_NOTE,
             "files": [str(p) for p in paths],
             "ops": json.loads(rows.to_json(orient="records")),
@@ -566,9 +592,6 @@ def _staged_code(out: str, emit: bool):
     """With ``--emit``, a temporary folder beside ``out`` for the code, moved to
     ``out/code`` (replacing an older one) when the block succeeds, removed otherwise
     (:func:`mapspace.atomic.staged_dir`); else a block yielding ``None``."""
-    from contextlib import nullcontext
-    from pathlib import Path
-
     from mapspace.atomic import staged_dir
 
     if not emit:
@@ -586,8 +609,6 @@ def _emit_model(result, code_dir, run: bool, seed: int):
 
 def _code_paths(emission, out: str) -> list:
     """Where the emitted files are once the code folder is moved into ``out``."""
-    from pathlib import Path
-
     dest = Path(out).resolve() / "code"
     return [dest / f.relative_to(emission.code_dir) for f in emission.files]
 
@@ -654,9 +675,12 @@ def passes_(as_json: bool) -> None:
 @click.option("--run", "run_", is_flag=True, help="Build, run, check against numpy, time.")
 @click.option("--seed", type=int, default=0, help="Random seed, 0 to 2**63-1.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--cost", default="analytical", show_default=True,
+              help="analytical, or learned:MODEL.skops (`mapspace train`): the learned model "
+              "picks among the analytical search's top-K mappings.")
 @guarded("emit")
 def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_limit, out, run_,
-          seed, as_json) -> None:
+          seed, as_json, cost) -> None:
     """Schedule one workload for a target through TVM: trace, source, module (and a run)."""
     from compiler.emit import run_cli
     from cost_models.search import check_limits
@@ -665,7 +689,7 @@ def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_lim
     _check_seed(seed)
     res = run_cli(target=target, workload_name=workload_name, mapping_path=mapping_path,
                   strategy=strategy, dtype=dtype, budget=budget, time_limit=time_limit,
-                  out=out, run=run_, seed=seed)
+                  out=out, run=run_, seed=seed, cost=cost)
     if as_json:
         click.echo(json.dumps(res.summary()))
         return
@@ -681,6 +705,57 @@ def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_lim
         con.print(f"  kernel time: {res.seconds * 1e3:.3f} ms (median)")
     for k, v in res.counters.items():
         con.print(f"  {k}: {v}")
+
+
+@main.command("train")
+@click.argument("data", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="The model file (.skops).")
+@click.option("--target", default=None,
+              help="Train on this target's rows (default: the one target in DATA).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("train")
+def train_(data, out, target, seed, as_json) -> None:
+    """Train the learned cost model on measured datasets (DATA: Parquet files written by
+    `mapspace measure --out`) and save it as a .skops file for --cost learned:FILE.
+
+    It needs at least 50 measured (status ok) rows of the target; it reports the ranking
+    quality on held-out workloads (held-out rows with one workload) against the
+    analytical model, then fits on every row."""
+    from cost_models import dataset
+    from cost_models.learned import save, train
+    from targets.registry import get_target
+
+    _check_out(out, "--out")
+    rows = dataset.read(list(data))
+    found = sorted(rows["target"].astype(str).unique())
+    if target is None:
+        if len(found) != 1:
+            raise MapspaceError(f"the data holds rows of {len(found)} targets "
+                                f"({', '.join(found) or 'none'}); pick one with --target",
+                                where="train")
+        target = found[0]
+    elif target not in found:
+        raise MapspaceError(f"no rows of target {target!r} in the data (targets: "
+                            f"{', '.join(found) or 'none'})", where="--target")
+    model = train(rows, target=target, arch=get_target(target).arch(), seed=seed)
+    save(model, out)
+    m = dict(model.meta)
+    if as_json:
+        click.echo(json.dumps({"out": out, **m}))
+        return
+    click.echo(f"trained a learned cost model for {target} on {m['n_rows']:,} rows of "
+               f"{len(m['workloads'])} workloads ({', '.join(m['workloads'])})")
+    k = m.get("metrics") or {}
+    if k:
+        def f(x) -> str:
+            return "n/a" if x is None else f"{x:.3f}"
+
+        click.echo(f"held out {k['holdout']} ({k['holdout_rows']} rows): pairwise ranking "
+                   f"accuracy learned {f(k['pairwise_learned'])} vs analytical "
+                   f"{f(k['pairwise_analytical'])}; Spearman learned "
+                   f"{f(k['spearman_learned'])} vs analytical {f(k['spearman_analytical'])}")
+    click.echo(f"wrote {out}")
 
 
 @main.command("measure")
@@ -717,14 +792,10 @@ def measure_(target, workload, problem, n, seed, out, top_k, objective, dtype, r
     _check_seed(seed)
     _check_out(out, "--out")
     measurable(target, dtype)  # a target that cannot run here fails before any work
-    if problem:
-        from mapspace.problem_yaml import load_problem
+    from mapspace.problem_yaml import load_problem
+    from mapspace.workloads import workload as zoo_workload
 
-        p = load_problem(problem)
-    else:
-        from mapspace.workloads import workload as get
-
-        p = get(workload)
+    p = load_problem(problem) if problem else zoo_workload(workload)
     with _progress(as_json) as bar:
         tasks: dict[str, Any] = {}
 
@@ -772,10 +843,6 @@ def run_(model_dir, inputs, out, reference, as_json) -> None:
     """Run a compiled model (the --out folder of `mapspace compile`) on the inputs in an
     .npz file, with the model's own weights: MAC ops through the target's kernels, the rest
     on the host.  Writes the outputs as .npz."""
-    import time
-
-    import numpy as np
-
     from compiler.compiled import CompiledModel
 
     _check_out(out, "--out")
@@ -810,3 +877,7 @@ def run_(model_dir, inputs, out, reference, as_json) -> None:
     if diff is not None:
         click.echo(f"  largest difference from numpy in place of the kernels: {diff:.3g}")
     click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,10 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
+from compiler.emit_model import build_model, model_mac
 from compiler.errors import CompilerError
+from compiler.execute import run_graph
 from compiler.graph import Graph, Op
+from compiler.lowering import lower_op
 from compiler.result import CompileResult, OpRow
+from mapspace.mapping_yaml import mapping_from_list
+from targets import load_target
 
 #: files :meth:`CompiledModel.save` writes into the compile ``--out`` folder
 MODEL_FILES = ("model.json", "weights.npz")
@@ -105,8 +111,6 @@ class CompiledModel(CompileResult):
         """The built kernels (built into a private folder on first use, then reused)."""
         built = self.__dict__.get("_built")
         if built is None:
-            from compiler.emit_model import build_model
-
             tmp = tempfile.TemporaryDirectory(prefix="mapspace-run-")
             built = (build_model(self, Path(tmp.name) / "code"), tmp)
             object.__setattr__(self, "_built", built)
@@ -140,9 +144,6 @@ class CompiledModel(CompileResult):
 
     def run(self, inputs: dict[str, Any], *, reference: bool = False) -> dict[str, np.ndarray]:
         """The model's outputs by name for ``inputs`` (graph input name -> array)."""
-        from compiler.emit_model import model_mac
-        from compiler.execute import run_graph
-
         feeds = self.check_inputs(inputs)
         g = self._graph()
         missing = [t for t in g.params if t not in g.values]
@@ -222,12 +223,6 @@ def _problems_and_mappings(graph: Graph | None, rows: tuple[OpRow, ...], target:
                            where: str) -> tuple[dict, dict]:
     """Each MAC op's problem (lowered again from the graph) and mapping (its report YAML;
     ops of one shape group share one mapping object, as after a compile)."""
-    import yaml
-
-    from compiler.lowering import lower_op
-    from mapspace.mapping_yaml import mapping_from_list
-    from targets import load_target
-
     if graph is None:
         return {}, {}
     arch = load_target(target)

@@ -38,9 +38,14 @@ from typing import Any
 import numpy as np
 
 from compiler.errors import CompilerError
+from compiler.execute import random_values, run_graph
 from compiler.graph import MAC_KINDS, Op
+from compiler.lowering import shape_key
+from compiler.passes.quantize import channel_scales, quantize_values, tensor_scale
+from mapspace.errors import MapspaceError
 from mapspace.problem import Problem
 from targets.registry import emitting_targets, get_target
+from targets.tvm_common import op_spec, reference
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,6 @@ class ModelEmission:
 def _kind(problem: Problem) -> str | None:
     """The emittable op kind of ``problem``; ``None`` for ops the emitters cannot express
     (they run on the host)."""
-    from mapspace.errors import MapspaceError
-    from targets.tvm_common import op_spec
-
     try:
         return op_spec(problem).kind
     except MapspaceError:
@@ -110,8 +112,6 @@ def _kind(problem: Problem) -> str | None:
 def _kernels(result: Any) -> tuple[list[tuple[str, Problem, Any]], dict[str, str],
                                    list[KernelInfo]]:
     """Distinct (problem, mapping) pairs -> kernels ``k<i>``; op name -> kernel name."""
-    from compiler.lowering import shape_key
-
     groups: dict[tuple, list[str]] = {}
     kinds: dict[tuple, str] = {}
     for name, p in result.problems.items():
@@ -133,9 +133,6 @@ def _int8_mac(kernel):
     """A MAC hook running ``kernel(op, problem, qa, qb) -> int32`` on operands quantized as
     the quantize pass does (symmetric, ±127): activations per tensor, weights per output
     channel."""
-    from compiler.passes.quantize import channel_scales, quantize_values, tensor_scale
-    from targets.tvm_common import op_spec
-
     def mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         spec = op_spec(problem)
         sa = tensor_scale(a, 8)
@@ -207,8 +204,6 @@ def model_mac(result: Any, built: BuiltModel | None,
     through its kernel in ``built`` (``None``: numpy in its place; a MAC op without a kernel
     always runs in numpy), int8-quantized on an int8 target (see the module docstring).
     ``calls[0]`` counts kernel calls."""
-    from targets.tvm_common import op_spec, reference
-
     def on_kernel(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if built is None or op.name not in built.kernel_of:
             return reference(op_spec(problem), a, b)
@@ -235,8 +230,6 @@ def emit_model(result: Any, code_dir: str | Path, *, run: bool = False,
 
 
 def _run(result: Any, b: BuiltModel, seed: int) -> ModelRun:
-    from compiler.execute import random_values, run_graph
-
     graph = result.source_graph or result.graph
     values = random_values(graph, seed) | graph.values  # the model's own weights, if any
     calls = [0]

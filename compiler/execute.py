@@ -23,6 +23,10 @@ import numpy as np
 from compiler.errors import CompilerError
 from compiler.graph import Graph, Op, matmul_dims
 from mapspace.problem import Problem
+from targets.tvm_common import op_spec, reference
+
+# tvm and onnx are imported in the host-op runners that need them: both are heavy and
+# optional, and `import compiler.execute` must work without them
 
 #: ``mac(op, problem, a, b) -> out`` in the layouts of the module docstring
 MacFn = Callable[[Op, Problem, np.ndarray, np.ndarray], np.ndarray]
@@ -150,8 +154,6 @@ def _host(op: Op, args: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _numpy_mac(op: Op, problem: Problem, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    from targets.tvm_common import op_spec, reference
-
     return reference(op_spec(problem), a.astype(np.float64), b.astype(np.float64))
 
 

@@ -16,13 +16,14 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from cost_models.explore import SampleAndPrice
 from mapspace.arch import Arch
 from mapspace.constraints import Constraints
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.space import Decisions, Mapspace
-from mapspace.validity import Validity, check
+from mapspace.validity import Reason, Validity, check
 
 CHUNK = 4096                 # the sampler's chunk (one random stream each)
 ROUND_CHUNKS = 16            # candidates per round: 16 chunks
@@ -70,8 +71,6 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     t0 = time.perf_counter()
     space = Mapspace(problem, arch, constraints)
     _ = space.tables                                 # raise early on empty factorizations
-    from cost_models.explore import SampleAndPrice
-
     run = SampleAndPrice(space)
     decs: list[Decisions] = []
     costs: list[tuple[np.ndarray, ...]] = []
@@ -130,8 +129,6 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
 
 def diagnose(space: Mapspace, m: MappingBatch, v: Validity) -> str:
     """Why a batch of candidates is entirely invalid, naming levels and constraints."""
-    from mapspace.validity import Reason
-
     parts = []
     L = space.arch.num_levels
     for l in range(L):

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from cost_models import dataset
 from cost_models.interface import ANALYTICAL
@@ -55,11 +56,13 @@ from cost_models.model import evaluate
 from cost_models.search import find_mapping
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
+from mapspace.mapping_yaml import mapping_to_list
 from mapspace.problem import Problem
 from mapspace.space import Mapspace
 from targets.cpu import read_text
 from targets.host import num_cores
 from targets.registry import Target, emitting_targets, get_target
+from targets.tvm_common import host_threads, import_tvm, op_spec
 
 #: the artifact an emitter's ``out_dir`` holds once its build succeeded: an exception
 #: raised after it exists is a failed *run*, before it a failed *build*
@@ -323,8 +326,6 @@ def time_built(mod: Any, problem: Problem, dtype: str, folder: str, seed: int, *
     ``folder`` (``kernel.so``): loaded, run on the emitter's seeded inputs
     (``mod.run_kernel``), ``warmup`` untimed calls, then ``repeat`` samples of TVM's
     ``time_evaluator`` (each the mean of as many calls as last ``min_repeat_s``)."""
-    from targets.tvm_common import import_tvm, op_spec
-
     tvm = import_tvm()
     lib = tvm.runtime.load_module(str(Path(folder) / BUILT_ARTIFACT["cpu"]))
     _, _, args = mod.run_kernel(lib, op_spec(problem), dtype, seed)
@@ -341,8 +342,6 @@ def time_built(mod: Any, problem: Problem, dtype: str, folder: str, seed: int, *
 
 def pool_threads() -> int:
     """The size of TVM's CPU thread pool as the cpu emitter sets it."""
-    from targets.tvm_common import host_threads
-
     host_threads()
     try:
         return int(os.environ["TVM_NUM_THREADS"])
@@ -387,10 +386,6 @@ class MeasureResult:
 
 
 def _mapping_yaml(m: MappingBatch, problem: Problem, arch: Any) -> str:
-    import yaml
-
-    from mapspace.mapping_yaml import mapping_to_list
-
     return yaml.safe_dump({"mapping": mapping_to_list(m, problem, arch)}, sort_keys=False,
                           default_flow_style=None, width=100)
 

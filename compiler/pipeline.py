@@ -37,13 +37,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import yaml
+
+from compiler.compiled import CompiledModel
 from compiler.errors import CompilerError
+from compiler.frontends.onnx import from_onnx
+from compiler.frontends.relax import from_onnx_via_relax, from_relax, is_ir_module
+from compiler.frontends.torch import (
+    from_exported_program,
+    is_exported_program,
+    load_exported_program,
+)
 from compiler.graph import MAC_KINDS, Graph, Op
 from compiler.lowering import lower_op, shape_key, sparse_model
+from compiler.passes.manager import parse_passes, run_passes
 from compiler.result import REPORT_ATTRS, CompileResult, OpRow
+from compiler.zoo import ZOO, zoo_graph
+from cost_models import evaluate
+from cost_models.fused import (
+    NONLINEAR_KINDS,
+    Fused,
+    host_nonlinear_cost,
+    needs_row,
+    row_complete_arch,
+    row_complete_constraints,
+    row_level,
+)
+from cost_models.search import check_limits, find_mapping
 from mapspace.errors import MapspaceError
+from mapspace.mapping_yaml import mapping_to_list
 from mapspace.problem import Problem
+from mapspace.search import STRATEGIES
 from mapspace.space import Mapspace
+from targets import load_target
+from targets.registry import get_target
 
 #: Readers of ONNX files (``compile_model(frontend=...)``, ``mapspace compile --frontend``).
 FRONTENDS: tuple[str, ...] = ("onnx", "relax")
@@ -65,6 +92,7 @@ class _State:
     progress: Progress | None
     frontend: str = "onnx"
     module: object | None = None                                      # a tvm.IRModule
+    rerank: object | None = None               # a CostModel re-ranking the search's top-K
     graph: Graph | None = None
     source_graph: Graph | None = None                                 # before the passes
     problems: dict[str, Problem] = field(default_factory=dict)       # op name -> problem
@@ -82,19 +110,10 @@ def _load(s: _State) -> _State:
     """Front end: a torch.export program or ``.pt2`` file to ``from_exported_program``, an
     IRModule to ``from_relax``, an existing file or a ``.onnx`` path to ``from_onnx``, else
     the zoo."""
-    from compiler.frontends.torch import (
-        from_exported_program,
-        is_exported_program,
-        load_exported_program,
-    )
-    from compiler.zoo import ZOO, zoo_graph
-
     if is_exported_program(s.module):
         s.graph = from_exported_program(s.module)
         return s
     if s.module is not None:
-        from compiler.frontends.relax import from_relax
-
         s.graph = from_relax(s.module)
         return s
     path = Path(s.model)
@@ -107,12 +126,8 @@ def _load(s: _State) -> _State:
             raise CompilerError(f"the relax front end reads ONNX files (through TVM's ONNX "
                                 f"importer), found {s.model!r}", where="compile",
                                 key="frontend")
-        from compiler.frontends.relax import from_onnx_via_relax
-
         s.graph = from_onnx_via_relax(path)
     elif path.suffix.lower() == ".onnx" or path.is_file():
-        from compiler.frontends.onnx import from_onnx
-
         s.graph = from_onnx(path)
     elif s.model in ZOO:
         s.graph = zoo_graph(s.model, s.seq)
@@ -127,12 +142,6 @@ def _passes(s: _State) -> _State:
     s.source_graph = s.graph
     if not s.passes.strip():
         return s
-    try:
-        from compiler.passes.manager import parse_passes, run_passes
-    except ImportError:
-        raise CompilerError(f"graph passes are not available in this build, found "
-                            f"{s.passes!r}; leave --passes empty", where="compile",
-                            key="passes") from None
     s.graph = run_passes(s.graph, parse_passes(s.passes))
     return s
 
@@ -156,11 +165,6 @@ def _schedule(s: _State) -> _State:
     (:meth:`targets.registry.Target.space`: its constraints for the problem, per-problem
     hooks and the emitter's rules, so every mapping can be emitted); a fused row-wise
     epilogue adds the row-complete rule F2 (:mod:`cost_models.fused`)."""
-    from cost_models.fused import row_complete_arch, row_complete_constraints, row_level
-    from cost_models.search import find_mapping
-    from mapspace.space import Mapspace
-    from targets.registry import get_target
-
     target = get_target(s.target, where="compile")
     total = len(s.groups)
     for i, (key, names) in enumerate(s.groups.items()):
@@ -173,7 +177,7 @@ def _schedule(s: _State) -> _State:
                 row_complete_constraints(arch, str(row))), space.rules)
         try:
             r = find_mapping(space, strategy=s.strategy, seed=s.seed, budget=s.budget,
-                             time_limit=s.time_per_op, where="compile")
+                             time_limit=s.time_per_op, where="compile", rerank=s.rerank)
         except MapspaceError as e:
             why = f" with {row} complete in the accumulator (fused)" if row else ""
             raise CompilerError(f"cannot map {_sizes(p)}{why} on {s.target!r}: {e}",
@@ -188,16 +192,6 @@ def _schedule(s: _State) -> _State:
 
 def _cost(s: _State) -> _State:
     """Evaluate the best mapping of its shape for every MAC op."""
-    from cost_models import evaluate
-    from cost_models.fused import (
-        NONLINEAR_KINDS,
-        Fused,
-        host_nonlinear_cost,
-        needs_row,
-        row_level,
-    )
-    from targets import load_target
-
     target = load_target(s.target)
     memo: dict[tuple, object] = {}  # sparse prices per shape and sparsify attrs
     for key, names in s.groups.items():
@@ -249,11 +243,6 @@ def _price_sparse(op: Op, problem: Problem, arch: object, mapping: object, stats
 
 def _report(s: _State) -> _State:
     """Per-op rows (host ops at zero cost) and the result object."""
-    import yaml
-
-    from mapspace.mapping_yaml import mapping_to_list
-    from targets import load_target
-
     arch = load_target(s.target)
     group_of = {n: (i, names[0], key) for i, (key, names) in enumerate(s.groups.items())
                 for n in names}
@@ -279,8 +268,6 @@ def _report(s: _State) -> _State:
                           st["energy_pJ"], st["edp"], st["utilization"], texts[key], False,
                           attrs, st.get("dense_cycles"), st.get("dense_energy_pJ"),
                           st.get("sparse", "")))
-    from compiler.compiled import CompiledModel
-
     s.result = CompiledModel(
         model=g.name, target=s.target, passes=s.passes, strategy=s.strategy,
         rows=tuple(rows), distinct_shapes=len(s.groups), searches=len(s.mappings),
@@ -305,7 +292,8 @@ STEPS: tuple[tuple[str, Callable[[_State], _State]], ...] = (
 def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                   strategy: str = "anneal", budget: int | None = None,
                   time_per_op: float | None = 2.0, seed: int = 0, seq: int | None = None,
-                  progress: Progress | None = None, frontend: str = "onnx") -> CompileResult:
+                  progress: Progress | None = None, frontend: str = "onnx",
+                  cost: str | object | None = None) -> CompileResult:
     """Compile ``model`` (an ONNX path, a zoo name, a TVM Relax ``tvm.IRModule`` read by
     :func:`compiler.frontends.relax.from_relax`, or a ``torch.export`` program — an
     ``ExportedProgram`` or a ``.pt2`` path — read by
@@ -320,13 +308,16 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     length.  Raises :class:`CompilerError` (a ``MapspaceError``) for bad input: an unknown
     model, an unreadable/unsupported ONNX file, a bad pass spec, an unmappable shape.
 
+    ``cost`` (``mapspace compile --cost``): ``"analytical"``/``None``, or
+    ``"learned:MODEL.skops"`` (or a loaded cost model): each shape's search runs on the
+    analytical model, then the learned model picks among its top-K
+    (:func:`cost_models.search.rerank_top`); a model file for another target, arch or
+    feature version is refused before any work.  The report prices the chosen mappings
+    with the analytical model.
+
     The result is a :class:`compiler.compiled.CompiledModel`: the report, and ``run(inputs)``
     with the model's own weights through the target's kernels.
     """
-    from cost_models.search import check_limits
-    from mapspace.search import STRATEGIES
-    from targets.registry import get_target
-
     check_limits(budget, time_per_op, where="compile", keys=("budget", "time_per_op"))
 
     if strategy not in STRATEGIES:
@@ -336,17 +327,16 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
         raise CompilerError(f"unknown front end {frontend!r} (known: {', '.join(FRONTENDS)})",
                             where="compile", key="frontend")
     get_target(target, where="compile").arch()  # unknown targets fail before any work
-    from compiler.frontends.relax import is_ir_module
-    from compiler.frontends.torch import is_exported_program
-
     module = model if is_ir_module(model) or is_exported_program(model) else None
     if module is None and not isinstance(model, str | Path):
         raise CompilerError(f"expected an ONNX or .pt2 path, a zoo name, a tvm.IRModule or a "
                             f"torch.export.ExportedProgram, found {type(model).__name__}",
                             where="compile", key="model")
+    rerank = _rerank_model(cost, target)
     kind = "torch" if is_exported_program(model) else "relax"
     s = _State(kind if module is not None else str(model), target, passes or "",
-               strategy, budget, time_per_op, seed, seq, progress, frontend, module)
+               strategy, budget, time_per_op, seed, seq, progress, frontend, module,
+               rerank)
     for name, step in STEPS:
         t0 = time.perf_counter()
         s = step(s)
@@ -356,6 +346,20 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
 
 def _fmt(shape: tuple[int, ...]) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def _rerank_model(cost: str | object | None, target: str) -> object | None:
+    """The model ``compile_model(cost=...)`` names: ``None`` for the analytical one; a
+    learned model checked against ``target`` (:func:`cost_models.learned.cost_model_of`)."""
+    from cost_models.learned import Learned, cost_model_of
+    from targets.registry import get_target
+
+    arch = get_target(target, where="compile").arch()
+    if cost is None or isinstance(cost, str):
+        return cost_model_of(cost, target=target, arch=arch, where="compile: cost")
+    if isinstance(cost, Learned):
+        cost.check(target=target, arch=arch, where="compile: cost")
+    return cost
 
 
 def _sizes(p: Problem) -> str:

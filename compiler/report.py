@@ -27,6 +27,8 @@ import pandas as pd
 from compiler.pipeline import REPORT_ATTRS, CompileResult
 from mapspace.atomic import staged_dir
 
+# matplotlib is imported in plot(): it is heavy (~0.3 s) and only the plot needs it
+
 FILES = ("ops.csv", "ops.parquet", "latency_energy.png")
 HOST_NOTE = ("non-MAC ops run on the host; softmax/layernorm pay a DRAM round trip plus host "
              "time, the others are not priced")

@@ -28,8 +28,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from compiler.lowering import sparse_model
 from compiler.pipeline import CompileResult, compile_model, shape_key
+from cost_models import evaluate
+from cost_models.fused import ACCUMULATOR
+from cost_models.search import find_mapping
 from mapspace.arch import Arch
+from mapspace.space import Mapspace
+from targets import default_constraints, load_target
 
 #: op categories of :func:`op_category`, in display order
 CATEGORIES: tuple[str, ...] = ("projections", "FFN", "attention bmm", "softmax", "layernorm",
@@ -125,8 +131,6 @@ def category_breakdown(result: CompileResult) -> pd.DataFrame:
 
 
 def _level_row(problem, arch, mapping, word_scaled: bool = False) -> dict[str, float]:
-    from cost_models import evaluate
-
     st = evaluate(problem, arch, mapping).stats(0)
     bits = {t.name: t.bits for t in problem.tensors}
     row = {}
@@ -146,8 +150,6 @@ def _level_row(problem, arch, mapping, word_scaled: bool = False) -> dict[str, f
 
 def _sparse_levels(result: CompileResult, name: str, arch: Arch, row: dict) -> None:
     """Replace a dense :func:`_level_row` by the op's sparse price per level."""
-    from compiler.lowering import sparse_model
-
     model = sparse_model(result.graph.op(name))
     if model is None:
         return
@@ -170,9 +172,6 @@ def level_energy(result: CompileResult, names: Iterable[str] | None = None) -> p
     (host round trip) to the DRAM, the fused epilogue's reads and writes to the accumulator.
     An op priced sparse (``sparsify``) gets its sparse per-level energies.
     """
-    from cost_models.fused import ACCUMULATOR
-    from targets import load_target
-
     arch = load_target(result.target)
     levels = list(arch.level_names)
     want = None if names is None else set(names)
@@ -220,10 +219,6 @@ def with_bits(result: CompileResult, bits: dict[str, int], names: Iterable[str] 
     model.
     The MAC energy per operation is the target's.  Fused-epilogue pricing is not re-added.
     """
-    from cost_models.search import find_mapping
-    from mapspace.space import Mapspace
-    from targets import default_constraints, load_target
-
     arch = load_target(result.target) if arch is None else arch
     want = None if names is None else set(names)
     found: dict[tuple, object] = {}

@@ -248,6 +248,21 @@ class Learned:
                 f"{self.meta.get('target')!r}), found arch {arch.name!r} with "
                 f"{', '.join(arch.level_names)}", where=where)
 
+    def check(self, *, target: str | None = None, arch: Arch | None = None,
+              where: str = "learned model") -> None:
+        """MapspaceError unless the model was trained for ``target`` (when given) and for
+        ``arch``: its levels, and its name when no ``target`` is given."""
+        m = self.meta
+        if target is not None and m.get("target") != target:
+            raise MapspaceError(f"the model was trained for target {m.get('target')!r}, not "
+                                f"{target!r}", where=where)
+        if arch is not None:
+            if target is None and m.get("arch") != arch.name:
+                raise MapspaceError(f"the model was trained for arch {m.get('arch')!r} "
+                                    f"(target {m.get('target')!r}), not {arch.name!r}",
+                                    where=where)
+            self.check_arch(arch, where)
+
     def log_ratio(self, X: np.ndarray) -> np.ndarray:
         """Predicted ``log(measured / analytical cycles)`` of feature rows ``X``."""
         if len(X) == 0:
@@ -412,6 +427,10 @@ def train(rows: pd.DataFrame, *, target: str, arch: Arch, seed: int = 0,
     clock) from dataset rows: the usable rows (:func:`usable_rows`) of that target; at
     least ``min_rows`` of them, else :class:`MapspaceError`.  ``meta["metrics"]`` holds
     :func:`holdout_metrics` (after which the model is fitted on every row)."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) \
+            or not 0 <= seed < 2**32:
+        raise MapspaceError(f"must be an integer from 0 to 2**32-1, found {seed!r}",
+                            where=where, key="seed")
     rows = rows[rows["target"] == target]
     ok = usable_rows(rows, arch.cycle_seconds)
     if len(ok) < min_rows:
@@ -491,17 +510,10 @@ def load(path: str | Path, *, target: str | None = None, arch: Arch | None = Non
             or meta.get("n_features") != len(feature_names(len(meta.get("levels", [])))):
         raise _refuse(p, "the regressor does not match its recorded features", where)
     model = Learned(reg, meta)
-    if target is not None and meta.get("target") != target:
-        raise _refuse(p, f"the model was trained for target {meta.get('target')!r}, not "
-                      f"{target!r}", where)
-    if arch is not None:
-        if target is None and meta.get("arch") != arch.name:
-            raise _refuse(p, f"the model was trained for arch {meta.get('arch')!r} (target "
-                          f"{meta.get('target')!r}), not {arch.name!r}", where)
-        try:
-            model.check_arch(arch)
-        except MapspaceError as e:
-            raise _refuse(p, e.detail, where) from None
+    try:
+        model.check(target=target, arch=arch)
+    except MapspaceError as e:
+        raise _refuse(p, e.detail, where) from None
     return model
 
 

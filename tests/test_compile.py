@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-import cost_models.search
+import compiler.pipeline
 from compiler.cli import main
 from compiler.graph import Graph, Op
 from compiler.pipeline import STEPS, compile_model, lower_op
@@ -98,13 +98,13 @@ def test_compile_json(mlp: Path, tmp_path: Path):
 
 def test_identical_shapes_are_searched_once(twin: Path, monkeypatch):
     calls = []
-    real = cost_models.search.find_mapping
+    real = compiler.pipeline.find_mapping
 
     def spy(space, *a, **k):
         calls.append(space.problem.name)
         return real(space, *a, **k)
 
-    monkeypatch.setattr(cost_models.search, "find_mapping", spy)
+    monkeypatch.setattr(compiler.pipeline, "find_mapping", spy)  # imported at its top
     res = compile_model(twin, "gemmini", strategy="random", budget=200)
     assert calls == ["mm1"]
     assert res.searches == res.distinct_shapes == 1 and res.mac_ops == 2
@@ -129,10 +129,8 @@ def test_bits_and_density_attrs_lower_and_split_groups(monkeypatch):
     assert p.tensors[p.tensor_index("Weights")].density == 0.5
     assert p.tensors[p.tensor_index("Inputs")].bits == 8
     assert lower_op(g, g.op("mm1")).tensors[p.tensor_index("Weights")].density == 1.0
-    import compiler.zoo
-
-    monkeypatch.setattr(compiler.zoo, "ZOO", (*compiler.zoo.ZOO, "g"))
-    monkeypatch.setattr(compiler.zoo, "zoo_graph", lambda name, seq=None: g)
+    monkeypatch.setattr(compiler.pipeline, "ZOO", (*compiler.pipeline.ZOO, "g"))
+    monkeypatch.setattr(compiler.pipeline, "zoo_graph", lambda name, seq=None: g)
     res = compile_model("g", "gemmini", strategy="random", budget=200)
     assert res.searches == 2
     df = frame(res)
@@ -213,7 +211,7 @@ def test_unmappable_shape_exits_2(mlp: Path, tmp_path: Path, monkeypatch):
     def none_found(problem, *a, **k):
         raise MapspaceError("random found no valid mapping in 200 evaluations", where="map")
 
-    monkeypatch.setattr(cost_models.search, "find_mapping", none_found)
+    monkeypatch.setattr(compiler.pipeline, "find_mapping", none_found)
     out = tmp_path / "out"
     r = run("compile", mlp, *FAST, "--out", out)
     assert r.exit_code == 2
