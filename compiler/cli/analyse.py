@@ -1,0 +1,242 @@
+"""Commands that read a problem and an architecture: ``targets``, ``workloads``, ``evaluate``,
+``explore``, ``map``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from compiler.cli.common import (
+    UNKNOWN_ENERGY,
+    atomic_write,
+    check_out,
+    check_seed_option,
+    constraints_for,
+    edp_plot,
+    guarded,
+    input_options,
+    learned_info,
+    load_inputs,
+    main,
+    mapping_yaml_text,
+    print_stats,
+    progress_bar,
+    rerank_model,
+)
+from mapspace.errors import MapspaceError
+from mapspace.space import Mapspace
+from targets import list_targets
+
+# Kept inside the commands, so that `mapspace --help` starts fast: modules that pull pandas
+# (cost_models, compiler.explore/emit/measure/pipeline/report), networkx
+# (compiler.compiled/emit_model, compiler.passes), rich (0.05-0.08 s a module), matplotlib
+# (~0.4 s), and the few that only some commands use (the zoo, the problem and mapping
+# YAML readers, mapspace.atomic with shutil/tempfile: ~10 ms together).
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("targets")
+def targets(as_json: bool) -> None:
+    """List the built-in targets with their key parameters."""
+    infos = list_targets()
+    if as_json:
+        click.echo(json.dumps([{
+            "name": t.name, "description": t.description, "pes": t.pes,
+            "dram_bandwidth_words_per_cycle": t.dram_bandwidth,
+            "levels": [{"name": lv.name, "capacity_words": lv.capacity_words,
+                        "word_bits": lv.word_bits, "instances": lv.instances}
+                       for lv in t.levels],
+        } for t in infos]))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="built-in targets")
+    for col in ("name", "PEs", "DRAM B/W (words/cycle)", "levels (capacity words x instances)",
+                "description"):
+        table.add_column(col)
+    for t in infos:
+        levels = ", ".join(
+            f"{lv.name} {'inf' if lv.capacity_words is None else lv.capacity_words}"
+            f"x{lv.instances} ({lv.word_bits}b)" for lv in t.levels)
+        table.add_row(t.name, str(t.pes), str(t.dram_bandwidth or "-"), levels, t.description)
+    Console(width=160).print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def workloads(as_json: bool) -> None:
+    """List the named operators of the workload zoo."""
+    from mapspace.workloads import list_workloads
+
+    ws = list_workloads()
+    if as_json:
+        click.echo(json.dumps([{"name": w.name, "description": w.description} for w in ws]))
+        return
+    for w in ws:
+        click.echo(f"{w.name:32s} {w.description}")
+
+
+
+@main.command()
+@click.option("--arch", type=click.Path(), help="Timeloop architecture YAML (v0.3/v0.4).")
+@click.option("--ert", type=click.Path(), help="Timeloop energy reference table YAML.")
+@click.option("--problem", type=click.Path(), help="Timeloop problem YAML.")
+@click.option("--mapping", type=click.Path(), help="Timeloop mapping YAML.")
+@click.option("--input", "input_", type=click.Path(),
+              help="Timeloop processed input (architecture + problem + mapping).")
+@click.option("--target", help="A built-in target instead of --arch (see `mapspace targets`).")
+@click.option("--workload", help="A zoo operator instead of --problem (see `mapspace workloads`).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("evaluate")
+def evaluate(arch, ert, problem, mapping, input_, target, workload, as_json) -> None:
+    """Evaluate one mapping with the analytical model (Timeloop semantics)."""
+    from cost_models import evaluate as run
+    from mapspace.mapping_yaml import load_mapping
+
+    p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=input_, target=target,
+                       workload=workload)
+    source = mapping or input_
+    if not source:
+        raise MapspaceError("a mapping is needed: --mapping M.yaml (or --input)",
+                            where="options")
+    m = load_mapping(source, p, a)
+    ev = run(p, a, m)
+    stats = ev.stats(0)
+    if not stats["valid"]:
+        raise MapspaceError("the mapping is invalid: " + "; ".join(stats["reasons"]),
+                            where=source)
+    if as_json:
+        click.echo(json.dumps({"problem": p.name, "arch": a.name, **stats}))
+    else:
+        print_stats(stats, p.name, a.name)
+
+
+
+@main.command()
+@input_options
+@click.option("--samples", type=int, default=100_000, show_default=True,
+              help="Valid mappings to sample.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed, 0 to 2**63-1.")
+@click.option("--out", type=click.Path(), help="Parquet file for every sample and its costs.")
+@click.option("--plot", type=click.Path(), help="Save a log-scale EDP histogram (PNG/SVG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@guarded("explore")
+def explore(arch, ert, problem, constraints, target, workload, samples, seed, out, plot,
+            as_json) -> None:
+    """Sample valid mappings uniformly and characterise their EDP distribution."""
+    from compiler.explore import explore as run
+
+    if samples is None or samples < 1:
+        raise MapspaceError(f"must be a positive integer, found {samples}",
+                            where="options", key="--samples")
+    check_seed_option(seed)
+    check_out(out, "--out")
+    check_out(plot, "--plot")
+    p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
+                       workload=workload)
+    if plot and not a.energy_known:
+        raise MapspaceError("the EDP histogram needs energies: give --ert with --arch",
+                            where="--plot")
+    cons = constraints_for(target, arch, constraints, p)
+    with progress_bar(as_json) as bar:
+        task = bar.add_task(f"sampling {p.name}", total=samples)
+        result = run(p, a, cons, samples, seed,
+                     progress=lambda have, drawn: bar.update(task, completed=have))
+    s = result.summary
+    best = result.best_mapping()
+    s["best_mapping_yaml"] = mapping_yaml_text(best, p, a)
+    if out:
+        atomic_write(out, lambda tmp: result.frame.to_parquet(tmp, index=False))
+        s["out"] = out
+    if plot:
+        atomic_write(plot, lambda tmp: edp_plot(result.frame["edp"].to_numpy(),
+                                                  f"{p.name} on {a.name}: {s['valid']:,} "
+                                                  "random valid mappings", tmp))
+        s["plot"] = plot
+    if as_json:
+        click.echo(json.dumps(s))
+        return
+    click.echo(f"{p.name} on {a.name}: {s['valid']:,} valid mappings "
+               f"({s['candidates']:,} candidates, acceptance {100 * s['acceptance']:.2f}%) "
+               f"in {s['seconds']:.2f} s = {s['evals_per_s']:,.0f} valid/s")
+    if s["edp_min"] is None:  # no energy table: rank by cycles, and say so
+        click.echo(f"energy and EDP: {UNKNOWN_ENERGY}; cycles: min {s['cycles_min']:,}  "
+                   f"median {s['cycles_median']:,.0f}  max {s['cycles_max']:,}")
+    else:
+        click.echo(f"EDP (J x cycles): min {s['edp_min']:.4g}  median {s['edp_median']:.4g}  "
+                   f"max {s['edp_max']:.4g}")
+    by = "" if s["ranked_by"] == "edp" else f" (by cycles: energy {UNKNOWN_ENERGY})"
+    click.echo(f"spread {s['spread_orders_of_magnitude']:.2f} orders of magnitude; median "
+               f"{s['median_over_best']:.0f}x the best; {100 * s['within_2x_of_best']:.3f}% "
+               f"within 2x of the best{by}")
+    click.echo("best mapping:")
+    click.echo(s["best_mapping_yaml"])
+    if out:
+        click.echo(f"wrote {out}")
+    if plot:
+        click.echo(f"wrote {plot}")
+
+
+@main.command("map")
+@input_options
+@click.option("--strategy", default="anneal", show_default=True,
+              help="random, exhaustive, genetic, anneal or optimal.")
+@click.option("--budget", type=int, help="Evaluations to spend.")
+@click.option("--time", "time_limit", type=float, help="Seconds to spend.")
+@click.option("--objective", default="edp", show_default=True,
+              type=click.Choice(["edp", "energy", "latency"]))
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed, 0 to 2**63-1.")
+@click.option("--cost", default="analytical", show_default=True,
+              help="analytical, or learned:MODEL.skops (`mapspace train`): the learned model "
+              "picks among the analytical search's top-K mappings.")
+@click.option("--out", type=click.Path(), help="Write the best mapping as Timeloop YAML.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@guarded("map")
+def map_(arch, ert, problem, constraints, target, workload, strategy, budget, time_limit,
+         objective, seed, out, as_json, cost) -> None:
+    """Search the mapspace for the best mapping and print it with its stats (with --cost
+    learned:M, the learned model's pick among the search's top-K)."""
+    from cost_models import evaluate as run_eval
+    from cost_models.search import check_limits, find_mapping
+
+    check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
+    check_seed_option(seed)
+    check_out(out, "--out")
+    p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
+                       workload=workload)
+    if objective != "latency" and not a.energy_known:
+        raise MapspaceError(f"{objective} needs energies: give --ert with --arch, or "
+                            "--objective latency", where="options", key="--objective")
+    cons = constraints_for(target, arch, constraints, p)
+    rerank = rerank_model(cost, target, a)
+    result = find_mapping(Mapspace(p, a, cons), strategy=strategy, objective=objective,
+                          seed=seed, budget=budget, time_limit=time_limit, rerank=rerank)
+    best = result.best_mapping
+    stats = run_eval(p, a, best).stats(0)
+    text = mapping_yaml_text(best, p, a)
+    if out:
+        atomic_write(out, lambda tmp: open(tmp, "w").write(text))
+    info = {"strategy": strategy, "objective": objective, "seed": seed,
+            "evaluations": result.evaluations, "valid_evaluations": result.valid_evaluations,
+            "seconds": result.seconds, "stopped_by": result.stopped_by,
+            "best_mapping_yaml": text, **stats, **learned_info(cost, rerank, result, p, a)}
+    if as_json:
+        click.echo(json.dumps({"problem": p.name, "arch": a.name, **info}))
+        return
+    click.echo(f"{strategy} search ({objective}): {result.evaluations:,} evaluations "
+               f"({result.valid_evaluations:,} valid) in {result.seconds:.2f} s, stopped by "
+               f"{result.stopped_by}")
+    print_stats(stats, p.name, a.name)
+    if rerank is not None:
+        li = info["learned"]
+        click.echo(f"learned model ({li['model']}): picked the search's #{li['choice'] + 1} "
+                   f"of {li['candidates']}; predicted {li['cycles']:,.0f} cycles, EDP "
+                   f"{li['edp']:.4g}")
+    click.echo(text)
+    if out:
+        click.echo(f"wrote {out}")
