@@ -63,6 +63,7 @@ from cost_models.fused import (
     row_complete_constraints,
     row_level,
 )
+from cost_models.learned import Learned, cost_model_of
 from cost_models.search import check_limits, find_mapping
 from mapspace.errors import MapspaceError
 from mapspace.mapping_yaml import mapping_to_list
@@ -351,9 +352,6 @@ def _fmt(shape: tuple[int, ...]) -> str:
 def _rerank_model(cost: str | object | None, target: str) -> object | None:
     """The model ``compile_model(cost=...)`` names: ``None`` for the analytical one; a
     learned model checked against ``target`` (:func:`cost_models.learned.cost_model_of`)."""
-    from cost_models.learned import Learned, cost_model_of
-    from targets.registry import get_target
-
     arch = get_target(target, where="compile").arch()
     if cost is None or isinstance(cost, str):
         return cost_model_of(cost, target=target, arch=arch, where="compile: cost")

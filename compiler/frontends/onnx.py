@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from compiler.errors import CompilerError
+from compiler.frontends.onnx_fold import fold_model
+from compiler.frontends.onnx_patterns import NodeView, find_patterns
 from compiler.graph import Graph, Op
 
 #: ONNX op types :func:`from_onnx` maps to a graph kind of their own; any other op of the
@@ -116,8 +118,6 @@ def from_onnx(model: Any, *, dim_values: Mapping[str, int] | None = None,
     Raises :class:`CompilerError` for unreadable/corrupt files, unsupported ops, symbolic
     dimensions without a value in ``dim_values``, and inconsistent shapes.
     """
-    from compiler.frontends.onnx_fold import fold_model
-
     model, where = load_onnx(model, "from_onnx")
     return _Importer(fold_model(model, dim_values, where), where, dict(dim_values or {}),
                      name).run()
@@ -224,8 +224,6 @@ class _Importer:
     # ------------------------------------------------------------ driver
     def run(self) -> Graph:
         from onnx import numpy_helper
-
-        from compiler.frontends.onnx_patterns import NodeView, find_patterns
 
         init = set(self.consts)
         for vi in self.og.input:

@@ -51,7 +51,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from compiler.errors import CompilerError
-from compiler.graph import Graph, Op
+from compiler.frontends.onnx import load_onnx
+from compiler.frontends.onnx_fold import fold_model
+from compiler.graph import Graph, Op, infer_shapes
 from compiler.passes.patterns import ExprNode, ExprView, match_gelu
 
 #: Relax ops :func:`from_relax` accepts.
@@ -146,9 +148,6 @@ def from_onnx_via_relax(model: Any, *, dim_values: Mapping[str, int] | None = No
 
     Raises :class:`CompilerError` for missing/unreadable files, models TVM cannot import,
     and everything :func:`from_relax` rejects."""
-    from compiler.frontends.onnx import load_onnx
-    from compiler.frontends.onnx_fold import fold_model
-
     model, where = load_onnx(model, "from_onnx_via_relax")
     _import_tvm(where)
     from tvm.relax.frontend.onnx import from_onnx as tvm_from_onnx
@@ -657,8 +656,6 @@ class _Reader:
             if t in op.outputs:
                 if t in shapes:
                     return tuple(shapes[t])
-                from compiler.graph import infer_shapes
-
                 got = infer_shapes(op, [self.tensor_shape(x) for x in op.inputs])
                 return tuple(got[op.outputs.index(t)])
         raise self.err(f"tensor {t!r} has no known shape")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.errors import CompilerError
+from compiler.frontends.relax import from_relax
 from compiler.graph import Graph
 
 _NEEDS = "the PyTorch front end needs torch (pip install -e '.[torch]', torch==2.14.1)"
@@ -57,8 +58,6 @@ def from_exported_program(ep: Any, *, name: str | None = None, where: str = "tor
     if not is_exported_program(ep):
         raise CompilerError(f"expected a torch.export.ExportedProgram, found "
                             f"{type(ep).__name__}", where=where)
-    from compiler.frontends.relax import from_relax
-
     try:
         import tvm
         from tvm import relax
