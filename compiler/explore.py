@@ -19,7 +19,7 @@ import pandas as pd
 from cost_models.explore import SampleAndPrice
 from mapspace.arch import Arch
 from mapspace.constraints import Constraints
-from mapspace.errors import MapspaceError
+from mapspace.errors import Interrupted, MapspaceError
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
 from mapspace.space import Decisions, Mapspace
@@ -64,6 +64,8 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     Candidates are drawn, validated and priced in one compiled pass
     (:class:`cost_models.explore.SampleAndPrice`) with the same random streams as
     :meth:`Mapspace.draw`, so ``explore`` and ``draw`` + ``evaluate`` agree exactly.
+    Ctrl-C (``KeyboardInterrupt``) after some valid samples raises
+    :class:`mapspace.errors.Interrupted` holding them (a smaller exploration).
     """
     if samples < 1:
         raise MapspaceError(f"--samples must be a positive integer, found {samples}",
@@ -77,54 +79,76 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     have = drawn = valid_seen = 0
     first = 0
     last: Decisions | None = None
-    while have < samples and drawn < max_candidates:
-        n = ROUND_CHUNKS * CHUNK
-        dec, ok, cycles, energy, util = run(n, seed, first)
-        first += ROUND_CHUNKS
-        drawn += n
-        last = dec
-        if space.screens and ok.any():  # minimum utilization, a target's extra rules
-            idx = np.nonzero(ok)[0]
-            ok[idx] &= space.screen(space.decode(dec.take(idx)))[0]
-        valid_seen += int(ok.sum())
-        idx = np.nonzero(ok)[0][: samples - have]
-        if len(idx):
-            decs.append(dec.take(idx))
-            costs.append((cycles[idx], energy[idx], util[idx]))
-            have += len(idx)
-        if progress:
-            progress(have, drawn)
+    stopped = False
+    try:
+        while have < samples and drawn < max_candidates:
+            n = ROUND_CHUNKS * CHUNK
+            dec, ok, cycles, energy, util = run(n, seed, first)
+            first += ROUND_CHUNKS
+            drawn += n
+            last = dec
+            if space.screens and ok.any():  # minimum utilization, a target's extra rules
+                idx = np.nonzero(ok)[0]
+                ok[idx] &= space.screen(space.decode(dec.take(idx)))[0]
+            valid_seen += int(ok.sum())
+            idx = np.nonzero(ok)[0][: samples - have]
+            if len(idx):
+                decs.append(dec.take(idx))
+                costs.append((cycles[idx], energy[idx], util[idx]))
+                have += len(idx)
+            if progress:
+                progress(have, drawn)
+    except KeyboardInterrupt:  # Ctrl-C: keep the samples drawn so far (raised below)
+        if have == 0:
+            raise
+        stopped = True
     if have == 0:
         m = space.decode(last)
         raise MapspaceError(f"no valid mapping among {drawn:,} candidates: "
                             + diagnose(space, m, check(problem, arch, m)), where="explore")
     dec = Decisions.concat(decs)
     cycles, energy, util = (np.concatenate(c) for c in zip(*costs, strict=True))
-    edp = energy * 1e-12 * cycles
-    seconds = time.perf_counter() - t0
-    costs = {"cycles": cycles, "energy_pJ": energy, "edp": edp, "utilization": util}
-    known = arch.energy_known       # without an energy table: rank by cycles, energy null
-    rank = edp if known else cycles.astype(np.float64)
-    if not known:
+    costs = {"cycles": cycles, "energy_pJ": energy, "edp": energy * 1e-12 * cycles,
+             "utilization": util}
+    if not arch.energy_known:       # without an energy table: rank by cycles, energy null
         costs["energy_pJ"] = costs["edp"] = np.full(len(cycles), np.nan)
+    summary = summarise(problem, arch, seed, costs["cycles"], costs["energy_pJ"],
+                        candidates=drawn, valid_seen=valid_seen,
+                        seconds=time.perf_counter() - t0)
+    result = Exploration(space, dec, costs, summary)
+    if stopped:
+        raise Interrupted(result, have, samples, "samples")
+    return result
+
+
+def summarise(problem: Problem, arch: Arch, seed: int, cycles: np.ndarray,
+              energy: np.ndarray, *, candidates: int, valid_seen: int,
+              seconds: float) -> dict:
+    """The summary of a run's samples (their ``cycles`` and ``energy_pJ``, NaN energies
+    when the arch has no energy table: ranked by cycles then), with an exact median."""
+    have = len(cycles)
+    known = arch.energy_known
+    edp = energy * 1e-12 * cycles
+    rank = edp if known else cycles.astype(np.float64)
     best = float(rank.min())
-    summary = {
+    med = float(np.median(rank))
+    return {
         "problem": problem.name, "arch": arch.name, "seed": seed,
-        "valid": int(have), "candidates": int(drawn), "acceptance": valid_seen / drawn,
-        "seconds": seconds, "evals_per_s": have / seconds,
+        "valid": int(have), "candidates": int(candidates),
+        "acceptance": valid_seen / candidates,
+        "seconds": seconds, "evals_per_s": have / seconds if seconds > 0 else None,
         "edp_min": best if known else None,
-        "edp_median": float(np.median(edp)) if known else None,
+        "edp_median": med if known else None,
         "edp_max": float(edp.max()) if known else None,
         "ranked_by": "edp" if known else "cycles",
         "spread_orders_of_magnitude": float(np.log10(rank.max() / best)),
-        "median_over_best": float(np.median(rank) / best),
+        "median_over_best": med / best,
         "within_2x_of_best": float((rank <= 2 * best).mean()),
         "energy_min_pJ": float(energy.min()) if known else None,
         "cycles_min": int(cycles.min()),
         "cycles_median": float(np.median(cycles)),
         "cycles_max": int(cycles.max()),
     }
-    return Exploration(space, dec, costs, summary)
 
 
 def diagnose(space: Mapspace, m: MappingBatch, v: Validity) -> str:
@@ -168,3 +192,22 @@ def _frame(space: Mapspace, dec: Decisions, costs: dict[str, np.ndarray]) -> pd.
                                         ).sum(axis=1)
     cols.update(costs)
     return pd.DataFrame(cols)
+
+
+def frame_decisions(space: Mapspace, frame: pd.DataFrame) -> Decisions:
+    """The decisions of rows written by :func:`_frame` (its inverse)."""
+    p, a = space.problem, space.arch
+    D, L, T = p.num_dims, a.num_levels, p.num_tensors
+    B = len(frame)
+    factor = np.stack([frame[f"factor_row.{n}"].to_numpy(np.int64) for n in p.dims], axis=1)
+    order = np.empty((B, L, D), np.int64)
+    spatial_x = np.empty((B, L, D), bool)
+    keep = np.empty((B, L, T), bool)
+    for l, lv in enumerate(a.levels):
+        code = frame[f"order.{lv.name}"].to_numpy(np.int64)
+        order[:, l] = (code[:, None] // D ** np.arange(D)[None, :]) % D
+        x = frame[f"x_mask.{lv.name}"].to_numpy(np.int64)
+        spatial_x[:, l] = (x[:, None] >> np.arange(D)[None, :]) & 1
+        k = frame[f"keep_mask.{lv.name}"].to_numpy(np.int64)
+        keep[:, l] = (k[:, None] >> np.arange(T)[None, :]) & 1
+    return Decisions(factor, order, spatial_x, keep)
