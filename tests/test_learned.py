@@ -335,6 +335,43 @@ def test_cli_bad_inputs_are_one_line(tmp_path):
     assert not (tmp_path / "x.skops").exists() and not (tmp_path / "c").exists()
 
 
+def test_cli_refuses_bad_model_files_and_data(tmp_path):
+    """The issue's bad inputs through the commands: a corrupt, a tampered (foreign type) and
+    an old-feature-version model on --cost, a file that is not a dataset and an out-of-range
+    seed on train -- each one line naming the option or file, exit 2, nothing written."""
+    import skops.io as sio
+
+    r = CliRunner()
+    (tmp_path / "corrupt.skops").write_bytes(b"PK\x03\x04 truncated")
+    ev = Evil()
+    ev.path = str(tmp_path / "hit")
+    sio.dump({"meta": dict(trained().meta), "regressor": ev}, tmp_path / "evil.skops")
+    learned.save(learned.Learned(trained().regressor, {**trained().meta,
+                                                       "feature_version": 0}),
+                 tmp_path / "old.skops")
+    (tmp_path / "notdata.parquet").write_text("rows")
+    d = _write_data(tmp_path, "penalty", (0,), 120)
+    base = ["map", "--target", "gemmini", "--workload", "bert-base/ffn1", "--budget", "200"]
+    cases = [
+        (base + ["--cost", f"learned:{tmp_path / 'corrupt.skops'}"],
+         ["--cost", "corrupt.skops", "not a readable .skops model file"]),
+        (base + ["--cost", f"learned:{tmp_path / 'evil.skops'}"],
+         ["--cost", "evil.skops", "refusing to load", "Evil"]),
+        (base + ["--cost", f"learned:{tmp_path / 'old.skops'}"],
+         ["feature version 0", "retrain"]),
+        (["train", str(tmp_path / "notdata.parquet"), "--out", str(tmp_path / "x.skops")],
+         ["notdata.parquet", "cannot read a dataset"]),
+        (["train", str(d), "--out", str(tmp_path / "x.skops"), "--seed", "-1"], ["seed"]),
+    ]
+    for args, words in cases:
+        out = r.invoke(main, args)
+        assert out.exit_code == 2, (args, out.output)
+        lines = out.output.strip().splitlines()
+        assert len(lines) == 1 and all(w in lines[0] for w in words), (args, out.output)
+    assert not (tmp_path / "x.skops").exists() and not (tmp_path / "hit").exists()
+    assert not MARKER
+
+
 def test_compile_with_the_learned_model(tmp_path):
     from compiler.pipeline import compile_model
 
