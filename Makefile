@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-peers bench-tvm setup clean
+.PHONY: demo test lint bench bench-peers bench-tvm calibrate setup clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,20 @@ bench-tvm: $(STAMP)
 	$(BIN)/python benchmarks/bench_tvm_cpu.py $(if $(QUICK),--quick)
 	$(BIN)/python benchmarks/bench_gemmini_emit.py
 	$(BIN)/python benchmarks/bench_tvm_plugin.py
+
+# A learned CPU cost model for this machine (issue 11): measure CALIBRATE_N mappings of each
+# of 4 small BERT-Base/ResNet-50 layers (TVM builds on every core, 5 timed runs each), then
+# train; ~6-9 minutes on 2 cores.  Use it with --cost learned:out/cpu.skops (map/compile/emit).
+CALIBRATE_N ?= 40
+CALIBRATE_LAYERS ?= bert-base-s128/q-proj bert-base-s128/attn-scores resnet50/conv4_x \
+	resnet50/conv5_x.reduce
+calibrate: $(STAMP)
+	mkdir -p out
+	rm -f out/cpu_calibrate.parquet
+	for w in $(CALIBRATE_LAYERS); do \
+	  $(BIN)/mapspace measure --target cpu --workload $$w --n $(CALIBRATE_N) --seed 0 \
+	    --repeat 5 --warmup 2 --out out/cpu_calibrate.parquet || exit 1; done
+	$(BIN)/mapspace train out/cpu_calibrate.parquet --out out/cpu.skops
 
 # ZigZag (the closest peer) in its own venv .venv-peers (it pins its own numpy/pandas);
 # zigzag imports six without declaring it.
