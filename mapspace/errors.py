@@ -32,3 +32,21 @@ class MapspaceError(ValueError):
         if self.where:
             return self
         return MapspaceError(self.detail, where=where, key=self.key)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT; SIGTERM too under the CLI) stopped a long computation after some of
+    it was finished: ``partial`` holds the finished part (a valid result of its own: the
+    samples drawn so far, the best mapping so far, the shapes searched so far) and
+    ``done``/``total`` say how far it got (``total`` ``None`` when open-ended).  Code that
+    does not look for it sees a ``KeyboardInterrupt``."""
+
+    def __init__(self, partial: object, done: int, total: int | None = None,
+                 unit: str = ""):
+        super().__init__(f"after {done:,}"
+                         + (f" of {total:,}" if total is not None else "")
+                         + (f" {unit}" if unit else ""))
+        self.partial = partial
+        self.done = done
+        self.total = total
+        self.unit = unit
