@@ -65,7 +65,7 @@ from cost_models.fused import (
 )
 from cost_models.learned import Learned, cost_model_of
 from cost_models.search import check_limits, find_mapping
-from mapspace.errors import MapspaceError
+from mapspace.errors import Interrupted, MapspaceError
 from mapspace.mapping_yaml import mapping_to_list
 from mapspace.problem import Problem
 from mapspace.search import STRATEGIES
@@ -183,12 +183,29 @@ def _schedule(s: _State) -> _State:
             why = f" with {row} complete in the accumulator (fused)" if row else ""
             raise CompilerError(f"cannot map {_sizes(p)}{why} on {s.target!r}: {e}",
                                 where=f"op {names[0]!r}") from None
+        except KeyboardInterrupt:  # Ctrl-C: the shapes searched so far are kept
+            if not s.mappings:
+                raise
+            raise Interrupted(searched(s), len(s.mappings), total, "distinct shapes") from None
         s.mappings[key] = r.best_mapping
         s.spaces[key] = space
         s.evaluations += r.evaluations
         if s.progress is not None:
             s.progress(i + 1, total, names[0])
     return s
+
+
+def searched(s: _State) -> dict:
+    """What an interrupted compile keeps: each distinct shape searched so far (its ops, its
+    sizes and the best mapping found, as Timeloop mapping YAML lists)."""
+    shapes = []
+    for key, m in s.mappings.items():
+        names = s.groups[key]
+        p = s.problems[names[0]]
+        shapes.append({"ops": list(names), "problem": _sizes(p),
+                       "mapping": mapping_to_list(m, p, s.spaces[key].arch)})
+    return {"model": s.model, "target": s.target, "distinct_shapes": len(s.groups),
+            "searched": shapes}
 
 
 def _cost(s: _State) -> _State:

@@ -4,27 +4,33 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
+from pathlib import Path
 
 import click
 
 from compiler.cli.common import (
     UNKNOWN_ENERGY,
     atomic_write,
-    check_out,
+    check_memory,
+    check_outputs,
     check_seed_option,
     constraints_for,
     edp_plot,
     guarded,
     input_options,
+    interrupted,
     learned_info,
     load_inputs,
     main,
     mapping_yaml_text,
+    output,
     print_stats,
     progress_bar,
     rerank_model,
+    sample_bytes,
 )
-from mapspace.errors import MapspaceError
+from mapspace.errors import Interrupted, MapspaceError
 from mapspace.space import Mapspace
 from targets import list_targets
 
@@ -129,34 +135,47 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
             as_json) -> None:
     """Sample valid mappings uniformly and characterise their EDP distribution."""
     from compiler.explore import explore as run
+    from mapspace.atomic import staged_file
 
     if samples is None or samples < 1:
         raise MapspaceError(f"must be a positive integer, found {samples}",
                             where="options", key="--samples")
     check_seed_option(seed)
-    check_out(out, "--out")
-    check_out(plot, "--plot")
+    check_outputs(output(out, "--out"), output(plot, "--plot", plot=True),
+                  inputs={"--arch": arch, "--ert": ert, "--problem": problem,
+                          "--constraints": constraints})
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
                        workload=workload)
     if plot and not a.energy_known:
         raise MapspaceError("the EDP histogram needs energies: give --ert with --arch",
                             where="--plot")
+    check_memory(samples, sample_bytes(p, a), key="--samples", unit="samples")
     cons = constraints_for(target, arch, constraints, p)
-    with progress_bar(as_json) as bar:
-        task = bar.add_task(f"sampling {p.name}", total=samples)
-        result = run(p, a, cons, samples, seed,
-                     progress=lambda have, drawn: bar.update(task, completed=have))
+    stop = None
+    try:
+        with progress_bar(as_json) as bar:
+            task = bar.add_task(f"sampling {p.name}", total=samples)
+            result = run(p, a, cons, samples, seed,
+                         progress=lambda have, drawn: bar.update(task, completed=have))
+    except Interrupted as e:  # Ctrl-C/SIGTERM: the samples drawn so far are kept
+        result, stop = e.partial, e
     s = result.summary
     best = result.best_mapping()
     s["best_mapping_yaml"] = mapping_yaml_text(best, p, a)
-    if out:
-        atomic_write(out, lambda tmp: result.frame.to_parquet(tmp, index=False))
-        s["out"] = out
-    if plot:
-        atomic_write(plot, lambda tmp: edp_plot(result.frame["edp"].to_numpy(),
-                                                  f"{p.name} on {a.name}: {s['valid']:,} "
-                                                  "random valid mappings", tmp))
-        s["plot"] = plot
+    with ExitStack() as staged:  # both files or neither
+        if out:
+            tmp = staged.enter_context(staged_file(out, where="--out"))
+            result.frame.to_parquet(tmp, index=False)
+            s["out"] = out
+        if plot:
+            tmp = staged.enter_context(staged_file(plot, where="--plot"))
+            edp_plot(result.frame["edp"].to_numpy(), f"{p.name} on {a.name}: {s['valid']:,} "
+                     "random valid mappings", tmp, output(plot, "--plot", plot=True).format())
+            s["plot"] = plot
+    if stop is not None:
+        wrote = " and ".join(x for x in (out, plot) if x)
+        interrupted("explore", f"wrote them to {wrote} (a partial result)" if wrote
+                    else "nothing written (no --out)", stop)
     if as_json:
         click.echo(json.dumps(s))
         return
@@ -206,7 +225,9 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
 
     check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
     check_seed_option(seed)
-    check_out(out, "--out")
+    check_outputs(output(out, "--out"), inputs={"--arch": arch, "--ert": ert,
+                                                "--problem": problem,
+                                                "--constraints": constraints})
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
                        workload=workload)
     if objective != "latency" and not a.energy_known:
@@ -214,13 +235,21 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
                             "--objective latency", where="options", key="--objective")
     cons = constraints_for(target, arch, constraints, p)
     rerank = rerank_model(cost, target, a)
-    result = find_mapping(Mapspace(p, a, cons), strategy=strategy, objective=objective,
-                          seed=seed, budget=budget, time_limit=time_limit, rerank=rerank)
+    try:
+        result = find_mapping(Mapspace(p, a, cons), strategy=strategy, objective=objective,
+                              seed=seed, budget=budget, time_limit=time_limit, rerank=rerank)
+        stop = None
+    except Interrupted as e:  # Ctrl-C/SIGTERM: the best mapping so far is kept
+        result, stop = e.partial, e
     best = result.best_mapping
     stats = run_eval(p, a, best).stats(0)
     text = mapping_yaml_text(best, p, a)
     if out:
-        atomic_write(out, lambda tmp: open(tmp, "w").write(text))
+        atomic_write(out, lambda tmp: Path(tmp).write_text(text))
+    if stop is not None:
+        interrupted("map", f"wrote the best mapping so far to {out} ({objective} "
+                    f"{result.best_objective:.6g})" if out else "nothing written (no --out)",
+                    stop)
     info = {"strategy": strategy, "objective": objective, "seed": seed,
             "evaluations": result.evaluations, "valid_evaluations": result.valid_evaluations,
             "seconds": result.seconds, "stopped_by": result.stopped_by,

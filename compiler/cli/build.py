@@ -12,15 +12,17 @@ import numpy as np
 
 from compiler.cli.common import (
     atomic_write,
-    check_out,
     check_out_dir,
+    check_outputs,
     check_seed_option,
     guarded,
+    interrupted,
     main,
+    output,
     progress_bar,
     rerank_model,
 )
-from mapspace.errors import MapspaceError
+from mapspace.errors import Interrupted, MapspaceError
 from targets.registry import DTYPE_BITS, emitting_targets
 
 # Kept inside the commands, so that `mapspace --help` starts fast: modules that pull pandas
@@ -120,9 +122,12 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
         def progress(done: int, total: int, label: str) -> None:
             bar.update(task, completed=done, total=total, description=f"searched {label}")
 
-        result = compile_model(model, target, passes=passes, strategy=strategy, budget=budget,
-                               time_per_op=time_per_op, seed=seed, seq=seq, progress=progress,
-                               frontend=frontend, cost=rerank)
+        try:
+            result = compile_model(model, target, passes=passes, strategy=strategy,
+                                   budget=budget, time_per_op=time_per_op, seed=seed, seq=seq,
+                                   progress=progress, frontend=frontend, cost=rerank)
+        except Interrupted as e:  # Ctrl-C/SIGTERM: keep the shapes searched so far
+            _write_searched(e, out)
     if run_code and not emit_code:
         raise MapspaceError("--run needs --emit", where="options", key="--run")
     with _staged_code(out, emit_code) as code:  # moved into --out/code after the report
@@ -148,6 +153,22 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
             click.echo(f"wrote {p}")
     if emission is not None and emission.run is not None and not emission.run.correct:
         raise SystemExit(1)
+
+
+def _write_searched(stop, out: str) -> None:
+    """An interrupted compile: the shapes searched so far (their ops, sizes and best
+    mappings) into ``out/searched.yaml`` (staged; the rest of ``out`` untouched), then the
+    one line, exit code 130."""
+    import yaml
+
+    from mapspace.atomic import staged_dir
+
+    name = "searched.yaml"
+    with staged_dir(out, where="--out") as tmp:
+        (tmp / name).write_text(yaml.safe_dump(stop.partial, sort_keys=False, width=100,
+                                               default_flow_style=None))
+    interrupted("compile", f"wrote the best mapping of each to {Path(out) / name} (no report)",
+                stop)
 
 
 def _staged_code(out: str, emit: bool):
@@ -249,6 +270,7 @@ def emit_(target, workload_name, mapping_path, strategy, dtype, budget, time_lim
 
     check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
     check_seed_option(seed)
+    check_outputs(output(out, "--out", folder=True), inputs={"--mapping": mapping_path})
     res = run_cli(target=target, workload_name=workload_name, mapping_path=mapping_path,
                   strategy=strategy, dtype=dtype, budget=budget, time_limit=time_limit,
                   out=out, run=run_, seed=seed, cost=cost)
@@ -287,7 +309,7 @@ def run_(model_dir, inputs, out, reference, as_json) -> None:
     on the host.  Writes the outputs as .npz."""
     from compiler.compiled import CompiledModel
 
-    check_out(out, "--out")
+    check_outputs(output(out, "--out"), inputs={"--inputs": inputs})
     if not out.endswith(".npz"):
         raise MapspaceError(f"expected a .npz path, found {out!r}", where="--out")
     try:

@@ -4,8 +4,11 @@ stderr, exit code 2), input resolution, option checks, progress and output helpe
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
@@ -27,29 +30,101 @@ from targets import default_constraints, load_target
 # YAML readers, mapspace.atomic with shutil/tempfile: ~10 ms together).
 
 
-def fail(cmd: str, message: str) -> None:
-    click.echo(f"mapspace {cmd}: error: {message}", err=True)
-    sys.exit(2)
+def fail(cmd: str, message: str, code: int = 2) -> None:
+    """The one error line: ``mapspace <cmd>: error: <message>`` on stderr, exit ``code``."""
+    line = " ".join(str(message).split())  # one line, whatever the message held
+    click.echo(f"mapspace {cmd}: error: {line}" if cmd else f"mapspace: error: {line}",
+               err=True)
+    sys.exit(code)
+
+
+#: exit code of an interrupted command (128 + SIGINT, as a shell reports Ctrl-C)
+EXIT_INTERRUPTED = 130
+_signal_seen: list[str] = []
+
+
+@contextmanager
+def _interruptible():
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` while a command runs (SIGTERM
+    otherwise kills Python without a word); the signal's name is kept for the message."""
+    def handler(signum: int, _frame: object) -> None:
+        _signal_seen.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    _signal_seen.clear()
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def interrupted(cmd: str, kept: str, stop: object = None) -> None:
+    """The one line of an interrupted command: how far it got (``stop``: an
+    :class:`mapspace.errors.Interrupted`) and what it kept; exit code 130."""
+    name = _signal_seen[-1] if _signal_seen else "SIGINT"
+    fail(cmd, f"interrupted ({name})" + (f" {stop}" if stop is not None else "") + f"; {kept}",
+         EXIT_INTERRUPTED)
 
 
 def guarded(cmd: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Turn project errors (bad input) into one line on stderr and exit code 2."""
+    """Turn project errors (bad input) and operating-system errors into one line on stderr
+    and exit code 2; Ctrl-C/SIGTERM into one line and exit code 130 (a command that keeps
+    a partial result catches :class:`mapspace.errors.Interrupted` itself)."""
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             try:
-                return fn(*args, **kwargs)
+                with _interruptible():
+                    return fn(*args, **kwargs)
             except MapspaceError as e:
                 fail(cmd, str(e))
+            except KeyboardInterrupt:
+                interrupted(cmd, "nothing written")
+            except MemoryError:
+                fail(cmd, "out of memory (give smaller sizes, --samples or --budget)")
+            except OSError as e:
+                where = f"{e.filename!r}: " if e.filename else ""
+                fail(cmd, f"{where}{e.strerror or e}")
 
         return run
 
     return deco
 
 
+class _Group(click.Group):
+    """click's group with the one error format: a usage error (unknown option or command,
+    a value of the wrong type, a missing argument) is one ``mapspace <cmd>: error:`` line
+    with exit code 2, not click's four-line block."""
 
-@click.group()
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True,
+             **extra):
+        try:
+            rv = super().main(args, prog_name or "mapspace", complete_var,
+                              standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # a bare `mapspace`: the help
+            click.echo(e.ctx.get_help())
+            rv = 0
+        except click.exceptions.ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            cmd = ctx.info_name if ctx is not None and ctx.parent is not None else ""
+            hint = ""
+            if isinstance(e, click.UsageError):
+                hint = f" (see 'mapspace {cmd + ' ' if cmd else ''}--help')"
+            fail(cmd, e.format_message() + hint, 2)
+        except click.exceptions.Abort:  # Ctrl-C before a command started
+            fail("", "interrupted; nothing written", EXIT_INTERRUPTED)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="mapspace")
 def main() -> None:
     """mapspace: mapspace exploration and scheduling for DNN accelerators."""
@@ -159,28 +234,98 @@ def constraints_for(target: str | None, arch_path: str | None, constraints: str 
     return base
 
 
+def available_memory() -> int:
+    """Bytes this process can still take: the kernel's MemAvailable, less under a cgroup
+    (container) limit; the physical memory where neither can be read."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, AttributeError):
+            avail = 1 << 34
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if limit != "max":
+            avail = min(avail, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(avail, 0)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
+        if n < 1000 or unit == "EB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} EB"
+
+
+def check_memory(count: int, each: int, *, key: str, unit: str) -> None:
+    """Refuse before any work when ``count`` items of about ``each`` bytes do not fit in
+    80% of :func:`available_memory` (naming the option ``key`` and the largest count that
+    fits)."""
+    room = int(0.8 * available_memory())
+    if count * each > room:
+        raise MapspaceError(f"{count:,} {unit} need about {_bytes(count * each)} of memory "
+                            f"({each:,} bytes each); {_bytes(room)} is free for them here: "
+                            f"at most {room // each:,}", where="options", key=key)
+
+
+def sample_bytes(problem, arch) -> int:
+    """Peak bytes ``explore`` holds per valid sample: its decisions (drawn, then joined:
+    twice), its costs, the table row (and its Parquet copy)."""
+    D, L, T = problem.num_dims, arch.num_levels, problem.num_tensors
+    decisions = 8 * D + 8 * L * D + L * D + L * T      # factor, order, spatial_x, keep
+    row = 8 * (D + 3 * L) + 32                          # table columns + 4 costs
+    return 2 * decisions + 2 * row + 32
+
+
+#: formats ``--plot`` writes (matplotlib's, less those that need more than it ships)
+PLOT_FORMATS = ("png", "svg", "svgz", "pdf", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+
+
+def check_outputs(*outputs, inputs: dict | None = None) -> None:
+    """Fail before any work when an output cannot be written whole: each of ``outputs``
+    (:class:`mapspace.atomic.Output`) is checked, none shares a path with another or with
+    one of ``inputs`` (option -> path) (:func:`mapspace.atomic.check_outputs`, the one
+    output helper)."""
+    from mapspace.atomic import check_outputs as check
+
+    check(*outputs, inputs=inputs)
+
+
+def output(path: str | None, where: str, *, folder: bool = False, plot: bool = False):
+    """An :class:`mapspace.atomic.Output` for ``check_outputs`` (``plot``: one of
+    :data:`PLOT_FORMATS` by its suffix, PNG without one)."""
+    from mapspace.atomic import Output
+
+    if plot:
+        return Output(path, where, formats=PLOT_FORMATS, default_format="png")
+    return Output(path, where, folder=folder)
+
+
 def check_out(path: str | None, what: str) -> None:
-    """Fail before any work when ``path`` cannot be written."""
-    if not path:
-        return
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    if not os.path.isdir(folder):
-        raise MapspaceError(f"folder {folder!r} does not exist", where=what)
-    if not os.access(folder, os.W_OK):
-        raise MapspaceError(f"folder {folder!r} is not writable", where=what)
-    if os.path.isdir(path):
-        raise MapspaceError(f"{path!r} is a folder, expected a file path", where=what)
-    if os.path.lexists(path) and not os.path.isfile(path):
-        raise MapspaceError(f"{path!r} exists and is not a regular file (a device, FIFO or "
-                            "broken link); it would be replaced", where=what)
+    """Fail before any work when ``path`` (one file output) cannot be written."""
+    check_outputs(output(path, what))
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename (never half-written:
+def atomic_write(path: str, write: Callable[[str], None], where: str = "--out") -> None:
+    """Write through a temporary file in the same folder, flushed, then renamed (never
+    half-written; OS errors as one line naming ``where``:
     :func:`mapspace.atomic.staged_file`)."""
     from mapspace.atomic import staged_file
 
-    with staged_file(path) as tmp:
+    with staged_file(path, where=where) as tmp:
         write(tmp)
 
 
@@ -191,7 +336,7 @@ def mapping_yaml_text(mappings, problem, arch) -> str:
                           sort_keys=False, default_flow_style=None, width=100)
 
 
-def edp_plot(edp, title: str, path: str) -> None:
+def edp_plot(edp, title: str, path: str, fmt: str = "png") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,7 +352,7 @@ def edp_plot(edp, title: str, path: str) -> None:
     ax.axvline(edp.min(), color="k", lw=1, ls="--", label=f"best {edp.min():.3g}")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, format=path.rsplit(".", 1)[-1] if "." in path else "png", dpi=120)
+    fig.savefig(path, format=fmt, dpi=120)
     plt.close(fig)
 
 
@@ -250,12 +395,4 @@ def learned_info(cost: str, rerank, result, p, a) -> dict:
 
 def check_out_dir(out: str) -> None:
     """Fail before any work when the report folder ``out`` cannot be created or written."""
-    path = os.path.abspath(out)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise MapspaceError(f"{out!r} exists and is not a folder", where="--out")
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise MapspaceError(f"folder {folder!r} does not exist", where="--out")
-    if not os.access(folder, os.W_OK):
-        raise MapspaceError(f"folder {folder!r} is not writable", where="--out")
-
+    check_outputs(output(out, "--out", folder=True))

@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from mapspace.errors import Interrupted
 from mapspace.mapping import MappingBatch
 from mapspace.space import Decisions, Mapspace
 
@@ -113,7 +114,11 @@ def run(space: Mapspace, strategy: Strategy, cost: CostFn, *, budget: int | None
     """Drive ``strategy`` until it finishes, ``budget`` evaluations are spent, ``time_limit``
     seconds pass, or ``victory`` consecutive valid evaluations fail to improve the best
     (Timeloop's victory condition).  ``top_k > 0`` also records the ``top_k`` best distinct
-    valid mappings seen (``SearchResult.top``); the search itself is the same."""
+    valid mappings seen (``SearchResult.top``); the search itself is the same.
+
+    Ctrl-C (``KeyboardInterrupt``) once a valid mapping is known raises
+    :class:`mapspace.errors.Interrupted` holding the result so far (``stopped_by``
+    ``"interrupted"``); before that the interrupt propagates as it came."""
     top = _TopK(top_k) if top_k > 0 else None
     t0 = time.perf_counter()
     best_obj = float("inf")
@@ -122,42 +127,50 @@ def run(space: Mapspace, strategy: Strategy, cost: CostFn, *, budget: int | None
     since = 0
     history: list[tuple[int, float]] = []
     stopped = "strategy finished"
-    while True:
-        if budget is not None and evals >= budget:
-            stopped = "budget"
-            break
-        if time_limit is not None and time.perf_counter() - t0 >= time_limit:
-            stopped = "time limit"
-            break
-        dec = strategy.ask()
-        if dec is None or len(dec) == 0:
-            break
-        if budget is not None and evals + len(dec) > budget:
-            dec = dec.take(np.arange(budget - evals))
-        decoded = space.decode(dec)
-        obj, valid = cost(decoded)
-        obj = np.where(valid, obj, np.inf)
-        strategy.tell(dec, obj, valid)
-        if top is not None:
-            top.add(dec, decoded, obj, valid)
-        evals += len(dec)
-        valid_evals += int(valid.sum())
-        i = int(np.argmin(obj))
-        if obj[i] < best_obj:
-            # position of the improvement within the batch counts for the victory streak
-            since = int(valid[i + 1:].sum())
-            best_obj = float(obj[i])
-            best = dec.take(np.array([i]))
-            history.append((evals - len(dec) + i + 1, best_obj))
-        else:
-            since += int(valid.sum())
-        if victory is not None and since >= victory:
-            stopped = "victory condition"
-            break
+    try:
+        while True:
+            if budget is not None and evals >= budget:
+                stopped = "budget"
+                break
+            if time_limit is not None and time.perf_counter() - t0 >= time_limit:
+                stopped = "time limit"
+                break
+            dec = strategy.ask()
+            if dec is None or len(dec) == 0:
+                break
+            if budget is not None and evals + len(dec) > budget:
+                dec = dec.take(np.arange(budget - evals))
+            decoded = space.decode(dec)
+            obj, valid = cost(decoded)
+            obj = np.where(valid, obj, np.inf)
+            strategy.tell(dec, obj, valid)
+            if top is not None:
+                top.add(dec, decoded, obj, valid)
+            evals += len(dec)
+            valid_evals += int(valid.sum())
+            i = int(np.argmin(obj))
+            if obj[i] < best_obj:
+                # position of the improvement within the batch counts for the victory streak
+                since = int(valid[i + 1:].sum())
+                best_obj = float(obj[i])
+                best = dec.take(np.array([i]))
+                history.append((evals - len(dec) + i + 1, best_obj))
+            else:
+                since += int(valid.sum())
+            if victory is not None and since >= victory:
+                stopped = "victory condition"
+                break
+    except KeyboardInterrupt:  # Ctrl-C: keep the best so far (raised with it below)
+        if best is None:
+            raise
+        stopped = "interrupted"
     top_m, top_d, top_obj = top.result() if top is not None else (None, None, None)
-    return SearchResult(
+    result = SearchResult(
         best=best, best_mapping=None if best is None else space.decode(best),
         best_objective=best_obj, evaluations=evals, valid_evaluations=valid_evals,
         seconds=time.perf_counter() - t0, history=history, stopped_by=stopped,
         top=top_m, top_decisions=top_d, top_objective=top_obj,
     )
+    if stopped == "interrupted":
+        raise Interrupted(result, evals, budget, "evaluations")
+    return result
