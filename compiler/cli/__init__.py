@@ -4,7 +4,7 @@
 error types once, prints one line to stderr and exits with code 2; nothing is written
 half-way.  A new command goes in one of these modules (or a new one imported here)."""
 
-from compiler.cli import analyse, build, learn  # noqa: F401  (registers the commands)
+from compiler.cli import analyse, build, learn, sweep  # noqa: F401  (registers the commands)
 from compiler.cli.common import main
 
 __all__ = ["main"]
