@@ -23,6 +23,9 @@ class TensorStats:
     fills: int
     updates: int
     energy_pj: float
+    #: sparse runs (Sparseloop): gated/skipped scalar accesses per instance; None if dense
+    gated: dict[str, int] | None = None
+    skipped: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,10 @@ class ComputeStats:
     computes: int
     cycles: int
     energy_pj: float
+    #: sparse runs: algorithmic/gated/skipped computes (``computes`` is the actual ones)
+    algorithmic_computes: int | None = None
+    gated_computes: int | None = None
+    skipped_computes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +122,24 @@ def _block(lines: list[str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]
     return top, tensors
 
 
+def _tensor(kv: dict[str, str]) -> TensorStats:
+    """Dense ("Scalar reads") or sparse ("Actual scalar reads", gated, skipped) fields."""
+    sparse = "Actual scalar reads (per-instance)" in kv
+    pre = "Actual scalar" if sparse else "Scalar"
+    ops = ("reads", "fills", "updates")
+    return TensorStats(
+        utilized_capacity=_int(kv.get("Utilized capacity")
+                               or kv["Max utilized data storage capacity"]),
+        utilized_instances=_int(kv["Utilized instances (max)"]),
+        reads=_int(kv[f"{pre} reads (per-instance)"]),
+        fills=_int(kv[f"{pre} fills (per-instance)"]),
+        updates=_int(kv[f"{pre} updates (per-instance)"]),
+        energy_pj=_num(kv["Energy (total)"]),
+        gated={o: _int(kv[f"Gated scalar {o} (per-instance)"]) for o in ops} if sparse else None,
+        skipped={o: _int(kv[f"Skipped scalar {o} (per-instance)"]) for o in ops}
+        if sparse else None)
+
+
 def parse_stats(path: str | Path) -> TimeloopStats:
     """Parse one ``timeloop-model.stats.txt``."""
     lines = Path(path).read_text().splitlines()
@@ -133,26 +158,30 @@ def parse_stats(path: str | Path) -> TimeloopStats:
     levels: dict[str, LevelStats] = {}
     for lvl, name, body in blocks:
         top, tens = _block(body)
-        if "stats:Computes (total)" in top:
+        sparse = "stats:Actual Computes (total)" in top
+        if "stats:Computes (total)" in top or sparse:
+            opt = (lambda k, top=top: _int(top[k]) if k in top else None)  # noqa: E731
             compute = ComputeStats(
                 name=name, instances=_int(top["Instances"]), word_bits=_int(top["Word bits"]),
-                utilized_instances=_int(top["stats:Utilized instances"]),
-                computes=_int(top["stats:Computes (total)"]), cycles=_int(top["stats:Cycles"]),
-                energy_pj=_num(top["stats:Energy (total)"]))
+                utilized_instances=_int(top.get("stats:Utilized instances")
+                                        or top["stats:Utilized instances (max)"]),
+                computes=_int(top["stats:Actual Computes (total)" if sparse
+                                  else "stats:Computes (total)"]),
+                cycles=_int(top["stats:Cycles"]), energy_pj=_num(top["stats:Energy (total)"]),
+                algorithmic_computes=opt("stats:Algorithmic Computes (total)"),
+                gated_computes=opt("stats:Gated Computes (total)"),
+                skipped_computes=opt("stats:Skipped Computes (total)"))
             continue
-        size = top.get("Size", "-")
+        size = top.get("Size", top.get("Data storage size", "-"))
         levels[name] = LevelStats(
             name=name, level=lvl, cycles=_int(top["stats:Cycles"]),
-            size=None if size.strip() == "-" else _int(size), word_bits=_int(top["Word bits"]),
-            block_size=_int(top["Block size"]), instances=_int(top["Instances"]),
-            vector_access_energy_pj=_num(top["Vector access energy"]),
-            tensors={t: TensorStats(
-                utilized_capacity=_int(kv["Utilized capacity"]),
-                utilized_instances=_int(kv["Utilized instances (max)"]),
-                reads=_int(kv["Scalar reads (per-instance)"]),
-                fills=_int(kv["Scalar fills (per-instance)"]),
-                updates=_int(kv["Scalar updates (per-instance)"]),
-                energy_pj=_num(kv["Energy (total)"])) for t, kv in tens.items()})
+            size=None if size.strip() == "-" else _int(size),
+            word_bits=_int(top.get("Word bits") or top["Data word bits"]),
+            block_size=_int(top.get("Block size") or top["Data block size"]),
+            instances=_int(top["Instances"]),
+            vector_access_energy_pj=_num(top.get("Vector access energy")
+                                         or top["Vector read energy"]),
+            tensors={t: _tensor(kv) for t, kv in tens.items()})
     if compute is None:
         raise ValueError(f"{path}: no arithmetic level found")
     start = max(i for i, s in enumerate(lines) if s.strip() == "Summary Stats")
@@ -160,7 +189,7 @@ def parse_stats(path: str | Path) -> TimeloopStats:
     fj: dict[str, float] = {}
     in_fj = False
     for s in lines[start:]:
-        if s.strip() == "fJ/Compute":
+        if s.strip() in ("fJ/Compute", "fJ/Algorithmic-Compute") and not fj:
             in_fj = True
             continue
         if in_fj:
@@ -176,5 +205,6 @@ def parse_stats(path: str | Path) -> TimeloopStats:
             summ.setdefault(m.group(1).strip(), m.group(2))
     summary = Summary(cycles=_int(summ["Cycles"]), energy_uj=_num(summ["Energy"]),
                       utilization=_num(summ["Utilization"]) / 100.0,
-                      computes=_int(summ["Computes"]), fj_per_compute=fj)
+                      computes=_int(summ.get("Computes") or summ["Algorithmic Computes"]),
+                      fj_per_compute=fj)
     return TimeloopStats(compute=compute, levels=levels, summary=summary)
