@@ -130,3 +130,86 @@ def test_density_one_equals_dense(ref: Path) -> None:
     np.testing.assert_array_equal(r.accesses["skipped_read"][0], 0)
     assert r.computes[0] == ev.movement.macs[0] * ev.movement.compute_instances[0]
     assert r.energy[0] == pytest.approx(ev.cost.energy[0], rel=1e-12)
+
+
+# ------------------------------------------------------------------ the CLI
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from compiler.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _files(d: Path) -> list:
+    return ["evaluate", "--arch", d / "arch.yaml", "--ert", d / "ERT.yaml", "--problem",
+            d / "problem.yaml", "--mapping", d / "mapping.yaml"]
+
+
+def test_cli_evaluate_sparse_json(ref: Path) -> None:
+    import json
+
+    d = ref / "dot_gating_SUDU_d0.25"
+    r = _cli(*_files(d), "--sparse-opt", d / "sparse_opt.yaml", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["cycles"] == 16 and out["energy_pJ"] == pytest.approx(53.8659, abs=1e-3)
+    assert out["dense"]["energy_pJ"] == pytest.approx(127.2727, abs=1e-3)
+    b = out["sparse"]["levels"][0]["tensors"]["B"]
+    assert (b["random_read"], b["gated_read"], b["skipped_read"]) == (4, 12, 0)
+    assert out["sparse"]["actual_computes"] == 4
+    table = _cli(*_files(d), "--sparse-opt", d / "sparse_opt.yaml")
+    assert table.exit_code == 0 and "4 / 12 / 0" in table.output
+
+
+def test_cli_sparse_section_inside_input(ref: Path, tmp_path: Path) -> None:
+    """A processed input carrying ``sparse_optimizations`` is evaluated sparse."""
+    import json
+
+    import yaml
+
+    d = ref / "dot_CP_skipping_SCDU_d0.25"
+    doc = {}
+    for f in ("arch.yaml", "problem.yaml", "mapping.yaml", "sparse_opt.yaml"):
+        doc.update(yaml.safe_load((d / f).read_text()))
+    (tmp_path / "in.yaml").write_text(yaml.safe_dump(doc))
+    r = _cli("evaluate", "--input", tmp_path / "in.yaml", "--ert", d / "ERT.yaml", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["cycles"] == 4
+
+
+BAD = [
+    ("representation_format:\n      data_spaces:\n      - name: A\n        ranks:\n"
+     "        - format: XYZ", "unknown format 'XYZ'"),
+    ("action_optimization:\n    - type: zapping\n      options:\n      - target: B\n"
+     "        condition_on: [A]", "unknown optimization type 'zapping'"),
+    ("action_optimization:\n    - type: skipping\n      options:\n      - target: B\n"
+     "        condition_on: [Q]", "unknown tensor 'Q'"),
+    ("representation_format:\n      data_spaces:\n      - name: A\n        ranks:\n"
+     "        - format: CP\n          flattened_rankIDs: [[M]]", "no dimension of this rank "
+     "indexes A"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD)
+def test_cli_bad_sparse_opt(ref: Path, tmp_path: Path, body: str, message: str) -> None:
+    d = ref / "dot_CP_skipping_SCDU_d0.25"
+    f = tmp_path / "bad.yaml"
+    f.write_text(f"sparse_optimizations:\n  targets:\n  - name: Buffer\n    {body}\n")
+    r = _cli(*_files(d), "--sparse-opt", f)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and str(f) in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_bad_density(ref: Path, tmp_path: Path) -> None:
+    d = ref / "dot_CP_skipping_SCDU_d0.25"
+    text = (d / "problem.yaml").read_text()
+    for bad, msg in (("density: 0.25", "density: 1.5"), ("fixed_structured", "lognormal")):
+        f = tmp_path / "p.yaml"
+        f.write_text(text.replace(bad, msg))
+        args = _files(d)
+        args[args.index(d / "problem.yaml")] = f
+        r = _cli(*args, "--sparse-opt", d / "sparse_opt.yaml")
+        assert r.exit_code == 2, r.output
+        assert "density" in r.output or "distribution" in r.output

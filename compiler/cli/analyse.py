@@ -12,6 +12,7 @@ import click
 from compiler.cli.common import (
     UNKNOWN_ENERGY,
     atomic_write,
+    backend_options,
     check_memory,
     check_outputs,
     check_seed_option,
@@ -30,6 +31,7 @@ from compiler.cli.common import (
     rerank_model,
     sample_bytes,
 )
+from compiler.cli.dataset import dataset_mode, explore_folder
 from mapspace.errors import Interrupted, MapspaceError
 from mapspace.space import Mapspace
 from targets import list_targets
@@ -95,10 +97,15 @@ def workloads(as_json: bool) -> None:
               help="Timeloop processed input (architecture + problem + mapping).")
 @click.option("--target", help="A built-in target instead of --arch (see `mapspace targets`).")
 @click.option("--workload", help="A zoo operator instead of --problem (see `mapspace workloads`).")
+@click.option("--sparse-opt", "sparse_opt", type=click.Path(),
+              help="Timeloop/Sparseloop sparse_optimizations YAML: evaluate with Timeloop's "
+              "sparse model (the section inside --input is used when present).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded("evaluate")
-def evaluate(arch, ert, problem, mapping, input_, target, workload, as_json) -> None:
-    """Evaluate one mapping with the analytical model (Timeloop semantics)."""
+def evaluate(arch, ert, problem, mapping, input_, target, workload, sparse_opt,
+             as_json) -> None:
+    """Evaluate one mapping with the analytical model (Timeloop semantics); with sparse
+    optimizations, with Timeloop's sparse model (Sparseloop)."""
     from cost_models import evaluate as run
     from mapspace.mapping_yaml import load_mapping
 
@@ -109,15 +116,97 @@ def evaluate(arch, ert, problem, mapping, input_, target, workload, as_json) -> 
         raise MapspaceError("a mapping is needed: --mapping M.yaml (or --input)",
                             where="options")
     m = load_mapping(source, p, a)
+    sparse = _sparse_inputs(sparse_opt, input_, arch, ert, problem, p, a)
     ev = run(p, a, m)
     stats = ev.stats(0)
-    if not stats["valid"]:
+    if not stats["valid"] and sparse is None:
         raise MapspaceError("the mapping is invalid: " + "; ".join(stats["reasons"]),
                             where=source)
+    if sparse is not None:
+        stats = _with_sparse(stats, sparse, p, a, m, ev, source)
     if as_json:
         click.echo(json.dumps({"problem": p.name, "arch": a.name, **stats}))
     else:
         print_stats(stats, p.name, a.name)
+        if sparse is not None:
+            _print_sparse(stats["sparse"])
+
+
+def _sparse_inputs(sparse_opt, input_, arch, ert, problem, p, a):
+    """(spec, densities, sparse arch) of ``evaluate``, or None when no sparse optimizations
+    were given (neither --sparse-opt nor a ``sparse_optimizations`` section in --input)."""
+    from mapspace.sparse_yaml import (
+        default_sparse_arch,
+        densities_from_dict,
+        densities_of,
+        load_sparse_arch,
+        sparse_spec_from_dict,
+    )
+    from mapspace.yamlio import load_yaml
+
+    doc = load_yaml(sparse_opt) if sparse_opt else None
+    where = sparse_opt
+    if doc is None and input_:
+        full = load_yaml(input_)
+        if isinstance(full, dict) and "sparse_optimizations" in full:
+            doc, where = full, input_
+    if doc is None:
+        return None
+    spec = sparse_spec_from_dict(doc, p, a, where)
+    pfile = problem or input_
+    dens = densities_from_dict(load_yaml(pfile), p, pfile) if pfile else densities_of(p)
+    afile = arch or input_
+    sa = load_sparse_arch(afile, a, ert) if afile else default_sparse_arch(a)
+    return spec, dens, sa
+
+
+def _with_sparse(stats, sparse, p, a, m, ev, source):
+    """The dense stats with the sparse model's cycles and energy on top, and its per-level,
+    per-tensor accesses under ``sparse``; the dense figures stay under ``dense``."""
+    from cost_models.sparseloop import evaluate_sparseloop
+
+    spec, dens, sa = sparse
+    r = evaluate_sparseloop(p, a, m, spec, dens, sa, evaluation=ev)
+    if not r.valid[0]:
+        raise MapspaceError(f"the mapping is invalid: {r.reason[0]}", where=source)
+    sp = r.stats(0)
+    known = a.energy_known
+    dense = {k: stats[k] for k in ("cycles", "energy_pJ", "edp", "utilization")}
+    cyc = sp["cycles"]
+    return {**stats, "cycles": cyc,
+            "energy_pJ": sp["energy_pJ"] if known else None,
+            "edp": sp["energy_pJ"] * 1e-12 * cyc if known else None,
+            "utilization": sp["actual_computes"] / (a.compute.instances * cyc),
+            "mac_energy_pJ": sp["mac_energy_pJ"] if known else None,
+            "dense": dense, "sparse": sp}
+
+
+def _print_sparse(sp: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=160)
+    con.print(f"  sparse model: {sp['actual_computes']:,} actual computes of "
+              f"{sp['algorithmic_computes']:,} ({sp['gated_computes']:,} gated, "
+              f"{sp['skipped_computes']:,} skipped)")
+    table = Table(title="sparse accesses per instance (actual / gated / skipped; metadata "
+                  "units = metadata + payload over ranks)")
+    cols = ("level", "cycles", "tensor", "reads", "fills", "updates", "md reads", "md fills",
+            "md updates", "energy pJ")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("level", "tensor") else "right")
+
+    def three(t: dict, op: str) -> str:
+        return " / ".join(f"{t[f'{k}_{op}']:,.0f}" for k in ("random", "gated", "skipped"))
+    for lv in sp["levels"]:
+        first = True
+        for name, t in lv["tensors"].items():
+            table.add_row(lv["name"] if first else "", f"{lv['cycles']:,}" if first else "",
+                          name, three(t, "read"), three(t, "fill"), three(t, "update"),
+                          three(t, "metadata_read"), three(t, "metadata_fill"),
+                          three(t, "metadata_update"), f"{t['energy_pJ']:,.2f}")
+            first = False
+    con.print(table)
 
 
 
@@ -127,12 +216,16 @@ def evaluate(arch, ert, problem, mapping, input_, target, workload, as_json) -> 
               help="Valid mappings to sample.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed, 0 to 2**63-1.")
-@click.option("--out", type=click.Path(), help="Parquet file for every sample and its costs.")
+@click.option("--out", type=click.Path(), help="X.parquet: every sample in one file; any "
+              "other path: a dataset folder (a Parquet file per shard + manifest.json).")
+@click.option("--resume", type=click.Path(), help="Continue the dataset folder of an "
+              "interrupted run (same options): only its missing shards run.")
+@backend_options
 @click.option("--plot", type=click.Path(), help="Save a log-scale EDP histogram (PNG/SVG).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @guarded("explore")
-def explore(arch, ert, problem, constraints, target, workload, samples, seed, out, plot,
-            as_json) -> None:
+def explore(arch, ert, problem, constraints, target, workload, samples, seed, out, resume,
+            workers, cluster, plot, as_json) -> None:
     """Sample valid mappings uniformly and characterise their EDP distribution."""
     from compiler.explore import explore as run
     from mapspace.atomic import staged_file
@@ -141,7 +234,8 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
         raise MapspaceError(f"must be a positive integer, found {samples}",
                             where="options", key="--samples")
     check_seed_option(seed)
-    check_outputs(output(out, "--out"), output(plot, "--plot", plot=True),
+    folder = dataset_mode(out, resume, workers, cluster)
+    check_outputs(output(out, "--out", folder=folder), output(plot, "--plot", plot=True),
                   inputs={"--arch": arch, "--ert": ert, "--problem": problem,
                           "--constraints": constraints})
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
@@ -149,6 +243,11 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
     if plot and not a.energy_known:
         raise MapspaceError("the EDP histogram needs energies: give --ert with --arch",
                             where="--plot")
+    if folder:  # a dataset folder: bounded memory, any backend (compiler/cli/dataset.py)
+        s = explore_folder(p, a, constraints_for(target, arch, constraints, p), samples, seed,
+                           out=out, resume=resume, workers=workers, cluster=cluster,
+                           plot=plot, as_json=as_json)
+        return _print_explore(s, s.get("out"), plot, as_json)
     check_memory(samples, sample_bytes(p, a), key="--samples", unit="samples")
     cons = constraints_for(target, arch, constraints, p)
     stop = None
@@ -176,10 +275,14 @@ def explore(arch, ert, problem, constraints, target, workload, samples, seed, ou
         wrote = " and ".join(x for x in (out, plot) if x)
         interrupted("explore", f"wrote them to {wrote} (a partial result)" if wrote
                     else "nothing written (no --out)", stop)
+    _print_explore(s, out, plot, as_json)
+
+
+def _print_explore(s: dict, out: str | None, plot: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(s))
         return
-    click.echo(f"{p.name} on {a.name}: {s['valid']:,} valid mappings "
+    click.echo(f"{s['problem']} on {s['arch']}: {s['valid']:,} valid mappings "
                f"({s['candidates']:,} candidates, acceptance {100 * s['acceptance']:.2f}%) "
                f"in {s['seconds']:.2f} s = {s['evals_per_s']:,.0f} valid/s")
     if s["edp_min"] is None:  # no energy table: rank by cycles, and say so
