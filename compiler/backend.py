@@ -33,7 +33,7 @@ from typing import Any
 from mapspace.errors import MapspaceError
 
 #: seconds to reach a ``--cluster`` scheduler before giving up
-CONNECT_TIMEOUT_S = 10
+CONNECT_TIMEOUT_S = 5
 #: most local worker processes
 MAX_WORKERS = 256
 _ADDRESS = re.compile(r"^(tcp|tls|ucx)://[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
@@ -143,8 +143,8 @@ def backend(workers: int | None = None, cluster: str | None = None,
     if cluster is not None:
         try:
             c = Client(cluster, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as e:
-            raise MapspaceError(f"cannot reach the Dask scheduler at {cluster} within "
+        except Exception as e:  # refused, timed out, or not a Dask scheduler at all
+            raise MapspaceError(f"cannot reach a Dask scheduler at {cluster} within "
                                 f"{CONNECT_TIMEOUT_S} s ({type(e).__name__})",
                                 where="options", key="--cluster") from None
         try:

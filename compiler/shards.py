@@ -208,59 +208,14 @@ def explore_dataset(out: str | os.PathLike, problem: Problem, arch: Arch,
                         max_candidates)
     space = Mapspace(problem, arch, constraints)
     _ = space.tables                                 # raise early on empty factorizations
-    if resume:
-        doc = read_manifest(out)
-        diff = differences(doc["config"], config)
-        if diff:
-            raise MapspaceError("the run there has a different configuration: "
-                                + "; ".join(diff), where="--resume", key=str(out))
-    else:
-        if out.exists() or out.is_symlink():
-            raise MapspaceError("exists; continue that run with --resume, or give a new "
-                                "folder", where="--out", key=str(out))
-        if not out.resolve().parent.is_dir():
-            raise MapspaceError("its parent folder does not exist", where="--out",
-                                key=str(out))
-        doc = {"config": config, "state": {"complete": False}}
-        with staged_dir(out) as tmp:
-            (tmp / SHARDS).mkdir()
-            (tmp / MANIFEST).write_text(json.dumps(doc, indent=1))
-    (out / SHARDS).mkdir(exist_ok=True)
-    done = finished_shards(out)
+    _open(out, config, resume, create=False)       # bad folders refused before any work
+    with backend(workers, cluster, client) as be:   # reach a cluster before writing
+        doc = _open(out, config, resume)
+        done = finished_shards(out)
+        ran = _run_shards(be, out, done, problem, arch, constraints, seed, samples,
+                          shard_chunks, max_candidates, config, progress)
     per = shard_chunks * CHUNK
     max_shards = -(-max_candidates // per)
-    ran = 0
-
-    def have() -> int:
-        return sum(m["rows"] for m in done.values())
-
-    def todo():
-        for k in range(max_shards):
-            if k in done:
-                continue
-            if sum(m["rows"] for j, m in done.items() if j < k) >= samples:
-                return
-            yield k
-
-    key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()
-    shards: list[int] = []      # shard indices in submission order
-
-    def args():
-        for k in todo():
-            shards.append(k)
-            yield (problem, arch, constraints, seed, k, shard_chunks, key)
-
-    with backend(workers, cluster, client) as be:
-
-        for i, (frame, cand, valid) in be.imap(run_shard, args(), name="explore-shard"):
-            k = shards[i]
-            meta = {"shard": k, "first_chunk": k * shard_chunks, "chunks": shard_chunks,
-                    "candidates": int(cand), "valid": int(valid), "rows": int(valid)}
-            _write_shard(out, k, frame, meta)
-            done[k] = meta
-            ran += 1
-            if progress:
-                progress(min(samples, have()), sum(m["candidates"] for m in done.values()))
     K, cum = 0, 0
     while K < max_shards and cum < samples:
         if K not in done:
@@ -282,6 +237,66 @@ def explore_dataset(out: str | os.PathLike, problem: Problem, arch: Arch,
                                              "backend")}}
     _write_manifest(out, doc)
     return DatasetRun(out, summary, K, ran, best)
+
+
+def _open(out: Path, config: dict, resume: bool, create: bool = True) -> dict:
+    """The manifest of a resumed run (its configuration must equal ``config``), or a new
+    folder holding the manifest and an empty ``shards/`` (made whole or not at all; only
+    checked unless ``create``)."""
+    if resume:
+        doc = read_manifest(out)
+        diff = differences(doc["config"], config)
+        if diff:
+            raise MapspaceError("the run there has a different configuration: "
+                                + "; ".join(diff), where="--resume", key=str(out))
+        if create:
+            (out / SHARDS).mkdir(exist_ok=True)
+        return doc
+    if out.exists() or out.is_symlink():
+        raise MapspaceError("exists; continue that run with --resume, or give a new folder",
+                            where="--out", key=str(out))
+    if not out.resolve().parent.is_dir():
+        raise MapspaceError("its parent folder does not exist", where="--out", key=str(out))
+    doc = {"config": config, "state": {"complete": False}}
+    if not create:
+        return doc
+    with staged_dir(out) as tmp:
+        (tmp / SHARDS).mkdir()
+        (tmp / MANIFEST).write_text(json.dumps(doc, indent=1))
+    return doc
+
+
+def _run_shards(be, out: Path, done: dict[int, dict], problem: Problem, arch: Arch,
+                constraints: Constraints, seed: int, samples: int, shard_chunks: int,
+                max_candidates: int, config: dict,
+                progress: Callable[[int, int], None] | None) -> int:
+    """Run the missing shards on backend ``be`` in order, until the finished ones before
+    the next hold ``samples`` rows; each written as it finishes.  Shards run."""
+    max_shards = -(-max_candidates // (shard_chunks * CHUNK))
+    key = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    shards: list[int] = []      # shard indices in submission order
+
+    def args():
+        for k in range(max_shards):
+            if k in done:
+                continue
+            if sum(m["rows"] for j, m in done.items() if j < k) >= samples:
+                return
+            shards.append(k)
+            yield (problem, arch, constraints, seed, k, shard_chunks, key)
+
+    ran = 0
+    for i, (frame, cand, valid) in be.imap(run_shard, args(), name="explore-shard"):
+        k = shards[i]
+        meta = {"shard": k, "first_chunk": k * shard_chunks, "chunks": shard_chunks,
+                "candidates": int(cand), "valid": int(valid), "rows": int(valid)}
+        _write_shard(out, k, frame, meta)
+        done[k] = meta
+        ran += 1
+        if progress:
+            progress(min(samples, sum(m["rows"] for m in done.values())),
+                     sum(m["candidates"] for m in done.values()))
+    return ran
 
 
 def _finalise(out: Path, done: dict[int, dict], K: int, cum: int, samples: int) -> None:

@@ -11,19 +11,17 @@ from pathlib import Path
 
 import click
 
-from compiler.cli.common import check_seed_option, guarded, main, progress_bar
+from compiler.cli.common import (
+    check_seed_option,
+    guarded,
+    main,
+    progress_bar,
+)
+from compiler.cli.dataset import backend_options
 from mapspace.errors import MapspaceError
 
 # compiler.sweep (pandas, the compile pipeline) and compiler.backend's dask are imported
 # inside the command: `mapspace --help` stays fast
-
-
-def backend_options(fn):
-    """``--workers N`` and ``--cluster ADDRESS`` (:mod:`compiler.backend`)."""
-    fn = click.option("--cluster", help="A running Dask scheduler, e.g. tcp://HOST:8786 "
-                      "(reached within 10 s or refused).")(fn)
-    return click.option("--workers", type=int, help="Start a local Dask cluster of N worker "
-                        "processes (default: in this process, on the local cores).")(fn)
 
 
 def check_model(model: str) -> None:
