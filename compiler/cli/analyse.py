@@ -12,7 +12,6 @@ import click
 from compiler.cli.common import (
     UNKNOWN_ENERGY,
     atomic_write,
-    backend_options,
     check_memory,
     check_outputs,
     check_seed_option,
@@ -31,7 +30,7 @@ from compiler.cli.common import (
     rerank_model,
     sample_bytes,
 )
-from compiler.cli.dataset import dataset_mode, explore_folder
+from compiler.cli.dataset import backend_options, dataset_mode, explore_folder
 from mapspace.errors import Interrupted, MapspaceError
 from mapspace.space import Mapspace
 from targets import list_targets
