@@ -213,3 +213,96 @@ def test_cli_bad_density(ref: Path, tmp_path: Path) -> None:
         r = _cli(*args, "--sparse-opt", d / "sparse_opt.yaml")
         assert r.exit_code == 2, r.output
         assert "density" in r.output or "distribution" in r.output
+
+
+# ------------------------------------------------------- rules on hand-worked cases
+def test_SL3_format_occupancy_per_rank() -> None:
+    """SL3: per rank, fibers = parent fibers x P(fiber nonempty); CP and B count
+    ceil(fiber x P(coordinate nonempty)) nonzeros, RLE the expectation without ceil, UOP
+    fiber + 1 offsets per fiber; B stores one bit per coordinate."""
+    from cost_models.sparseloop import _format_occupancy
+    from mapspace.sparse_yaml import Rank
+
+    m = DensityModel(Density("fixed_structured", 0.25), 16)
+    cons = (16, 4)                       # a 16-element tile holding 4 nonzeros
+    assert _format_occupancy(Rank("CP"), 1, 16, 16, 1, m, cons, 4) == [4, 4, 4, 4]
+    assert _format_occupancy(Rank("B"), 1, 16, 16, 1, m, cons, 4) == [16.0, 4.0, 4, 4]
+    assert _format_occupancy(Rank("UOP"), 1, 4, 16, 4, m, cons, 4) == [0.0, 5.0, 4, 4]
+    rle = _format_occupancy(Rank("RLE", metadata_word_bits=3), 1, 6, 6, 1, m, (6, 3), 4)
+    assert rle[:2] == [pytest.approx(3.0), pytest.approx(3.0)] and rle[2] == 3
+    # two ranks of 4 x 4 at 4 nonzeros: each 4-fiber holds exactly one (4 x 4/16 = 1)
+    assert _format_occupancy(Rank("CP"), 4, 4, 4, 1, m, cons, 4)[0] == 4
+
+
+def _dot(tmp_path: Path, density: float, opt: str):
+    d = REF / "dot_dense_DUDU"
+    a = load_arch(d / "arch.yaml", d / "ERT.yaml")
+    ptext = (REF / "dot_gating_SUDU_d0.25/problem.yaml").read_text().replace(
+        "density: 0.25", f"density: {density}")
+    (tmp_path / "p.yaml").write_text(ptext)
+    p = load_problem(tmp_path / "p.yaml")
+    m = load_mapping(d / "mapping.yaml", p, a)
+    (tmp_path / "s.yaml").write_text(opt)
+    spec = load_sparse_spec(tmp_path / "s.yaml", p, a)
+    dens = densities_from_dict(load_yaml(tmp_path / "p.yaml"), p, "p")
+    return p, a, evaluate_sparseloop(p, a, m, spec, dens, load_sparse_arch(
+        d / "arch.yaml", a, d / "ERT.yaml"))
+
+
+def test_SL8_compute_gating_charges_full_compute_energy(ref: Path, tmp_path: Path) -> None:
+    """SL8/SL11: compute_optimization gating at density 0.5, no storage action: 8 of 16
+    computes gated; the ERT has no gated-compute action, so each costs a full compute and
+    the energy equals the dense run's (the README's observation), cycles too."""
+    from cost_models.model import evaluate
+
+    p, a, r = _dot(tmp_path, 0.5, "sparse_optimizations:\n  targets:\n  - name: mac\n"
+                   "    compute_optimization:\n    - type: gating\n")
+    assert (r.computes[0], r.gated_computes[0], r.skipped_computes[0]) == (8, 8, 0)
+    d = REF / "dot_dense_DUDU"
+    ev = evaluate(p, a, load_mapping(d / "mapping.yaml", p, a))
+    assert r.energy[0] == pytest.approx(ev.cost.energy[0], rel=1e-12)
+    assert r.cycles[0] == ev.cost.cycles[0] == 16
+
+
+def test_SL5_SL6_gating_vs_skipping(ref: Path, tmp_path: Path) -> None:
+    """SL5: at the innermost level the condition tile is one element: P(ineffectual) =
+    P(A element empty) = 1 - d.  SL6: read-only targets lose floor(reads x p), the output
+    ceil(reads x p) of its reads and floor(updates x p) of its updates.  SL7: gated
+    accesses cost no energy but keep their bandwidth slot: (16 A + 16 B + 15 Z) reads at 3
+    per cycle -> 16 cycles; skipped ones neither: (16 + 4 + 3) / 3 -> 8 cycles; both remove
+    the computes below (4 actual)."""
+    body = ("sparse_optimizations:\n  targets:\n  - name: Buffer\n    action_optimization:\n"
+            "    - type: {kind}\n      options:\n      - target: B\n        condition_on: [A]\n"
+            "    - type: {kind}\n      options:\n      - target: Z\n        condition_on: [A]\n")
+    for kind, cycles in (("gating", 16), ("skipping", 8)):
+        _, _, r = _dot(tmp_path, 0.25, body.format(kind=kind))
+        other = "skipped" if kind == "gating" else "gated"
+        own = "gated" if kind == "gating" else "skipped"
+        assert r.accesses["random_read"][0, 0, 1] == 4           # B: 16 - floor(12)
+        assert r.accesses[f"{own}_read"][0, 0, 1] == 12
+        assert r.accesses[f"{other}_read"][0, 0, 1] == 0
+        assert r.accesses["random_read"][0, 0, 2] == 3           # Z: 15 - ceil(11.25)
+        assert r.accesses["random_update"][0, 0, 2] == 4         # Z: 16 - floor(12)
+        assert r.computes[0] == 4 and r.cycles[0] == cycles
+
+
+def test_SL4_pretiling_bitmask_under_cp_rejected(ref: Path, tmp_path: Path) -> None:
+    """SL4: a compressed tensor whose child tile holds more than one element must be
+    pretiled: the child's ranks must repeat the parent's innermost ones; a bitmask (B)
+    rank under the parent's CP is rejected, naming both levels (as Timeloop does)."""
+    d = ref / "spmspm_tiled_UOPCP_skipping"
+    a = load_arch(d / "arch.yaml", d / "ERT.yaml")
+    p = load_problem(d / "problem.yaml")
+    m = load_mapping(d / "mapping.yaml", p, a)
+    text = (d / "sparse_opt.yaml").read_text()
+    head, tail = text.split("    name: BackingStorage", 1)
+    tail = tail.replace("      - name: B\n        ranks:\n        - format: UOP\n"
+                        "        - format: CP", "      - name: B\n        ranks:\n"
+                        "        - format: UOP\n        - format: B", 1)
+    (tmp_path / "s.yaml").write_text(head + "    name: BackingStorage" + tail)
+    spec = load_sparse_spec(tmp_path / "s.yaml", p, a)
+    r = evaluate_sparseloop(p, a, m, spec, densities_from_dict(
+        load_yaml(d / "problem.yaml"), p, "p"), load_sparse_arch(d / "arch.yaml", a,
+                                                                 d / "ERT.yaml"))
+    assert not r.valid[0]
+    assert "pretiling for B required" in r.reason[0] and "BackingStorage Buffer" in r.reason[0]
