@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip==25.3"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m compiler.warmup   # numba kernels compiled into the cache now, not at first use
 	touch $(STAMP)
 
 demo: $(STAMP)

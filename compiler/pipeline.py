@@ -64,7 +64,7 @@ from cost_models.fused import (
     row_level,
 )
 from cost_models.learned import Learned, cost_model_of
-from cost_models.search import check_limits, find_mapping
+from cost_models.search import DEFAULT_STRATEGY, check_limits, find_mapping
 from mapspace.errors import Interrupted, MapspaceError
 from mapspace.mapping_yaml import mapping_to_list
 from mapspace.problem import Problem
@@ -166,16 +166,10 @@ def _schedule(s: _State) -> _State:
     (:meth:`targets.registry.Target.space`: its constraints for the problem, per-problem
     hooks and the emitter's rules, so every mapping can be emitted); a fused row-wise
     epilogue adds the row-complete rule F2 (:mod:`cost_models.fused`)."""
-    target = get_target(s.target, where="compile")
     total = len(s.groups)
     for i, (key, names) in enumerate(s.groups.items()):
         p = s.problems[names[0]]
-        space = target.space(p)  # e.g. gemmini depthwise, gemmini rows
-        row = s.graph.op(names[0]).attr("row_complete_dim") if row_level(space.arch) else None
-        if row:  # double-buffered accumulator (F2), whole rows in it
-            arch = row_complete_arch(space.arch)
-            space = Mapspace(p, arch, space.constraints.merged(
-                row_complete_constraints(arch, str(row))), space.rules)
+        space, row = _space(s, names[0])
         try:
             r = find_mapping(space, strategy=s.strategy, seed=s.seed, budget=s.budget,
                              time_limit=s.time_per_op, where="compile", rerank=s.rerank)
@@ -193,6 +187,31 @@ def _schedule(s: _State) -> _State:
         if s.progress is not None:
             s.progress(i + 1, total, names[0])
     return s
+
+
+def _space(s: _State, name: str) -> tuple[Mapspace, object]:
+    """The space op ``name`` is searched in (:func:`_schedule`) and its row-complete dim."""
+    p = s.problems[name]
+    space = get_target(s.target, where="compile").space(p)  # e.g. gemmini depthwise, rows
+    row = s.graph.op(name).attr("row_complete_dim") if row_level(space.arch) else None
+    if row:  # double-buffered accumulator (F2), whole rows in it
+        arch = row_complete_arch(space.arch)
+        space = Mapspace(p, arch, space.constraints.merged(
+            row_complete_constraints(arch, str(row))), space.rules)
+    return space, row
+
+
+def distinct_spaces(model: str, target: str, *, passes: str = "", seq: int | None = None
+                    ) -> list[tuple[list[str], Mapspace]]:
+    """The distinct shapes ``compile_model`` searches for a zoo model or ONNX file (its
+    ``load``/``passes``/``lower`` steps): per shape, first seen first, the names of its ops
+    and the space it is searched in.  For benchmarks of the search
+    (``benchmarks/bench_search.py``)."""
+    get_target(target, where="compile").arch()
+    s = _State(str(model), target, passes, DEFAULT_STRATEGY, None, None, 0, seq, None)
+    for step in (_load, _passes, _lower):
+        s = step(s)
+    return [(names, _space(s, names[0])[0]) for names in s.groups.values()]
 
 
 def searched(s: _State) -> dict:
@@ -381,5 +400,5 @@ def _sizes(p: Problem) -> str:
     return " ".join(f"{d}={n}" for d, n in zip(p.dims, p.sizes, strict=True) if n > 1) or "1"
 
 
-__all__ = ["MAC_KINDS", "STEPS", "CompileResult", "OpRow", "compile_model", "lower_op",
-           "shape_key"]
+__all__ = ["MAC_KINDS", "STEPS", "CompileResult", "OpRow", "compile_model", "distinct_spaces",
+           "lower_op", "shape_key"]

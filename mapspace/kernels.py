@@ -6,8 +6,28 @@ padding); see :func:`term_tables`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numba
 import numpy as np
 from numba import njit, prange
+
+
+@contextmanager
+def kernel_threads(n: int | None) -> Iterator[None]:
+    """Inside the block, compiled kernels run on at most ``n`` threads of numba's pool
+    (``None``: unchanged).  Results never depend on it (every kernel splits work in fixed
+    chunks); only speed does.  Numba's setting is per calling thread and restored on exit."""
+    if n is None:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def term_tables(projections: tuple[np.ndarray, ...], sizes: tuple[int, ...]

@@ -283,7 +283,9 @@ def _print_explore(s: dict, out: str | None, plot: str | None, as_json: bool) ->
         return
     click.echo(f"{s['problem']} on {s['arch']}: {s['valid']:,} valid mappings "
                f"({s['candidates']:,} candidates, acceptance {100 * s['acceptance']:.2f}%) "
-               f"in {s['seconds']:.2f} s = {s['evals_per_s']:,.0f} valid/s")
+               f"in {s['seconds']:.2f} s = {s['evals_per_s']:,.0f} valid/s"
+               + (f" (kernels loaded in {s['kernel_load_s']:.2f} s before, not counted)"
+                  if "kernel_load_s" in s else ""))
     if s["edp_min"] is None:  # no energy table: rank by cycles, and say so
         click.echo(f"energy and EDP: {UNKNOWN_ENERGY}; cycles: min {s['cycles_min']:,}  "
                    f"median {s['cycles_median']:,.0f}  max {s['cycles_max']:,}")

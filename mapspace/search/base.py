@@ -22,6 +22,11 @@ from mapspace.space import Decisions, Mapspace
 
 #: cost function: mappings -> (objective float64[B] (lower is better), valid bool[B])
 CostFn = Callable[[MappingBatch], tuple[np.ndarray, np.ndarray]]
+#: kernel threads during a search: its batches are a few hundred mappings (~1 ms of work on
+#: one core), and a parallel launch per batch costs more than it saves (measured: 20K anneal
+#: evaluations of BERT q-proj took 0.19 s on one thread, 0.55-3.5 s on two of a busy 2-core
+#: machine); results are the same either way
+SEARCH_THREADS = 1
 
 
 class Strategy(Protocol):
@@ -110,15 +115,24 @@ class _TopK:
 
 def run(space: Mapspace, strategy: Strategy, cost: CostFn, *, budget: int | None = None,
         time_limit: float | None = None, victory: int | None = None,
-        top_k: int = 0) -> SearchResult:
+        top_k: int = 0, threads: int | None = SEARCH_THREADS) -> SearchResult:
     """Drive ``strategy`` until it finishes, ``budget`` evaluations are spent, ``time_limit``
     seconds pass, or ``victory`` consecutive valid evaluations fail to improve the best
     (Timeloop's victory condition).  ``top_k > 0`` also records the ``top_k`` best distinct
-    valid mappings seen (``SearchResult.top``); the search itself is the same.
+    valid mappings seen (``SearchResult.top``); the search itself is the same.  The compiled
+    kernels run on at most ``threads`` threads meanwhile (:data:`SEARCH_THREADS`).
 
     Ctrl-C (``KeyboardInterrupt``) once a valid mapping is known raises
     :class:`mapspace.errors.Interrupted` holding the result so far (``stopped_by``
     ``"interrupted"``); before that the interrupt propagates as it came."""
+    from mapspace.kernels import kernel_threads  # numba: imported when a search runs
+
+    with kernel_threads(threads):
+        return _run(space, strategy, cost, budget, time_limit, victory, top_k)
+
+
+def _run(space: Mapspace, strategy: Strategy, cost: CostFn, budget: int | None,
+         time_limit: float | None, victory: int | None, top_k: int) -> SearchResult:
     top = _TopK(top_k) if top_k > 0 else None
     t0 = time.perf_counter()
     best_obj = float("inf")
