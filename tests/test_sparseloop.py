@@ -220,18 +220,18 @@ def test_SL3_format_occupancy_per_rank() -> None:
     """SL3: per rank, fibers = parent fibers x P(fiber nonempty); CP and B count
     ceil(fiber x P(coordinate nonempty)) nonzeros, RLE the expectation without ceil, UOP
     fiber + 1 offsets per fiber; B stores one bit per coordinate."""
-    from cost_models.sparseloop import _format_occupancy
+    from cost_models.sparseloop_analysis import format_occupancy
     from mapspace.sparse_yaml import Rank
 
     m = DensityModel(Density("fixed_structured", 0.25), 16)
     cons = (16, 4)                       # a 16-element tile holding 4 nonzeros
-    assert _format_occupancy(Rank("CP"), 1, 16, 16, 1, m, cons, 4) == [4, 4, 4, 4]
-    assert _format_occupancy(Rank("B"), 1, 16, 16, 1, m, cons, 4) == [16.0, 4.0, 4, 4]
-    assert _format_occupancy(Rank("UOP"), 1, 4, 16, 4, m, cons, 4) == [0.0, 5.0, 4, 4]
-    rle = _format_occupancy(Rank("RLE", metadata_word_bits=3), 1, 6, 6, 1, m, (6, 3), 4)
+    assert format_occupancy(Rank("CP"), 1, 16, 16, 1, m, cons, 4) == [4, 4, 4, 4]
+    assert format_occupancy(Rank("B"), 1, 16, 16, 1, m, cons, 4) == [16.0, 4.0, 4, 4]
+    assert format_occupancy(Rank("UOP"), 1, 4, 16, 4, m, cons, 4) == [0.0, 5.0, 4, 4]
+    rle = format_occupancy(Rank("RLE", metadata_word_bits=3), 1, 6, 6, 1, m, (6, 3), 4)
     assert rle[:2] == [pytest.approx(3.0), pytest.approx(3.0)] and rle[2] == 3
     # two ranks of 4 x 4 at 4 nonzeros: each 4-fiber holds exactly one (4 x 4/16 = 1)
-    assert _format_occupancy(Rank("CP"), 4, 4, 4, 1, m, cons, 4)[0] == 4
+    assert format_occupancy(Rank("CP"), 4, 4, 4, 1, m, cons, 4)[0] == 4
 
 
 def _dot(tmp_path: Path, density: float, opt: str):
