@@ -12,6 +12,7 @@ import numpy as np
 
 from compiler.cli.common import (
     atomic_write,
+    check_memory,
     check_out_dir,
     check_outputs,
     check_seed_option,
@@ -115,6 +116,11 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
     check_limits(budget, time_per_op, where="options", keys=("--budget", "--time-per-op"))
     check_seed_option(seed)
     check_out_dir(out)
+    if run_code and not emit_code:
+        raise MapspaceError("--run needs --emit", where="--run")
+    from targets.registry import get_target
+
+    get_target(target, where="--target")  # an unknown target names the option
     rerank = rerank_model(cost, target, None)
     with progress_bar(as_json) as bar:
         task = bar.add_task(f"scheduling {model}", total=None)
@@ -128,8 +134,9 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
                                    progress=progress, frontend=frontend, cost=rerank)
         except Interrupted as e:  # Ctrl-C/SIGTERM: keep the shapes searched so far
             _write_searched(e, out)
-    if run_code and not emit_code:
-        raise MapspaceError("--run needs --emit", where="options", key="--run")
+    if run_code:  # the run holds every tensor (float64 at worst), the numpy reference too
+        check_memory(sum(t.size for t in result.graph.tensors().values()), 16, key="--run",
+                     unit="tensor elements")
     with _staged_code(out, emit_code) as code:  # moved into --out/code after the report
         emission = _emit_model(result, code, run_code, seed) if code else None
         paths = write_report(result, out)
@@ -321,6 +328,9 @@ def run_(model_dir, inputs, out, reference, as_json) -> None:
         raise MapspaceError(f"{inputs!r} is not a readable .npz file ({e})",
                             where="--inputs") from None
     model = CompiledModel.load(model_dir)
+    graph = model.source_graph or model.graph  # what run() executes
+    check_memory(sum(t.size for t in graph.tensors().values()),
+                 16 if reference else 8, key="MODEL_DIR", unit="tensor elements")
     t0 = time.perf_counter()
     got = model.run(feeds)
     seconds = time.perf_counter() - t0

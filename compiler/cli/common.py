@@ -83,7 +83,7 @@ def guarded(cmd: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 with _interruptible():
                     return fn(*args, **kwargs)
             except MapspaceError as e:
-                fail(cmd, str(e))
+                fail(cmd, as_options(e, cmd))
             except KeyboardInterrupt:
                 interrupted(cmd, "nothing written")
             except MemoryError:
@@ -95,6 +95,34 @@ def guarded(cmd: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return run
 
     return deco
+
+
+#: where an engine error names a function or a keyword, the option the user wrote
+WHERE_AS_OPTION = {"make_strategy": "--strategy", "workload": "--workload",
+                   "parse_passes": "--passes", "load_target": "--target",
+                   "zoo_graph": "MODEL", "sparsify": "--passes"}
+KEY_AS_OPTION = {"strategy": "--strategy", "model": "MODEL", "frontend": "--frontend",
+                 "budget": "--budget", "time_per_op": "--time-per-op", "seed": "--seed",
+                 "top_k": "--top-k", "cost": "--cost", "target": "--target", "seq": "--seq",
+                 "objective": "--objective", "time": "--time"}
+
+
+def as_options(e: MapspaceError, cmd: str) -> str:
+    """The message of ``e`` located at the option the user wrote, not at the function or
+    keyword inside that raised it (``make_strategy:`` -> ``--strategy:``,
+    ``compile: strategy:`` -> ``--strategy:``, ``options: --seed:`` -> ``--seed:``)."""
+    where, key = e.where, e.key
+    if where in WHERE_AS_OPTION:
+        where = WHERE_AS_OPTION[where]
+        if where in ("--strategy", "--workload", "--target"):
+            key = None
+    elif where in ("options", cmd) and key in KEY_AS_OPTION:
+        where, key = KEY_AS_OPTION[key], None
+    elif where == "options" and key:
+        where = None  # "options: --seed: ..." -> "--seed: ..."
+    else:
+        return str(e)
+    return str(MapspaceError(e.detail, where=where, key=key))
 
 
 class _Group(click.Group):

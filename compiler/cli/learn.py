@@ -8,11 +8,13 @@ from typing import Any
 import click
 
 from compiler.cli.common import (
+    check_memory,
     check_out,
     check_seed_option,
     guarded,
     main,
     progress_bar,
+    sample_bytes,
 )
 from mapspace.errors import MapspaceError
 from targets.registry import DTYPE_BITS
@@ -108,11 +110,14 @@ def measure_(target, workload, problem, n, seed, out, top_k, objective, dtype, r
                             where="options")
     check_seed_option(seed)
     check_out(out, "--out")
-    measurable(target, dtype)  # a target that cannot run here fails before any work
+    t, _, dt = measurable(target, dtype)  # a target that cannot run here fails first
     from mapspace.problem_yaml import load_problem
     from mapspace.workloads import workload as zoo_workload
 
     p = load_problem(problem) if problem else zoo_workload(workload)
+    if n >= 1:  # the pool it picks from: 32 valid mappings per one measured (at least 1024)
+        check_memory(max(1024, 32 * n), sample_bytes(p, t.arch(dt)), key="--n",
+                     unit="pooled mappings (32 per --n)")
     with progress_bar(as_json) as bar:
         tasks: dict[str, Any] = {}
 
