@@ -378,5 +378,142 @@ class Sparseloop:
                      reasons=reasons.astype(np.int64), detail=sc)
 
 
-__all__ = ["COUNT_OPS", "DATA_OPS", "FORMAT_OPS", "DensityModel", "Sparseloop",
-           "SparseloopCost", "evaluate_sparseloop"]
+# ------------------------------------------- pruned weights (compile --passes sparsify)
+WEIGHTS = "Weights"
+
+
+def pruned_weights_spec(problem: Problem, arch: Arch, keep: np.ndarray, pruning: str,
+                        nm: tuple[int, int] | None = None) -> SparseSpec:
+    """The Sparseloop description ``compile`` prices weights pruned by ``sparsify`` with,
+    for a mapping whose keep flags are ``keep: bool[L, T]`` (the same rules for every
+    target; on ``gemmini``, N:M: DRAM ``UOP-UOP-CP``, Scratchpad ``UOP-CP``, Registers
+    ``CP``; unstructured: DRAM ``UOP-B``, Scratchpad ``B``, Registers dense):
+
+    * N:M: every level keeping ``Weights`` stores them compressed, ``CP`` with
+      ``ceil(log2 M)``-bit coordinates (2 bits for 2:4: a nonzero's position in its group)
+      over all weight dimensions (one flattened rank), ranks applied inner to outer; each
+      keeper adds one ``UOP`` rank (offsets into the tiles below) per keeper under it, so a
+      tile below is pretiled as Timeloop requires.  The MAC skips zero weights
+      (``compute_optimization: skipping``, skip_on_not_aligned_operands): half the MACs and
+      their cycles for 2:4, as a 2:4 sparse tensor core does; the inputs are still read
+      dense (the core selects them by the metadata).
+    * unstructured: the same with a bitmask ``B`` (1 bit per element) at every keeper but
+      the innermost (the PE's register holds a decompressed weight); the MAC is gated on a
+      zero weight (``compute_optimization: gating``): a rigid weight-stationary array
+      cannot compact random zeros, every MAC keeps its cycle, and without a gated-MAC
+      energy a gated MAC costs a full one (Timeloop's rule): the saving is the compressed
+      weight traffic and storage.
+    """
+    from mapspace.sparse_yaml import Rank, TensorFormat
+
+    if WEIGHTS not in problem.tensor_names:
+        return SparseSpec()
+    w = problem.tensor_index(WEIGHTS)
+    dims = tuple(d for d in range(problem.num_dims) if problem.relevance[w, d])
+    keepers = [l for l in range(arch.num_levels) if keep[l, w]]
+    if pruning == "nm":
+        if nm is None:
+            raise ValueError("N:M pruning needs nm=(N, M)")
+        inner = Rank("CP", metadata_word_bits=max(1, math.ceil(math.log2(nm[1]))),
+                     flattened=(dims,))
+        compressed, opt = keepers, "skip_on_not_aligned_operands"
+    else:
+        inner = Rank("B", metadata_word_bits=1, flattened=(dims,))
+        compressed, opt = keepers[:-1], "gate_on_zero_operand"
+    uop = Rank("UOP", flattened=(dims,))
+    formats = tuple(TensorFormat(arch.level_names[l], WEIGHTS,
+                                 (uop,) * (len(compressed) - 1 - j) + (inner,),
+                                 inner_to_outer=True)
+                    for j, l in enumerate(compressed))
+    return SparseSpec(formats=formats, compute=frozenset({opt}))
+
+
+def target_sparse_arch(arch: Arch, offset_bits: int = 16) -> SparseArch:
+    """Sparse attributes of a built-in target (which has no metadata storage of its own):
+    metadata lives in the level's data storage, one metadata access moving the level's
+    width in bits at the price of a data access (read/write/update); gated and skipped
+    accesses are free; a gated MAC costs a full MAC (no gated action in the target's
+    table), a skipped MAC nothing (the table's ``compute_skipped`` is 0: the MAC never
+    starts).  ``offset_bits``: the word bits of UOP offsets."""
+    from mapspace.sparse_yaml import LevelSparseAttrs
+
+    levels = []
+    for lv in arch.levels:
+        e = lv.energy
+        levels.append(LevelSparseAttrs(
+            metadata_word_bits=offset_bits, metadata_storage_width=lv.width,
+            op_energy=(("random_read", e.read), ("random_fill", e.write),
+                       ("random_update", e.update), ("random_metadata_read", e.read),
+                       ("random_metadata_fill", e.write),
+                       ("random_metadata_update", e.update))))
+    c = arch.compute.energy
+    return SparseArch(tuple(levels), (("random_compute", c), ("skipped_compute", 0.0),
+                                      ("gated_compute", c)))
+
+
+@dataclass(frozen=True)
+class PrunedWeights:
+    """The cost model ``compile`` uses for weights pruned to ``density`` by ``pruning``
+    (``"nm"`` with ``nm``: fixed-structured ``N/M``; else unstructured: hypergeometric,
+    Sparseloop's uniform model): :func:`pruned_weights_spec` on each mapping's own weight
+    keepers, :func:`target_sparse_arch`, Timeloop's sparse model.  ``detail``: the
+    :class:`SparseloopCost` (rows in input order)."""
+
+    density: float
+    pruning: str = "magnitude"
+    nm: tuple[int, int] | None = None
+    name: str = "sparseloop-pruned"
+
+    def densities(self, problem: Problem) -> tuple[Density, ...]:
+        out = list(densities_of(problem))
+        if WEIGHTS in problem.tensor_names:
+            kind = "fixed_structured" if self.pruning == "nm" else "hypergeometric"
+            d = self.nm[0] / self.nm[1] if self.pruning == "nm" and self.nm else self.density
+            out[problem.tensor_index(WEIGHTS)] = Density(kind, float(d))
+        return tuple(out)
+
+    def describe(self, problem: Problem, arch: Arch, keep: np.ndarray) -> str:
+        """E.g. ``"2:4 DRAM:UOP-UOP-CP Scratchpad:UOP-CP Registers:CP skip MACs of zero
+        weights"``."""
+        spec = pruned_weights_spec(problem, arch, keep, self.pruning, self.nm)
+        what = f"{self.nm[0]}:{self.nm[1]}" if self.pruning == "nm" and self.nm \
+            else f"density {self.density:g}"
+        parts = [what] + [f"{f.level}:{'-'.join(r.format for r in f.ranks)}"
+                          for f in spec.formats]
+        parts.append("skip MACs of zero weights" if "skip_on_not_aligned_operands"
+                     in spec.compute else "gate MACs of zero weights")
+        return " ".join(parts)
+
+    def cost(self, problem: Problem, arch: Arch, mappings: MappingBatch) -> Costs:
+        ev = evaluate(problem, arch, mappings)
+        dens = self.densities(problem)
+        sa = target_sparse_arch(arch)
+        groups: dict[bytes, list[int]] = {}
+        for i in range(len(mappings)):
+            groups.setdefault(mappings.keep[i].tobytes(), []).append(i)
+        cycles = np.zeros(len(mappings), np.int64)
+        energy = np.full(len(mappings), np.nan)
+        computes = np.zeros(len(mappings), np.int64)
+        valid = np.zeros(len(mappings), bool)
+        reason = np.full(len(mappings), "", dtype=object)
+        for rows in groups.values():
+            idx = np.asarray(rows)
+            sub = mappings[idx]
+            spec = pruned_weights_spec(problem, arch, sub.keep[0], self.pruning, self.nm)
+            sc = evaluate_sparseloop(problem, arch, sub, spec, dens, sa)
+            cycles[idx], energy[idx], computes[idx] = sc.cycles, sc.energy, sc.computes
+            valid[idx], reason[idx] = sc.valid, sc.reason
+        with np.errstate(divide="ignore", invalid="ignore"):
+            util = np.where(valid, computes / (arch.compute.instances * cycles), np.nan)
+        reasons = np.where(valid, 0, np.where(ev.validity.reasons != 0, ev.validity.reasons,
+                                              int(Reason.CAPACITY)))
+        return Costs(cycles=np.where(valid, cycles, 0).astype(np.float64),
+                     energy_pJ=np.where(valid, energy, np.nan),
+                     edp=np.where(valid, energy * 1e-12 * cycles, np.nan), utilization=util,
+                     valid=valid, reasons=reasons.astype(np.int64),
+                     detail={"reason": reason, "computes": computes})
+
+
+__all__ = ["COUNT_OPS", "DATA_OPS", "FORMAT_OPS", "WEIGHTS", "DensityModel", "PrunedWeights",
+           "Sparseloop", "SparseloopCost", "evaluate_sparseloop", "pruned_weights_spec",
+           "target_sparse_arch"]

@@ -93,6 +93,26 @@ class DensityModel:
             return 0
         return ((size - self.N + self.total) // size) * size  # integer division, as Timeloop
 
+    def occupancies(self, size: int, lo: int, hi: int) -> list[tuple[int, float]]:
+        """``(k, P(k))`` for the occupancies lo..hi of nonzero probability.  Hypergeometric
+        tails below 1e-13 of the mode are left out (Timeloop keeps every probability that
+        is not exactly 0; the difference is below 1e-12 relative and saves walking tens of
+        thousands of occupancies of a large tile)."""
+        if self.kind == "fixed_structured":
+            return [(k, q) for k in range(lo, hi + 1) if (q := self.prob(size, k)) != 0]
+        from scipy.special import gammaln
+
+        k = np.arange(lo, hi + 1)
+        r, N = self.total, self.N
+        ok = (k <= r) & (k <= size) & ((size + r <= N) | (k >= size + r - N))
+        kk = np.where(ok, k, 0)
+        logp = (gammaln(r + 1) - gammaln(kk + 1) - gammaln(r - kk + 1)
+                + gammaln(N - r + 1) - gammaln(size - kk + 1) - gammaln(N - r - size + kk + 1)
+                - gammaln(N + 1) + gammaln(size + 1) + gammaln(N - size + 1))
+        p = np.where(ok, np.exp(logp), 0.0)
+        keep = p > p.max() * 1e-13
+        return [(int(a), float(b)) for a, b in zip(k[keep], p[keep], strict=True)]
+
     def expected(self, size: int) -> float:
         if self.kind == "fixed_structured":
             return size * self.d
@@ -309,9 +329,7 @@ class MappingAnalysis:
                     continue
                 hi = dens.max_occupancy(tl.shape)
                 lo = dens.min_occupancy(tl.shape)
-                occs = [k for k in range(lo, hi + 1)]
-                probs = [dens.prob(tl.shape, k) for k in occs]
-                live = [(k, q) for k, q in zip(occs, probs, strict=True) if q != 0]
+                live = dens.occupancies(tl.shape, lo, hi)
                 par = self.tiles[t][tl.parent] if tl.parent is not None else None
                 if par is not None and par.has_metadata and lo == 0 and live:
                     first = live[0][1]
