@@ -8,7 +8,7 @@ from __future__ import annotations
 from compiler.errors import CompilerError
 from compiler.graph import Graph, Op
 from compiler.result import TENSOR_ATTRS
-from cost_models.sparse_model import Sparse
+from cost_models.sparseloop import PrunedWeights
 from mapspace.problem import Problem
 
 
@@ -37,15 +37,17 @@ def shape_key(p: Problem) -> tuple:
     return (p.dims, p.sizes, p.coefficients, p.tensors)
 
 
-def sparse_model(op: Op) -> Sparse | None:
-    """The :class:`~cost_models.sparse_model.Sparse` model of a MAC op from its
-    ``sparsify`` attrs (``weight_density``, ``pruning``, ``nm``); ``None`` when dense."""
+def sparse_model(op: Op) -> PrunedWeights | None:
+    """The sparse cost model of a MAC op from its ``sparsify`` attrs (``weight_density``,
+    ``pruning``, ``nm``): Timeloop's sparse model under the Sparseloop description of
+    pruned weights (:class:`~cost_models.sparseloop.PrunedWeights`); ``None`` when dense."""
     d = op.attr("weight_density")
     if d is None or float(d) >= 1.0:  # type: ignore[arg-type]
         return None
     nm = op.attr("nm")
-    return Sparse.pruned_weights(float(d), op.attr("pruning"),  # type: ignore[arg-type]
-                                 tuple(nm) if nm else None)  # type: ignore[arg-type]
+    kind = "nm" if op.attr("pruning") == "nm" and nm else "magnitude"
+    return PrunedWeights(float(d), kind,  # type: ignore[arg-type]
+                         (int(nm[0]), int(nm[1])) if nm else None)  # type: ignore[index]
 
 
 __all__ = ["lower_op", "shape_key", "sparse_model"]

@@ -491,27 +491,49 @@ class PrunedWeights:
         groups: dict[bytes, list[int]] = {}
         for i in range(len(mappings)):
             groups.setdefault(mappings.keep[i].tobytes(), []).append(i)
-        cycles = np.zeros(len(mappings), np.int64)
-        energy = np.full(len(mappings), np.nan)
-        computes = np.zeros(len(mappings), np.int64)
-        valid = np.zeros(len(mappings), bool)
-        reason = np.full(len(mappings), "", dtype=object)
+        parts = []
         for rows in groups.values():
             idx = np.asarray(rows)
-            sub = mappings[idx]
+            sub = mappings if len(groups) == 1 else mappings[idx]
             spec = pruned_weights_spec(problem, arch, sub.keep[0], self.pruning, self.nm)
-            sc = evaluate_sparseloop(problem, arch, sub, spec, dens, sa)
-            cycles[idx], energy[idx], computes[idx] = sc.cycles, sc.energy, sc.computes
-            valid[idx], reason[idx] = sc.valid, sc.reason
+            parts.append((idx, evaluate_sparseloop(problem, arch, sub, spec, dens, sa,
+                                                   evaluation=ev if len(groups) == 1
+                                                   else None)))
+        sc = parts[0][1] if len(parts) == 1 else _merge(parts, len(mappings))
+        valid = np.asarray(sc.valid, bool)
         with np.errstate(divide="ignore", invalid="ignore"):
-            util = np.where(valid, computes / (arch.compute.instances * cycles), np.nan)
+            util = np.where(valid, sc.computes / (arch.compute.instances * sc.cycles), np.nan)
         reasons = np.where(valid, 0, np.where(ev.validity.reasons != 0, ev.validity.reasons,
                                               int(Reason.CAPACITY)))
-        return Costs(cycles=np.where(valid, cycles, 0).astype(np.float64),
-                     energy_pJ=np.where(valid, energy, np.nan),
-                     edp=np.where(valid, energy * 1e-12 * cycles, np.nan), utilization=util,
-                     valid=valid, reasons=reasons.astype(np.int64),
-                     detail={"reason": reason, "computes": computes})
+        return Costs(cycles=np.where(valid, sc.cycles, 0).astype(np.float64),
+                     energy_pJ=np.where(valid, sc.energy, np.nan),
+                     edp=np.where(valid, sc.edp, np.nan), utilization=util,
+                     valid=valid, reasons=reasons.astype(np.int64), detail=sc)
+
+
+def _merge(parts: list, n: int) -> SparseloopCost:
+    """One :class:`SparseloopCost` of ``n`` rows from per-group results ``(rows, cost)``."""
+    from dataclasses import fields
+
+    first = parts[0][1]
+    out: dict = {}
+    for f in fields(SparseloopCost):
+        v = getattr(first, f.name)
+        if isinstance(v, np.ndarray):
+            arr = np.empty((n, *v.shape[1:]), v.dtype)
+            for idx, sc in parts:
+                arr[idx] = getattr(sc, f.name)
+            out[f.name] = arr
+        elif isinstance(v, dict):
+            out[f.name] = {}
+            for k, a in v.items():
+                arr = np.empty((n, *a.shape[1:]), a.dtype)
+                for idx, sc in parts:
+                    arr[idx] = getattr(sc, f.name)[k]
+                out[f.name][k] = arr
+        else:
+            out[f.name] = v
+    return SparseloopCost(**out)
 
 
 __all__ = ["COUNT_OPS", "DATA_OPS", "FORMAT_OPS", "WEIGHTS", "DensityModel", "PrunedWeights",

@@ -16,6 +16,7 @@ from cost_models.fused import Fused, row_complete_constraints
 from cost_models.interface import ANALYTICAL, Analytical, CostModel, Costs
 from cost_models.sparse import Action, SparseOptimizations
 from cost_models.sparse_model import Sparse
+from cost_models.sparseloop import PrunedWeights
 from mapspace.mapping import MappingBatch
 from mapspace.problem import conv2d, matmul
 from mapspace.space import Mapspace
@@ -32,6 +33,7 @@ MODELS = {
     "sparse-dense": lambda p: Sparse(),
     "sparse-magnitude-0.5": lambda p: Sparse.pruned_weights(0.5, "magnitude"),
     "sparse-2:4": lambda p: Sparse.pruned_weights(0.5, "nm", (2, 4)),
+    "sparseloop-2:4": lambda p: PrunedWeights(0.5, "nm", (2, 4)),
     "fused-rows": lambda p: Fused("M", int(np.prod([p.size(d) for d in p.dims
                                                        if d != "C" and d not in "RS"]))),
 }
