@@ -6,6 +6,11 @@ sample of them one at a time through the same API (the scalar path is a batch of
 Both runs happen here, now, on this machine; the last line printed is one JSON object.
 
     .venv/bin/python benchmarks/bench_evaluate.py [--samples 100000] [--scalar 2000]
+        [--sparse 1000]
+
+``--sparse K`` also prices the first K mappings with Timeloop's sparse model
+(``cost_models/sparseloop.py``, ``PrunedWeights`` 2:4 on the weights) beside the dense model
+on the same rows.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=100_000)
     ap.add_argument("--scalar", type=int, default=2_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sparse", type=int, default=1_000,
+                    help="mappings priced by Timeloop's sparse model (2:4 weights)")
     args = ap.parse_args()
 
     import numba
@@ -68,6 +75,18 @@ def main() -> None:
     same = all(s.cost.cycles[0] == full.cost.cycles[i] and s.cost.energy[0] == full.cost.energy[i]
                for i, s in enumerate(singles))
 
+    # Timeloop's sparse model (cost_models/sparseloop.py) on the same mappings, weights 2:4
+    from cost_models.sparseloop import PrunedWeights
+
+    ks = min(args.sparse, len(batch))
+    sparse_model = PrunedWeights(0.5, "nm", (2, 4))
+    sub = batch[:ks]
+    sparse_model.cost(problem, arch, sub[:2])
+    t = time.perf_counter()
+    sc = sparse_model.cost(problem, arch, sub)
+    tsp = time.perf_counter() - t
+    td = best_of(lambda: evaluate(problem, arch, sub))
+
     n = len(batch)
     result = {
         "benchmark": "bench_evaluate",
@@ -81,10 +100,20 @@ def main() -> None:
         "goal_evals_per_s": 1_000_000,
         "best_edp_J_cycles": float(np.nanmin(full.cost.edp)),
         "generation_s": gen_s,
+        "sparse_mappings": ks,
+        "sparse_evals_per_s": ks / tsp,
+        "dense_evals_per_s_same_rows": ks / td,
+        "sparse_over_dense_time": tsp / td,
+        "sparse_valid": int(sc.valid.sum()),
+        "sparse_median_cycles_ratio": float(np.nanmedian(
+            sc.cycles[sc.valid] / full.cost.cycles[:ks][sc.valid])),
     }
     print(f"batch: {n / tn:,.0f} evaluations/s ({threads} threads), "
           f"{n / t1:,.0f}/s (1 thread); scalar: {1 / ts:,.0f}/s; "
           f"ratio {result['batch_over_scalar']:.0f}x; scalar == batch: {same}")
+    print(f"sparse (Timeloop's sparse model, 2:4 weights): {ks / tsp:,.0f} evaluations/s "
+          f"beside dense {ks / td:,.0f}/s on the same {ks} mappings "
+          f"({tsp / td:,.0f}x the time)")
     print(json.dumps(result))
 
 
