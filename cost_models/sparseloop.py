@@ -57,6 +57,8 @@ class _Context:
     density: tuple
     md_bits: tuple
     compute_opts: frozenset
+    axes: tuple          # per tensor, per axis: ((dim, coefficient), ...)
+    energies: tuple      # per level: {storage op: pJ}
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,11 @@ def _context(problem: Problem, arch: Arch, spec: SparseSpec, densities, sparse_a
     dens = densities if densities is not None else densities_of(problem)
     models = tuple(DensityModel(d, problem.tensor_size(t)) for t, d in enumerate(dens))
     sa = sparse_arch or default_sparse_arch(arch)
+    axes = tuple(tuple(tuple((d, int(c)) for d, c in enumerate(row) if c)
+                       for row in proj) for proj in problem.projections)
     return _Context(problem, arch, sa, formats, groups, models,
-                    tuple(lv.metadata_word_bits for lv in sa.levels), spec.compute)
+                    tuple(lv.metadata_word_bits for lv in sa.levels), spec.compute, axes,
+                    tuple(dict(lv.op_energy) for lv in sa.levels))
 
 
 def _price(an: MappingAnalysis, ctx: _Context, dm, i: int, keep: np.ndarray, p: Prices,
@@ -152,6 +157,7 @@ def _price(an: MappingAnalysis, ctx: _Context, dm, i: int, keep: np.ndarray, p: 
     for lv in range(S):
         s = S - 1 - lv
         attrs = sa.levels[lv]
+        energy = ctx.energies[lv]
         block = arch.levels[lv].block_size
         word = arch.levels[lv].datawidth
         width = attrs.metadata_storage_width
@@ -184,12 +190,12 @@ def _price(an: MappingAnalysis, ctx: _Context, dm, i: int, keep: np.ndarray, p: 
             for op in DATA_OPS:
                 n = f[op]
                 if n:
-                    e += (-(-n // block)) * ratio * attrs.energy(op)
+                    e += (-(-n // block)) * ratio * energy.get(op, 0.0)
             for op in COUNT_OPS:
-                e += f[op] * attrs.energy(op)
+                e += f[op] * energy.get(op, 0.0)
             if width:
                 for op in FORMAT_OPS:
-                    e += math.ceil(bits[op] / width) * attrs.energy(op)
+                    e += math.ceil(bits[op] / width) * energy.get(op, 0.0)
             scale = tl.avg_rep_scale
             e_tot = e * min(max_inst, int(p.clusters[lv])) * scale
             out["energy_breakdown"][i, lv, t] = e_tot

@@ -218,7 +218,13 @@ class MappingAnalysis:
         self.compute_instances = int(dm.compute_instances[i])
 
     def size(self, t: int, ext) -> int:
-        return int(self.c.problem.tile_size(t, np.asarray(ext, np.int64)))
+        """Elements of tensor ``t`` in a box of ``ext`` (Timeloop's axis-aligned
+        hyper-rectangle, as :meth:`Problem.tile_size`), in Python integers (small boxes, many
+        calls)."""
+        n = 1
+        for axis in self.c.axes[t]:
+            n *= 1 + sum(c * (int(ext[d]) - 1) for d, c in axis)
+        return n
 
     # -------------------------------------------------- formats (SL3, SL4)
     def define_formats(self) -> None:
@@ -248,13 +254,14 @@ class MappingAnalysis:
                                     f"{self.c.arch.level_names[self.S - 1 - s]} "
                                     f"{self.c.arch.level_names[self.S - 1 - child]}")
                 sub: list[_Loop] = []
-                sub_sz: list[int] = []
+                where: list[tuple[int, int]] = []
                 for l2 in range(s, inner_most - 1, -1):
                     for k in range(len(self.subnests[l2]) - 1, -1, -1):
                         lp = self.subnests[l2][k]
                         if lp.dim in dims_t:
                             sub.insert(0, _Loop(lp.dim, lp.end, lp.kind))
-                            sub_sz.insert(0, self.size(t, self.highs[l2][k]))
+                            where.insert(0, (l2, k))
+                sub_sz = _LazySizes(self, t, where)
                 if not pre:
                     below = np.ones(p.num_dims, np.int64)
                     for l3 in range(inner_most):
@@ -658,6 +665,20 @@ class MappingAnalysis:
         nonexist += total * sa[2] * sb[2]
         g, k = math.floor(gated), math.floor(skipped)
         return int(total - k - g - math.floor(nonexist)), g, k
+
+
+class _LazySizes:
+    """The tile sizes of a relevant-loop list, computed only for the loops a rank starts at."""
+
+    def __init__(self, an: MappingAnalysis, t: int, where: list[tuple[int, int]]):
+        self.an, self.t, self.where = an, t, where
+
+    def __len__(self) -> int:
+        return len(self.where)
+
+    def __getitem__(self, k: int) -> int:
+        l2, j = self.where[k]
+        return self.an.size(self.t, self.an.highs[l2][j])
 
 
 def _copy(x: list | None) -> list:
