@@ -306,3 +306,36 @@ def test_SL4_pretiling_bitmask_under_cp_rejected(ref: Path, tmp_path: Path) -> N
                                                                  d / "ERT.yaml"))
     assert not r.valid[0]
     assert "pretiling for B required" in r.reason[0] and "BackingStorage Buffer" in r.reason[0]
+
+
+def test_SL13_pruned_weights_on_gemmini() -> None:
+    """SL13 (compile --passes sparsify): on gemmini's BERT FFN1 example mapping, 2:4 weights
+    are CP at every keeper (UOP ranks above), half the MACs skipped (free), the other half
+    actual; unstructured 50 %: bitmask above the registers, half the MACs gated at a full
+    MAC's energy, cycles as dense; both cheaper than dense."""
+    from cost_models.model import evaluate
+    from cost_models.sparseloop import PrunedWeights
+    from mapspace.workloads import workload
+    from targets import load_target
+
+    root = Path(__file__).resolve().parents[1]
+    a = load_target("gemmini")
+    p = workload("bert-base/ffn1")
+    m = load_mapping(root / "targets/gemmini/examples/bert_ffn1_good.yaml", p, a)
+    ev = evaluate(p, a, m)
+    macs = int(ev.movement.macs[0] * ev.movement.compute_instances[0])
+    nm = PrunedWeights(0.5, "nm", (2, 4))
+    assert nm.describe(p, a, m.keep[0]) == ("2:4 DRAM:UOP-UOP-CP Scratchpad:UOP-CP "
+                                            "Registers:CP skip MACs of zero weights")
+    c = nm.cost(p, a, m)
+    sc = c.detail
+    assert sc.computes[0] == macs // 2 and sc.skipped_computes[0] == macs // 2
+    assert sc.mac_energy[0] == pytest.approx(macs // 2 * a.compute.energy)
+    assert c.cycles[0] < ev.cost.cycles[0] and c.energy_pJ[0] < ev.cost.energy[0]
+    u = PrunedWeights(0.5, "magnitude")
+    assert u.describe(p, a, m.keep[0]) == ("density 0.5 DRAM:UOP-B Scratchpad:B "
+                                           "gate MACs of zero weights")
+    cu = u.cost(p, a, m)
+    assert cu.detail.gated_computes[0] == macs // 2 and cu.detail.computes[0] == macs // 2
+    assert cu.detail.mac_energy[0] == pytest.approx(macs * a.compute.energy)
+    assert cu.cycles[0] == ev.cost.cycles[0] and cu.energy_pJ[0] < ev.cost.energy[0]
