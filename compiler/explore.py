@@ -27,6 +27,9 @@ from mapspace.validity import Reason, Validity, check
 
 CHUNK = 4096                 # the sampler's chunk (one random stream each)
 ROUND_CHUNKS = 16            # candidates per round: 16 chunks
+#: candidates drawn before a space with no valid one is refused (a utilization constraint
+#: no mapping meets used to keep explore drawing up to max_candidates, for hours)
+EMPTY_AFTER = 32 * ROUND_CHUNKS * CHUNK
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,15 @@ class Exploration:
 
 def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int, seed: int,
             progress: Callable[[int, int], None] | None = None,
-            max_candidates: int = 2_000_000_000) -> Exploration:
+            max_candidates: int = 2_000_000_000,
+            empty_after: int = EMPTY_AFTER) -> Exploration:
     """``samples`` uniformly drawn valid mappings with their costs (see module doc).
 
     Candidates are drawn, validated and priced in one compiled pass
     (:class:`cost_models.explore.SampleAndPrice`) with the same random streams as
     :meth:`Mapspace.draw`, so ``explore`` and ``draw`` + ``evaluate`` agree exactly.
+    A space with no valid mapping among the first ``empty_after`` candidates is refused
+    (naming the levels and constraints that empty it) instead of drawn for hours.
     Ctrl-C (``KeyboardInterrupt``) after some valid samples raises
     :class:`mapspace.errors.Interrupted` holding them (a smaller exploration).
     """
@@ -83,7 +89,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     last: Decisions | None = None
     stopped = False
     try:
-        while have < samples and drawn < max_candidates:
+        while have < samples and drawn < max_candidates and (have or drawn < empty_after):
             n = ROUND_CHUNKS * CHUNK
             dec, ok, cycles, energy, util = run(n, seed, first)
             first += ROUND_CHUNKS
