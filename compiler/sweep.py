@@ -283,7 +283,7 @@ def run_design(model: str, base: str, d: Design, *, passes: str, budget: int, se
         g = layers.setdefault(op.shape_group, {
             "design": d.name, "shape_group": op.shape_group, "op": op.searched_as,
             "kind": op.kind, "problem": op.problem, "ops": 0, "fused": "",
-            "cycles_each": int(op.cycles), "cycles": 0, "energy_pJ": 0.0,
+            "macs_each": int(op.macs), "cycles_each": int(op.cycles), "cycles": 0, "energy_pJ": 0.0,
             "utilization": float(op.utilization)})
         g["ops"] += 1
         g["cycles"] += int(op.cycles)
