@@ -164,7 +164,14 @@ def from_onnx_via_relax(model: Any, *, dim_values: Mapping[str, int] | None = No
         return from_relax(mod, name=name or model.graph.name or "onnx",
                           dim_values=dim_values)
     except CompilerError as e:
-        raise CompilerError(e.detail, where=where, key=e.key) from None
+        detail = e.detail
+        if detail.startswith("the module is already lowered"):  # not the user's doing here
+            kernel = detail[detail.index("(") + 1:detail.index(")")]
+            detail = (f"TVM's ONNX importer turned this op into a TIR kernel ({kernel}), "
+                      "which the relax front end cannot read (it reads Relax ops; the ops "
+                      "lowered to the accelerator are Conv, Gemm and MatMul); try --frontend "
+                      "onnx")
+        raise CompilerError(detail, where=where, key=e.key) from None
 
 
 class _Reader:
@@ -410,7 +417,9 @@ class _Reader:
             self.host(var, f"call_tir {args[0].name_hint}", c)
             return
         if name in _LOWERED:
-            raise self.err(f"the module is already lowered ({name}); {_BEFORE}")
+            kernel = getattr(args[0], "name_hint", "") if args else ""
+            raise self.err(f"the module is already lowered ({name}"
+                           + (f" {kernel!r}" if kernel else "") + f"); {_BEFORE}")
         if name in _UNLOWERED_MAC_OPS:
             raise self.err(f"{name!r} is a multiply-accumulate op no target can express; ops "
                            "lowered to the accelerator are matmul and conv2d")
