@@ -110,6 +110,8 @@ def check_outputs(*outputs: Output, inputs: dict[str, str | os.PathLike | None] 
     ``inputs`` maps an option (``--problem``) to the file it names; ``None`` paths (an
     option not given) are skipped."""
     seen: dict[str, str] = {}
+    folders: set[str] = set()      # of the outputs: an input may sit in a folder output
+    written: set[str] = set()
     for name, p in (inputs or {}).items():
         if p is not None and os.path.exists(os.fspath(p)):
             seen.setdefault(os.path.realpath(os.fspath(p)), f"the {name} file")
@@ -124,13 +126,17 @@ def check_outputs(*outputs: Output, inputs: dict[str, str | os.PathLike | None] 
                 raise MapspaceError(f"{p!r}: unknown format {fmt or '(no suffix)'!r}; the "
                                     f"suffix names it: {', '.join(o.formats)}", where=o.where)
         other = seen.get(real)
-        if other is None and o.folder:  # a file output inside a folder output, or the reverse
-            other = next((w for r, w in seen.items()
-                          if r.startswith(real + os.sep) or real.startswith(r + os.sep)), None)
+        if other is None:  # a path inside a folder output, or a folder around an earlier path
+            other = next((w for r, w in seen.items() if r in written and (
+                (o.folder and r.startswith(real + os.sep))
+                or (r in folders and real.startswith(r + os.sep)))), None)
         if other is not None:
             raise MapspaceError(f"{p!r} is also {other}; it would be overwritten (give "
                                 "another path)", where=o.where)
         seen[real] = o.where
+        written.add(real)
+        if o.folder:
+            folders.add(real)
         parent = os.path.dirname(real)
         _probe(parent, p, o.where)
         if o.folder and os.path.isdir(real):

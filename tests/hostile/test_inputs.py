@@ -11,63 +11,31 @@ default (no energy table), the output says so on every line that depends on it a
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 
-from compiler.cli import main
 from mapspace.arch import ActionEnergy, Arch, ComputeUnit, StorageLevel
 from mapspace.errors import MapspaceError
 from mapspace.problem import bmm, conv2d, matmul
 
-ROOT = Path(__file__).resolve().parents[2]
-GEMMINI = ROOT / "targets/gemmini"
-ARCH = GEMMINI / "arch.yaml"
-ERT = GEMMINI / "ERT.yaml"
-PROBLEM = GEMMINI / "problems/prob_bert_ffn1.yaml"
-MAPPING = GEMMINI / "examples/bert_ffn1_good.yaml"
-
-
-# ---------------------------------------------------------------------- helpers
-def cli(*args: Any):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def files(folder: Path) -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*")}
-
-
-def refused(r, cmd: str, *needles: str) -> str:
-    """Exit 2, one line ``mapspace <cmd>: error: ...`` holding every needle, no traceback."""
-    out = r.output
-    assert r.exit_code == 2, out
-    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
-    assert "Traceback" not in out, out
-    lines = out.splitlines()
-    assert len(lines) == 1, out
-    assert lines[0].startswith(f"mapspace {cmd}: error: "), out
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-    return lines[0]
-
-
-def refused_nothing_written(tmp_path: Path, cmd: str, args: list[Any], *needles: str) -> str:
-    """``refused`` plus: the folder holding the inputs and the output path is unchanged."""
-    before = files(tmp_path)
-    line = refused(cli(cmd, *args), cmd, *needles)
-    assert files(tmp_path) == before
-    return line
+from .helpers import (
+    ARCH,
+    ERT,
+    MAPPING,
+    PROBLEM,
+    cli,
+    onnx_matmul,
+    refused,
+    refused_nothing_written,
+    refused_proc,
+    run_py,
+    strict_json,
+)
 
 
 def load(path: Path) -> Any:
@@ -83,30 +51,6 @@ def problem_with(tmp_path: Path, name: str = "p.yaml", **instance: Any) -> Path:
     d = load(PROBLEM)
     d["problem"]["instance"].update(instance)
     return dump(d, tmp_path / name)
-
-
-def strict_json(text: str) -> Any:
-    """``json.loads`` that refuses NaN and Infinity (not JSON)."""
-    def bad(c: str) -> None:
-        raise ValueError(f"not JSON: {c}")
-    return json.loads(text, parse_constant=bad)
-
-
-def run_py(args: list[str], timeout: float, cwd: Path) -> subprocess.CompletedProcess:
-    """The CLI in a subprocess, for cases that used to hang (killed after ``timeout``)."""
-    code = "import sys; from compiler.cli import main; sys.argv[0] = 'mapspace'; main()"
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
-
-
-def refused_proc(p: subprocess.CompletedProcess, cmd: str, *needles: str) -> None:
-    assert p.returncode == 2, p.stdout + p.stderr
-    assert "Traceback" not in p.stderr
-    lines = (p.stdout + p.stderr).splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"mapspace {cmd}: error: "), lines
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 EXPLORE = ["explore", "--arch", ARCH, "--ert", ERT, "--samples", 200]
@@ -227,22 +171,10 @@ def test_bad_cycle_seconds_are_refused(tmp_path: Path, value: Any) -> None:
                             str(a), "global_cycle_seconds")
 
 
-def _onnx_matmul(path: Path, rows: int, k: int = 8) -> Path:
-    import onnx
-    from onnx import TensorProto, helper
-
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, 8])
-    w = helper.make_tensor("w", TensorProto.FLOAT, [k, 8], np.zeros(k * 8, np.float32))
-    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")
-    onnx.save(helper.make_model(helper.make_graph([node], "g", [x], [y], [w])), path)
-    return path
-
-
 @pytest.mark.parametrize("k", [8, 768])
 def test_onnx_tensor_of_2_45_rows_is_refused(tmp_path: Path, k: int) -> None:
     """Used to raise OverflowError tracebacks (or report numbers past the int64 range)."""
-    model = _onnx_matmul(tmp_path / "big.onnx", 2**45, k)
+    model = onnx_matmul(tmp_path / "big.onnx", 2**45, k)
     out = tmp_path / "out"
     refused_nothing_written(tmp_path, "compile", [model, "--out", out, "--time-per-op", 0.5],
                             str(model), "op 'mm'", "2**48")
@@ -250,7 +182,7 @@ def test_onnx_tensor_of_2_45_rows_is_refused(tmp_path: Path, k: int) -> None:
 
 def test_onnx_zero_size_tensor_names_file_and_node(tmp_path: Path) -> None:
     """The error used to be "matmul: M must be positive, found 0" (no file, no node)."""
-    model = _onnx_matmul(tmp_path / "zero.onnx", 0)
+    model = onnx_matmul(tmp_path / "zero.onnx", 0)
     out = tmp_path / "out"
     refused_nothing_written(tmp_path, "compile", [model, "--out", out, "--time-per-op", 0.5],
                             str(model), "op 'mm'", "input 'x'", "[0, 8]")
