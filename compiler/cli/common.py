@@ -140,7 +140,12 @@ class _Group(click.Group):
             rv = 0
         except click.exceptions.ClickException as e:
             ctx = getattr(e, "ctx", None)
-            cmd = ctx.info_name if ctx is not None and ctx.parent is not None else ""
+            if ctx is not None:
+                cmd = ctx.info_name if ctx.parent is not None else ""
+            else:  # some parser errors carry no context: the command is the first word
+                words = list(sys.argv[1:] if args is None else args)
+                cmd = next((w for w in words if not w.startswith("-")), "")
+                cmd = cmd if cmd in self.commands else ""
             hint = ""
             if isinstance(e, click.UsageError):
                 hint = f" (see 'mapspace {cmd + ' ' if cmd else ''}--help')"
