@@ -139,8 +139,9 @@ def check_outputs(*outputs: Output, inputs: dict[str, str | os.PathLike | None] 
             folders.add(real)
         parent = os.path.dirname(real)
         _probe(parent, p, o.where)
-        if o.folder and os.path.isdir(real):
-            _probe(real, p, o.where)
+        if o.folder and os.path.isdir(real) and not os.access(real, os.W_OK | os.X_OK):
+            # (not probed: a folder given as an output stays untouched until the end)
+            raise MapspaceError(f"folder {p!r} is not writable", where=o.where)
 
 
 def _fsync(path: str | os.PathLike, folder: bool = False) -> None:
