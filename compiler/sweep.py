@@ -379,6 +379,7 @@ def pareto_plot(result: SweepResult, path: str | Path, title: str = "") -> None:
     ax.set_ylabel({"edp": "EDP (J x cycles)", "latency": "cycles",
                    "energy": "energy (pJ)"}[result.objective])
     ax.set_yscale("log")
+    ax.margins(x=0.25)                      # room for the labels of the outermost points
     ax.set_title(title or f"{len(t)} design points")
     ax.legend(fontsize=8)
     fig.tight_layout()
