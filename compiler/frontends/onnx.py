@@ -119,8 +119,14 @@ def from_onnx(model: Any, *, dim_values: Mapping[str, int] | None = None,
     dimensions without a value in ``dim_values``, and inconsistent shapes.
     """
     model, where = load_onnx(model, "from_onnx")
-    return _Importer(fold_model(model, dim_values, where), where, dict(dim_values or {}),
-                     name).run()
+    try:
+        return _Importer(fold_model(model, dim_values, where), where, dict(dim_values or {}),
+                         name).run()
+    except CompilerError as e:  # the graph's own checks: name the file too
+        if e.where and str(e.where).startswith(where):
+            raise
+        raise CompilerError(e.detail, where=f"{where}: {e.where}" if e.where else where,
+                            key=e.key) from None
 
 
 class _Importer:

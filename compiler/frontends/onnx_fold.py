@@ -187,6 +187,28 @@ def _drop_noops(model: Any) -> None:
     g.node.extend(keep)
 
 
+def _check_initializers(model: Any, where: str) -> None:
+    """Every initializer has non-negative dimensions and as much data as they say (numpy
+    would raise deep inside the import otherwise)."""
+    from onnx import helper
+
+    for t in model.graph.initializer:
+        dims = list(t.dims)
+        if any(d < 0 for d in dims):
+            raise CompilerError(f"initializer {t.name!r} has a negative dimension {dims}",
+                                where=where)
+        if t.data_location != 0 or not t.raw_data:  # external or typed-field data
+            continue
+        try:
+            size = helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+        except (KeyError, TypeError, ValueError):
+            continue
+        if len(t.raw_data) != size * int(np.prod(dims, dtype=object)):
+            raise CompilerError(f"initializer {t.name!r} of shape {dims} holds "
+                                f"{len(t.raw_data):,} bytes, not {size} per element",
+                                where=where)
+
+
 def fold_model(model: Any, dim_values: Mapping[str, int] | None, where: str) -> Any:
     """A copy of ``model`` with static shapes inferred and constant subgraphs folded (see
     the module docstring).  Raises :class:`CompilerError` when shape inference fails."""
@@ -198,6 +220,7 @@ def fold_model(model: Any, dim_values: Mapping[str, int] | None, where: str) -> 
     if m.functions:
         m = inliner.inline_local_functions(m)
     _bind_inputs(m, dict(dim_values or {}), where)
+    _check_initializers(m, where)
     opset = opset_of(m)
     for _ in range(16):  # each round folds at least one node; real models need 2-4
         try:

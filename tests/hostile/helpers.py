@@ -107,7 +107,8 @@ def onnx_matmul(path: Path, rows: Any, k: Any = 8, n: int = 8) -> Path:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, k])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n])
     kw = k if isinstance(k, int) and 0 <= k <= 4096 else 8
-    w = helper.make_tensor("w", TensorProto.FLOAT, [kw, n], np.zeros(kw * n, np.float32))
+    w = helper.make_tensor("w", TensorProto.FLOAT, [kw, n],
+                           np.zeros(max(kw * n, 0), np.float32))
     node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")
     onnx.save(helper.make_model(helper.make_graph([node], "g", [x], [y], [w])), path)
     return path
