@@ -71,6 +71,14 @@ def _destination(path: str | os.PathLike, where: str, *, folder: bool = False) -
     if p == "" or p.endswith(os.sep) and not folder:
         raise MapspaceError(f"{p!r} is not a file path", where=where)
     real = os.path.realpath(p)
+    parent = os.path.dirname(real)
+    try:
+        longest = os.pathconf(parent, "PC_NAME_MAX") if os.path.isdir(parent) else 255
+    except (OSError, ValueError):
+        longest = 255
+    if len(os.fsencode(os.path.basename(real))) > longest:
+        raise MapspaceError(f"the name {os.path.basename(real)[:40]!r}... is longer than the "
+                            f"{longest} bytes a file name may have here", where=where)
     if os.path.lexists(p) and not os.path.exists(real):
         raise MapspaceError(f"{p!r} is a link to nothing ({real!r}); it would be replaced",
                             where=where)

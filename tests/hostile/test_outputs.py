@@ -283,3 +283,12 @@ def test_staged_writers_turn_os_errors_into_one_error(tmp_path: Path) -> None:
         (tmp / "x").write_text("x")
         raise OSError(13, "Permission denied")
     assert out.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["a.txt"]
+
+
+@pytest.mark.parametrize("name, says", [("x" * 300 + ".yaml", "longer than"),
+                                        ("", "not a file path")], ids=["too-long", "empty"])
+def test_impossible_file_names_are_refused_before_any_work(tmp_path: Path, name: str,
+                                                           says: str) -> None:
+    """A name over NAME_MAX failed only after the search (ENAMETOOLONG at the rename)."""
+    out = str(tmp_path / name) if name else ""
+    refused_nothing_written(tmp_path, "map", [*W, "--budget", 20, "--out", out], "--out", says)
