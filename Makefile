@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/mapspace evaluate --target gemmini --workload bert-base/ffn1 --mapping targets/gemmini/examples/bert_ffn1_good.yaml
 	$(BIN)/mapspace explore --target gemmini --workload bert-base/ffn1 --samples 20000 --seed 0
 	mkdir -p out
-	$(BIN)/mapspace compile bert-base --target gemmini --time-per-op 1 --out out/demo
+	$(BIN)/mapspace compile bert-base --target gemmini --seed 0 --out out/demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -163,8 +163,8 @@ class CompiledModel(CompileResult):
         meta = {"format": _FORMAT, "model": self.model, "target": self.target,
                 "passes": self.passes, "strategy": self.strategy,
                 "distinct_shapes": self.distinct_shapes, "searches": self.searches,
-                "evaluations": self.evaluations, "step_seconds": [list(s) for s in
-                                                                  self.step_seconds],
+                # no wall times: the same seed and budget give a bit-identical folder
+                "evaluations": self.evaluations, "step_seconds": [],
                 "rows": [_enc_row(r) for r in self.rows],
                 "graph": graph_to_json(self.graph) if self.graph is not None else None,
                 "source_graph": graph_to_json(self.source_graph)

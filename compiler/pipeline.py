@@ -33,7 +33,7 @@ its row keeps the dense price in ``dense_cycles``/``dense_energy_pJ``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -68,7 +68,7 @@ from cost_models.search import DEFAULT_STRATEGY, check_limits, find_mapping
 from mapspace.errors import Interrupted, MapspaceError
 from mapspace.mapping_yaml import mapping_to_list
 from mapspace.problem import Problem
-from mapspace.search import STRATEGIES
+from mapspace.search import check_strategy
 from mapspace.space import Mapspace
 from targets import load_target
 from targets.registry import get_target
@@ -94,6 +94,7 @@ class _State:
     frontend: str = "onnx"
     module: object | None = None                                      # a tvm.IRModule
     rerank: object | None = None               # a CostModel re-ranking the search's top-K
+    dim_values: dict[str, int] = field(default_factory=dict)  # symbolic ONNX dims
     graph: Graph | None = None
     source_graph: Graph | None = None                                 # before the passes
     problems: dict[str, Problem] = field(default_factory=dict)       # op name -> problem
@@ -127,9 +128,9 @@ def _load(s: _State) -> _State:
             raise CompilerError(f"the relax front end reads ONNX files (through TVM's ONNX "
                                 f"importer), found {s.model!r}", where="compile",
                                 key="frontend")
-        s.graph = from_onnx_via_relax(path)
+        s.graph = from_onnx_via_relax(path, dim_values=s.dim_values)
     elif path.suffix.lower() == ".onnx" or path.is_file():
-        s.graph = from_onnx(path)
+        s.graph = from_onnx(path, dim_values=s.dim_values)
     elif s.model in ZOO:
         s.graph = zoo_graph(s.model, s.seq)
     else:
@@ -328,20 +329,24 @@ STEPS: tuple[tuple[str, Callable[[_State], _State]], ...] = (
 
 def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                   strategy: str = "anneal", budget: int | None = None,
-                  time_per_op: float | None = 2.0, seed: int = 0, seq: int | None = None,
+                  time_per_op: float | None = None, seed: int = 0, seq: int | None = None,
                   progress: Progress | None = None, frontend: str = "onnx",
-                  cost: str | object | None = None) -> CompileResult:
+                  cost: str | object | None = None,
+                  dim_values: Mapping[str, int] | None = None) -> CompileResult:
     """Compile ``model`` (an ONNX path, a zoo name, a TVM Relax ``tvm.IRModule`` read by
     :func:`compiler.frontends.relax.from_relax`, or a ``torch.export`` program — an
     ``ExportedProgram`` or a ``.pt2`` path — read by
     :func:`compiler.frontends.torch.from_exported_program`) for the built-in ``target``.
 
     ``frontend`` picks the reader of ONNX files: ``"onnx"`` (ours) or ``"relax"`` (TVM's
-    ONNX importer, then ``from_relax``).
+    ONNX importer, then ``from_relax``); ``dim_values`` give an ONNX file's symbolic
+    (dynamic) dimensions their sizes (``mapspace compile --dim NAME=N``).
 
-    Each distinct MAC shape is searched with ``strategy`` for at most ``budget``
-    evaluations and ``time_per_op`` seconds (either may be ``None``; with both ``None``
-    the mapper's default budget applies).  ``seq`` sets the zoo transformers' sequence
+    Each distinct MAC shape is searched with ``strategy`` for ``budget`` evaluations
+    (``None``: the mapper's :data:`~cost_models.search.DEFAULT_BUDGET`), so the same seed
+    and budget give a bit-identical report on any machine; ``time_per_op`` (off by default)
+    also stops each search after that many seconds, which makes the result depend on the
+    machine's speed and load.  ``seq`` sets the zoo transformers' sequence
     length.  Raises :class:`CompilerError` (a ``MapspaceError``) for bad input: an unknown
     model, an unreadable/unsupported ONNX file, a bad pass spec, an unmappable shape.
 
@@ -357,9 +362,7 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     """
     check_limits(budget, time_per_op, where="compile", keys=("budget", "time_per_op"))
 
-    if strategy not in STRATEGIES:
-        raise CompilerError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})",
-                            where="compile", key="strategy")
+    check_strategy(strategy, "compile")
     if frontend not in FRONTENDS:
         raise CompilerError(f"unknown front end {frontend!r} (known: {', '.join(FRONTENDS)})",
                             where="compile", key="frontend")
@@ -374,6 +377,7 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     s = _State(kind if module is not None else str(model), target, passes or "",
                strategy, budget, time_per_op, seed, seq, progress, frontend, module,
                rerank)
+    s.dim_values = dict(dim_values or {})
     for name, step in STEPS:
         t0 = time.perf_counter()
         s = step(s)

@@ -18,12 +18,14 @@ checks.  The search reads a model through :func:`cost_models.search.cost_functio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from cost_models.model import Evaluation, evaluate
+from cost_models.model import Evaluation, evaluate, kernel_arrays
+from cost_models.pricing import Prices
 from mapspace.arch import Arch
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
@@ -92,6 +94,13 @@ class Analytical:
 
     def cost(self, problem: Problem, arch: Arch, mappings: MappingBatch) -> Costs:
         return costs_of(evaluate(problem, arch, mappings))
+
+    def bind(self, problem: Problem, arch: Arch) -> Callable[[MappingBatch], Costs]:
+        """``cost`` for one ``problem`` and ``arch``, their kernel inputs built once (what
+        a search calls per batch; same results as :meth:`cost`)."""
+        prices = Prices.of(arch)
+        static = kernel_arrays(problem, arch, prices)
+        return lambda m: costs_of(evaluate(problem, arch, m, prices, static))
 
 
 #: the default cost model

@@ -25,13 +25,24 @@ import numpy as np
 from cost_models.interface import ANALYTICAL, CostModel, objective_field
 from mapspace.errors import MapspaceError
 from mapspace.mapping import MappingBatch
-from mapspace.search import STRATEGIES, CostFn, SearchResult, make_strategy, run
+from mapspace.search import (
+    STRATEGIES,
+    CostFn,
+    SearchResult,
+    check_strategy,
+    make_strategy,
+    run,
+)
 from mapspace.space import Mapspace
 
 #: the strategy every searching command uses unless told otherwise
 DEFAULT_STRATEGY = "anneal"
-#: evaluations when neither a budget nor a time limit is given
-DEFAULT_BUDGET = 100_000
+#: evaluations when neither a budget nor a time limit is given (per search; ``compile``: per
+#: distinct shape).  Development runs of ``anneal`` against ``benchmarks/data/best_known.yaml``
+#: on 11 BERT-Base/ResNet-50 layers: 20K missed 1% at 10 of 44 (layer, seed) runs, 40K at 2
+#: of 88 (BERT FFN2 at 1.0% and 1.8%), 50K at none of FFN2's 16 seeds; every layer:
+#: ``benchmarks/bench_search.py``.  ~0.35 s of one core per shape.
+DEFAULT_BUDGET = 50_000
 #: how many of the search model's best distinct mappings a ``rerank`` model chooses among
 RERANK_K = 64
 
@@ -41,11 +52,19 @@ def cost_function(space: Mapspace, cost_model: CostModel = ANALYTICAL,
     """``mappings -> (objective float64[B], valid bool[B])`` for the search driver (see
     module docstring); ``where`` names the caller in an unknown-objective error."""
     field = objective_field(objective, where)
+    bind = getattr(cost_model, "bind", None)  # a model that prepares per problem (optional)
+    price = bind(space.problem, space.arch) if bind is not None else \
+        (lambda m: cost_model.cost(space.problem, space.arch, m))
+
+    screens = space.screens
 
     def cost(m: MappingBatch) -> tuple[np.ndarray, np.ndarray]:
-        c = cost_model.cost(space.problem, space.arch, m)
-        admitted, _ = space.screen(m)
-        return np.asarray(getattr(c, field), np.float64), c.valid & admitted
+        c = price(m)
+        ok = np.array(c.valid, bool)
+        if screens and ok.any():  # the space's screen, on the rows the model finds valid
+            idx = np.flatnonzero(ok)
+            ok[idx] = space.screen(m if len(idx) == len(m) else m[idx])[0]
+        return np.asarray(getattr(c, field), np.float64), ok
 
     return cost
 
@@ -96,6 +115,7 @@ def find_mapping(space: Mapspace, cost_model: CostModel = ANALYTICAL, *,
     search runs on ``cost_model`` as usual, then ``rerank`` prices its ``top_k``
     (default :data:`RERANK_K`) best and the best of them by ``rerank``'s objective becomes
     ``best``/``best_mapping`` (:func:`rerank_top`)."""
+    check_strategy(strategy, where)
     check_limits(budget, time_limit, where=where)
     check_seed(seed, where=where)
     cost = cost_function(space, cost_model, objective, where=where)

@@ -76,10 +76,13 @@ def _compile_table(result) -> None:
               "(see `mapspace passes`).")
 @click.option("--strategy", default="anneal", show_default=True,
               help="Search strategy per distinct shape (random, exhaustive, genetic, anneal, "
-              "optimal).")
-@click.option("--budget", type=int, help="Evaluations per distinct shape.")
-@click.option("--time-per-op", type=float, default=2.0, show_default=True,
-              help="Seconds of search per distinct shape.")
+              "cpsat).")
+@click.option("--budget", type=int, help="Evaluations per distinct shape (default: the "
+              "mapper's, cost_models.search.DEFAULT_BUDGET); the same seed and budget give the "
+              "same report on any machine.")
+@click.option("--time-per-op", type=float, default=None,
+              help="Also stop each shape's search after this many seconds (off by default: "
+              "a time limit makes the result depend on the machine and its load).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed, 0 to 2**63-1.")
 @click.option("--seq", type=int, help="Sequence length of a zoo transformer (default 512).")

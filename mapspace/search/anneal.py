@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mapspace.search.operators import neighbour
+from mapspace.search.operators import local_moves, neighbour
 from mapspace.space import Decisions, Mapspace
 
 
@@ -15,8 +15,11 @@ class Anneal:
 
     1. The first :meth:`ask` returns ``chains`` uniform random decisions (the start states).
     2. Each later :meth:`ask` proposes, per chain, a neighbour of its state (one gene
-       changed, :func:`mapspace.search.operators.neighbour`); a chain whose state is invalid
-       instead restarts from a fresh uniform random decision, taken as soon as one is valid.
+       changed, :func:`mapspace.search.operators.neighbour`); with ``local`` (the default)
+       half of the factor changes move one prime factor between two slots
+       (:func:`~mapspace.search.operators.local_moves`) instead of jumping to a uniformly
+       drawn factorization.  A chain whose state is invalid instead restarts from a fresh
+       uniform random decision, taken as soon as one is valid.
     3. :meth:`tell` applies Metropolis acceptance at temperature ``T_k = t0 * cooling**k``
        (``k`` = step): a valid proposal with ``delta = log(new) - log(current)`` is accepted
        when ``delta <= 0`` or with probability ``exp(-delta / T_k)``; invalid proposals are
@@ -30,10 +33,12 @@ class Anneal:
     name = "anneal"
 
     def __init__(self, space: Mapspace, seed: int = 0, chains: int = 256, t0: float = 0.3,
-                 cooling: float | None = None, budget: int = 100_000):
+                 cooling: float | None = None, budget: int = 100_000, local: bool = True):
         self.space = space
         self.seed = seed
         self.chains = chains
+        self.local = local
+        self._moves: tuple[np.ndarray, ...] | None = None
         self.t0 = t0
         self.cooling = cooling
         self.budget = budget
@@ -52,7 +57,9 @@ class Anneal:
             self._rng = np.random.default_rng(self.seed)
         if self._state is None:
             return self.space.random_decisions(self.chains, self._rng)
-        proposal = neighbour(self.space, self._state, self._rng)
+        if self.local and self._moves is None:
+            self._moves = local_moves(self.space)
+        proposal = neighbour(self.space, self._state, self._rng, self._moves)
         stuck = np.nonzero(~np.isfinite(self._energy))[0]
         if len(stuck):
             restart = self.space.random_decisions(len(stuck), self._rng)

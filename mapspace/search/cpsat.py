@@ -1,6 +1,7 @@
 """CoSA-style search: a CP-SAT model of the factorization in log space, then local polish.
 
-``Optimal(space, seed)`` follows CoSA (Huang et al., ISCA'21, "CoSA: Scheduling by
+``CpSat(space, seed)`` (strategy ``cpsat``; it was called ``optimal``, which it is not:
+see below) follows CoSA (Huang et al., ISCA'21, "CoSA: Scheduling by
 Constrained Optimization for Spatial Accelerators") and runs in two phases behind the
 ordinary ask/tell protocol:
 
@@ -102,14 +103,20 @@ def _lg(x: float, k: int) -> int:
     return int(round(k * log2(x))) if x > 0 else 0
 
 
-class Optimal:
+class CpSat:
     """CoSA-style constrained optimisation then local polish (see module docstring).
+
+    Not an optimality proof: the CP model optimises CoSA's weighted proxy (utilization,
+    compute, a traffic estimate) over factorizations, with loop orders limited to a few
+    stationarity choices per level and shared buffers split evenly, so its optimum need not
+    be the best mapping under the analytical model (BERT-Base q-proj, latency objective:
+    75% utilization where ``anneal`` finds 100%); the polish only improves locally.
 
     ``time_limit``: seconds for the CP phase; ``top_k``: distinct factorizations taken
     from the CP model; ``polish_budget``: evaluations spent by the local search.
     """
 
-    name = "optimal"
+    name = "cpsat"
 
     def __init__(self, space: Mapspace, seed: int, time_limit: float = 5.0, top_k: int = 64,
                  polish_budget: int = 20_000):
@@ -398,9 +405,9 @@ class Optimal:
 
 
 class _Model:
-    """The CP-SAT model of one :class:`Optimal` (see the module docstring)."""
+    """The CP-SAT model of one :class:`CpSat` (see the module docstring)."""
 
-    def __init__(self, opt: Optimal, cp_model) -> None:
+    def __init__(self, opt: CpSat, cp_model) -> None:
         self.opt, self.cp = opt, cp_model
         sp = opt.space
         self.model = m = cp_model.CpModel()

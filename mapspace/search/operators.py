@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mapspace.naive_random import prime_factors
 from mapspace.space import Decisions, Mapspace
 
 #: gene kinds, in the order of :func:`gene_table`
@@ -31,6 +32,48 @@ def gene_table(space: Mapspace) -> np.ndarray:
     genes += [(SPATIAL_X, l) for l in range(L) if space.split(l) is None]
     genes += [(KEEP, l) for l in range(L) if not fixed_keep[l].all()]
     return np.array(genes, np.int64).reshape(len(genes), 2)
+
+
+def local_moves(space: Mapspace) -> tuple[np.ndarray, ...]:
+    """Per dimension ``d``, ``int64[F_d, K_d]``: for each row of ``space.tables[d]``, the
+    rows reached by moving one prime factor from one slot to another (the smallest change
+    of a factorization; CoSA's and the ``cpsat`` polish's move), valid ones first, ``-1``
+    padded.  Rows are matched through an exact key: each slot's prime exponents in mixed
+    radix.  A dimension whose key would not fit in 63 bits gets no moves (``K_d = 0``)."""
+    out = []
+    for d, table in enumerate(space.tables):
+        R, S = table.shape
+        primes = sorted(set(prime_factors(int(space.problem.sizes[d]))))
+        if R < 2 or not primes:
+            out.append(np.full((R, 0), -1, np.int64))
+            continue
+        exps = np.zeros((R, S, len(primes)), np.int64)
+        for i, p in enumerate(primes):
+            x = table.copy()
+            while (hit := (x % p == 0) & (x > 0)).any():
+                exps[:, :, i] += hit
+                x = np.where(hit, x // p, x)
+        radix = np.broadcast_to(exps.max(axis=(0, 1)) + 1, (S, len(primes))).ravel()
+        if np.log2(radix.astype(np.float64)).sum() >= 62:
+            out.append(np.full((R, 0), -1, np.int64))
+            continue
+        weight = np.concatenate([[1], np.cumprod(radix)[:-1]]).reshape(S, len(primes))
+        key = (exps * weight).sum(axis=(1, 2))
+        order = np.argsort(key, kind="stable")
+        skey = key[order]
+        moves = []
+        for i in range(len(primes)):
+            for a in range(S):
+                for b in range(S):
+                    if a == b:
+                        continue
+                    nk = key - weight[a, i] + weight[b, i]
+                    pos = np.minimum(np.searchsorted(skey, nk), R - 1)
+                    hit = (exps[:, a, i] > 0) & (skey[pos] == nk)
+                    moves.append(np.where(hit, order[pos], -1))
+        m = -np.sort(-np.stack(moves, axis=1), axis=1)        # valid rows first
+        out.append(np.ascontiguousarray(m[:, :max(1, int((m >= 0).sum(1).max()))]))
+    return tuple(out)
 
 
 def _swap_free(space: Mapspace, order: np.ndarray, rows: np.ndarray, levels: np.ndarray,
@@ -81,11 +124,14 @@ def crossover(a: Decisions, b: Decisions, rng: np.random.Generator) -> Decisions
                      np.where(x, a.spatial_x, b.spatial_x), np.where(k, a.keep, b.keep))
 
 
-def neighbour(space: Mapspace, dec: Decisions, rng: np.random.Generator) -> Decisions:
+def neighbour(space: Mapspace, dec: Decisions, rng: np.random.Generator,
+              moves: tuple[np.ndarray, ...] | None = None) -> Decisions:
     """Change exactly one gene of each row, chosen uniformly among the genes with more than
     one value: a factor gene moves to a different table row, an order gene swaps two free
     positions or is re-drawn, an X/Y or keep gene is re-drawn.  Rows are unchanged when the
-    space has a single point."""
+    space has a single point.  With ``moves`` (:func:`local_moves`), half of the factor
+    changes (drawn with equal chance) move one prime factor between two slots instead of
+    jumping to a uniformly drawn row, where the row has such a move."""
     genes = gene_table(space)
     B = len(dec)
     factor, order = dec.factor.copy(), dec.order.copy()
@@ -98,6 +144,15 @@ def neighbour(space: Mapspace, dec: Decisions, rng: np.random.Generator) -> Deci
     rows = np.nonzero(pick[:, 0] == FACTOR)[0]
     d = pick[rows, 1]
     factor[rows, d] = (factor[rows, d] + 1 + rng.integers(0, sizes[d] - 1)) % sizes[d]
+    if moves is not None and len(rows):
+        local = rng.random(len(rows)) < 0.5
+        draw = rng.random(len(rows))
+        for j in np.flatnonzero(local):   # a few dozen rows per batch
+            row, dd = rows[j], d[j]
+            nb = moves[dd][dec.factor[row, dd]]
+            k = int((nb >= 0).sum())
+            if k:
+                factor[row, dd] = nb[int(draw[j] * k)]
     rows = np.nonzero(pick[:, 0] == ORDER)[0]
     swap = rng.random(len(rows)) < 0.5
     _swap_free(space, order, rows[swap], pick[rows[swap], 1], rng)

@@ -1,7 +1,7 @@
-"""Optimal (CoSA-style CP-SAT model + local polish) against exhaustive search.
+"""CpSat (strategy cpsat: CoSA-style CP-SAT model + local polish) against exhaustive search.
 
 Three gemmini layers small enough to enumerate (factorization rows x loop orders up to unit
-loops): ``Optimal``'s best EDP must be within 0.1% of the exhaustive optimum.  Measured on
+loops): ``CpSat``'s best EDP must be within 0.1% of the exhaustive optimum.  Measured on
 the 2-core development machine: every layer's optimum is also the very first CP candidate.
 """
 
@@ -13,13 +13,13 @@ from functools import cache
 import numpy as np
 import pytest
 
-import mapspace.search.cpsat as optimal
+import mapspace.search.cpsat as cpsat
 import targets
 from cost_models import evaluate
 from mapspace import conv2d, matmul
 from mapspace.mapping import MappingBatch
 from mapspace.search import Exhaustive, run
-from mapspace.search.cpsat import Optimal
+from mapspace.search.cpsat import CpSat
 from mapspace.space import Mapspace
 from mapspace.validity import check
 
@@ -52,20 +52,20 @@ def _exhaustive(name: str) -> tuple[float, int, float]:
     return res.best_objective, res.evaluations, res.seconds
 
 
-def _optimal(name: str, **kw) -> tuple[Optimal, object, float]:
+def _cpsat(name: str, **kw) -> tuple[CpSat, object, float]:
     space = _space(name)
-    st = Optimal(space, seed=0, **kw)
+    st = CpSat(space, seed=0, **kw)
     t0 = time.perf_counter()
     res = run(space, st, _edp(space))
     return st, res, time.perf_counter() - t0
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
-def test_optimal_reaches_the_exhaustive_optimum(name):
+def test_cpsat_reaches_the_exhaustive_optimum(name):
     best, n_exh, t_exh = _exhaustive(name)
-    st, res, secs = _optimal(name, time_limit=2.0, polish_budget=2000)
+    st, res, secs = _cpsat(name, time_limit=2.0, polish_budget=2000)
     print(f"\n{name}: exhaustive EDP {best:.6g} ({n_exh} evaluations, {t_exh:.1f} s); "
-          f"optimal EDP {res.best_objective:.6g} ({res.evaluations} evaluations, {secs:.1f} s, "
+          f"cpsat EDP {res.best_objective:.6g} ({res.evaluations} evaluations, {secs:.1f} s, "
           f"CP {st.cp_seconds:.2f} s, {st.cp_solutions} solutions, {st.cp_candidates} "
           f"candidates; best found at evaluation {res.history[-1][0]})")
     assert np.isfinite(best)
@@ -81,16 +81,16 @@ def test_optimal_reaches_the_exhaustive_optimum(name):
 
 def test_prime_allocation_form_reaches_the_optimum(monkeypatch):
     """Tables above ``ROW_LIMIT`` rows use CoSA's prime allocation; force it everywhere."""
-    monkeypatch.setattr(optimal, "ROW_LIMIT", 0)
+    monkeypatch.setattr(cpsat, "ROW_LIMIT", 0)
     name = "matmul_16x32x16"
     best, _, _ = _exhaustive(name)
-    st, res, _ = _optimal(name, time_limit=2.0, polish_budget=2000)
+    st, res, _ = _cpsat(name, time_limit=2.0, polish_budget=2000)
     assert st.cp_solutions > 0
     assert res.best_objective <= best * 1.001
 
 
 def test_same_seed_same_result():
-    runs = [_optimal("conv_c8_m8_hw4_r3", time_limit=2.0, polish_budget=600)[1]
+    runs = [_cpsat("conv_c8_m8_hw4_r3", time_limit=2.0, polish_budget=600)[1]
             for _ in range(2)]
     assert runs[0].history == runs[1].history
     assert runs[0].best_mapping.equals(runs[1].best_mapping).all()
@@ -104,9 +104,9 @@ def test_asks_only_valid_mappings_and_respects_budgets():
         seen.append(check(space.problem, space.arch, m).valid)
         return _edp(space)(m)
 
-    res = run(space, Optimal(space, seed=3, time_limit=1.0, top_k=8, polish_budget=300), cost)
+    res = run(space, CpSat(space, seed=3, time_limit=1.0, top_k=8, polish_budget=300), cost)
     assert np.concatenate(seen).all() and res.valid_evaluations == res.evaluations
-    res = run(space, Optimal(space, seed=3, time_limit=1.0), _edp(space), budget=100)
+    res = run(space, CpSat(space, seed=3, time_limit=1.0), _edp(space), budget=100)
     assert res.evaluations == 100 and res.stopped_by == "budget"
 
 
@@ -115,7 +115,7 @@ def test_free_splits_and_keeps(target):
     """Two-dimensional fan-outs with free X/Y splits and free keep/bypass choices (no
     constraints): the CP model has X/Y and keep variables; the result is valid."""
     space = Mapspace(conv2d(1, 8, 6, 6, 16, 3, 3), targets.load_target(target))
-    st = Optimal(space, seed=0, time_limit=1.0, top_k=8, polish_budget=500)
+    st = CpSat(space, seed=0, time_limit=1.0, top_k=8, polish_budget=500)
     res = run(space, st, _edp(space))
     assert st.cp_solutions > 0 and np.isfinite(res.best_objective)
     assert check(space.problem, space.arch, res.best_mapping).valid.all()
