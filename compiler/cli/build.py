@@ -20,6 +20,7 @@ from compiler.cli.common import (
     interrupted,
     main,
     output,
+    parse_dims,
     progress_bar,
     rerank_model,
 )
@@ -86,6 +87,9 @@ def _compile_table(result) -> None:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed, 0 to 2**63-1.")
 @click.option("--seq", type=int, help="Sequence length of a zoo transformer (default 512).")
+@click.option("--dim", "dims", multiple=True, metavar="NAME=N",
+              help="Size of a symbolic (dynamic) dimension of an ONNX model, e.g. --dim "
+              "batch=1 (repeat for several).")
 @click.option("--out", "out", type=click.Path(), required=True,
               help="Folder for ops.csv, ops.parquet and latency_energy.png.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (no mapping text).")
@@ -104,7 +108,7 @@ def _compile_table(result) -> None:
               "picks among the analytical search's top-K mappings.")
 @guarded("compile")
 def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, out,
-             as_json, frontend, emit_code, run_code, cost) -> None:
+             as_json, frontend, emit_code, run_code, cost, dims=()) -> None:
     """Compile MODEL (an ONNX file or a zoo model) for a target: search each distinct MAC
     shape once, cost every op, and write a per-op report into --out.
 
@@ -118,6 +122,7 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
 
     check_limits(budget, time_per_op, where="options", keys=("--budget", "--time-per-op"))
     check_seed_option(seed)
+    dim_values = parse_dims(dims)
     check_out_dir(out)
     if run_code and not emit_code:
         raise MapspaceError("--run needs --emit", where="--run")
@@ -134,7 +139,8 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
         try:
             result = compile_model(model, target, passes=passes, strategy=strategy,
                                    budget=budget, time_per_op=time_per_op, seed=seed, seq=seq,
-                                   progress=progress, frontend=frontend, cost=rerank)
+                                   progress=progress, frontend=frontend, cost=rerank,
+                                   dim_values=dim_values)
         except Interrupted as e:  # Ctrl-C/SIGTERM: keep the shapes searched so far
             _write_searched(e, out)
     if run_code:  # the run holds every tensor (float64 at worst), the numpy reference too

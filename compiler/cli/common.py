@@ -202,6 +202,26 @@ def load_inputs(*, arch: str | None, ert: str | None, problem: str | None,
 UNKNOWN_ENERGY = "unknown (no --ert)"
 
 
+def parse_dims(dims) -> dict[str, int]:
+    """``--dim NAME=N`` options as ``{NAME: N}``: a name, a size from 1 to 2**31, each
+    name once."""
+    out: dict[str, int] = {}
+    for item in dims or ():
+        name, eq, value = str(item).partition("=")
+        name = name.strip()
+        try:
+            n = int(value) if eq else 0
+        except ValueError:
+            n = 0
+        if not name or not 1 <= n <= 2**31:
+            raise MapspaceError(f"expected NAME=N with N from 1 to 2**31, found {item!r}",
+                                where="--dim")
+        if name in out:
+            raise MapspaceError(f"{name!r} is given twice", where="--dim")
+        out[name] = n
+    return out
+
+
 def check_seed_option(seed: int) -> None:
     from cost_models.search import check_seed
 

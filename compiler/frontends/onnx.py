@@ -190,8 +190,8 @@ class _Importer:
                     else:
                         sym = d.dim_param or "?"
                         raise CompilerError(
-                            f"tensor {cand!r} has a symbolic dimension {sym!r}; pass "
-                            f"dim_values={{{sym!r}: ...}}", where=self.where,
+                            f"tensor {cand!r} has a symbolic dimension {sym!r}; give it a size: "
+                            f"--dim {sym}=N (Python: dim_values={{{sym!r}: N}})", where=self.where,
                             key=None if i is None else f"node {self.names[i]!r}")
                 return tuple(out)
         return None

@@ -73,8 +73,8 @@ def _bind_inputs(model: Any, dims: Mapping[str, int], where: str) -> None:
                 d.dim_value = v
             else:
                 raise CompilerError(
-                    f"graph input {vi.name!r} has a symbolic dimension {sym!r}; pass "
-                    f"dim_values={{{sym!r}: ...}}", where=where)
+                    f"graph input {vi.name!r} has a symbolic dimension {sym!r}; give it a "
+                    f"size: --dim {sym}=N (Python: dim_values={{{sym!r}: N}})", where=where)
 
 
 def _evaluate(node: Any, args: list[np.ndarray | None], opset: int) -> list[np.ndarray] | None:

@@ -232,7 +232,7 @@ class _Reader:
             sym = free[0] if len(free) == 1 else str(d)
             dims = ", ".join(str(x.value) if isinstance(x, IntImm) else str(x) for x in vals)
             raise self.err(f"{what} has a symbolic dimension {str(d)!r} (shape [{dims}]); "
-                           f"pass dim_values={{{sym!r}: ...}}")
+                           f"give it a size: --dim {sym}=N (Python: dim_values={{{sym!r}: N}})")
         return tuple(out)
 
     def dtype(self, ty: Any) -> str | None:

@@ -71,3 +71,21 @@ def test_corrupt_dataset_and_model_files_are_one_line(tmp_path: Path) -> None:
     model.write_bytes(b"PK\x03\x04 truncated")
     refused_nothing_written(tmp_path, "map", [*W, "--budget", 10, "--cost",
                                               f"learned:{model}"], "--cost", "m.skops")
+
+
+def test_dynamic_onnx_dimension_names_the_option_that_sets_it(tmp_path: Path) -> None:
+    """The error suggested ``dim_values=``, which the command line had no option for."""
+    import json
+
+    from .helpers import cli, onnx_matmul
+
+    model = onnx_matmul(tmp_path / "dyn.onnx", "batch", 64, 32)
+    out = tmp_path / "out"
+    refused_nothing_written(tmp_path, "compile", [model, "--budget", 20, "--out", out],
+                            str(model), "'batch'", "--dim batch=N")
+    r = cli("compile", model, "--budget", 20, "--out", out, "--dim", "batch=16", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["totals"]["macs"] == 16 * 64 * 32
+    for bad in ("batch=0", "batch", "=4", "batch=2**40"):
+        refused_nothing_written(tmp_path, "compile", [model, "--out", out, "--dim", bad],
+                                "--dim")
