@@ -68,7 +68,7 @@ from cost_models.search import DEFAULT_STRATEGY, check_limits, find_mapping
 from mapspace.errors import Interrupted, MapspaceError
 from mapspace.mapping_yaml import mapping_to_list
 from mapspace.problem import Problem
-from mapspace.search import STRATEGIES
+from mapspace.search import check_strategy
 from mapspace.space import Mapspace
 from targets import load_target
 from targets.registry import get_target
@@ -230,6 +230,13 @@ def searched(s: _State) -> dict:
 
 def _cost(s: _State) -> _State:
     """Evaluate the best mapping of its shape for every MAC op."""
+    from mapspace.kernels import kernel_threads  # numba, ~0.15 s: loaded when a step runs
+
+    with kernel_threads(1):  # batches of one: a parallel launch per op costs more than it
+        return _cost_ops(s)  # saves (96 BERT-Base ops: 1.4 s on 2 busy cores)
+
+
+def _cost_ops(s: _State) -> _State:
     target = load_target(s.target)
     memo: dict[tuple, object] = {}  # sparse prices per shape and sparsify attrs
     for key, names in s.groups.items():
@@ -329,7 +336,7 @@ STEPS: tuple[tuple[str, Callable[[_State], _State]], ...] = (
 
 def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                   strategy: str = "anneal", budget: int | None = None,
-                  time_per_op: float | None = 2.0, seed: int = 0, seq: int | None = None,
+                  time_per_op: float | None = None, seed: int = 0, seq: int | None = None,
                   progress: Progress | None = None, frontend: str = "onnx",
                   cost: str | object | None = None,
                   dim_values: Mapping[str, int] | None = None) -> CompileResult:
@@ -342,9 +349,11 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     ONNX importer, then ``from_relax``); ``dim_values`` give an ONNX file's symbolic
     (dynamic) dimensions their sizes (``mapspace compile --dim NAME=N``).
 
-    Each distinct MAC shape is searched with ``strategy`` for at most ``budget``
-    evaluations and ``time_per_op`` seconds (either may be ``None``; with both ``None``
-    the mapper's default budget applies).  ``seq`` sets the zoo transformers' sequence
+    Each distinct MAC shape is searched with ``strategy`` for ``budget`` evaluations
+    (``None``: the mapper's :data:`~cost_models.search.DEFAULT_BUDGET`), so the same seed
+    and budget give a bit-identical report on any machine; ``time_per_op`` (off by default)
+    also stops each search after that many seconds, which makes the result depend on the
+    machine's speed and load.  ``seq`` sets the zoo transformers' sequence
     length.  Raises :class:`CompilerError` (a ``MapspaceError``) for bad input: an unknown
     model, an unreadable/unsupported ONNX file, a bad pass spec, an unmappable shape.
 
@@ -360,9 +369,7 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     """
     check_limits(budget, time_per_op, where="compile", keys=("budget", "time_per_op"))
 
-    if strategy not in STRATEGIES:
-        raise CompilerError(f"unknown strategy {strategy!r} (known: {', '.join(STRATEGIES)})",
-                            where="compile", key="strategy")
+    check_strategy(strategy, "compile")
     if frontend not in FRONTENDS:
         raise CompilerError(f"unknown front end {frontend!r} (known: {', '.join(FRONTENDS)})",
                             where="compile", key="frontend")
