@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/mapspace explore --target gemmini --workload bert-base/ffn1 --samples 20000 --seed 0
 	mkdir -p out
 	$(BIN)/mapspace compile bert-base --target gemmini --seed 0 --out out/demo
+	$(BIN)/python benchmarks/best_known.py --check out/demo/ops.csv --models bert-base
 
 test: $(STAMP)
 	$(BIN)/ruff check .

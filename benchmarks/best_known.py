@@ -20,9 +20,12 @@ core.  In the development runs ``anneal`` with 100K evaluations already matched 
 a strong reference, not a proven optimum; larger budgets may still improve it.
 
     .venv/bin/python benchmarks/best_known.py [--models bert-base,resnet50] [--scale 1.0]
+    .venv/bin/python benchmarks/best_known.py --check out/demo/ops.csv --models bert-base
 
 ``--scale`` multiplies every budget (a quick check: ``--scale 0.01``); ``--out`` another
-file.  Rows of models not regenerated are kept from the existing file.
+file.  Rows of models not regenerated are kept from the existing file.  ``--check OPS_CSV``
+(what ``make demo`` runs) compares a compile report with the table instead: every MAC op's
+EDP against its shape's best known, exit 1 when one is more than 1% above.
 """
 
 from __future__ import annotations
@@ -88,12 +91,38 @@ def best_of_layer(space, scale: float) -> dict:
     return best
 
 
+def check(ops_csv: Path, model: str, data: Path = DATA) -> int:
+    """Print each searched shape of a compile report (``ops.csv``) against the table: its
+    EDP, the best known and the gap; 1 if any MAC op is more than 1% above, else 0."""
+    import pandas as pd
+
+    best = {r["op"]: r["edp"] for r in yaml.safe_load(data.read_text())["layers"]
+            if r["model"] == model}
+    df = pd.read_csv(ops_csv)
+    df = df[~df["on_host"] & df["searched_as"].notna()]          # MAC ops (not TOTAL)
+    worst = 0.0
+    for op, edp in df.groupby("searched_as", sort=False)["edp"].max().items():
+        if op not in best:
+            print(f"{op}: no best-known row for {model} in {data}")
+            return 1
+        gap = 100 * (edp / best[op] - 1)
+        worst = max(worst, gap)
+        print(f"  {op:22s} EDP {edp:10.6g}  best known {best[op]:10.6g}  gap {gap:+6.2f}%")
+    print(f"{len(df)} MAC ops of {model}: every one within {worst:.2f}% of its best-known EDP"
+          if worst <= 1 else f"{model}: a MAC op {worst:.2f}% above its best-known EDP")
+    return int(worst > 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--out", type=Path, default=DATA)
+    ap.add_argument("--check", type=Path, metavar="OPS_CSV",
+                    help="compare a compile report of the first --models model; no search")
     args = ap.parse_args()
+    if args.check:
+        raise SystemExit(check(args.check, args.models.split(",")[0], args.out))
 
     from compiler.pipeline import distinct_spaces
 
