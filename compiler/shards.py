@@ -10,8 +10,10 @@ backend, worker count, shard order or retry.  The folder holds::
     DIR/manifest.json            the run's configuration (and, once complete, its summary)
     DIR/shards/shard-000000.parquet ...  one Parquet file per finished shard
 
-Each shard is written by this process through :func:`mapspace.atomic.staged_file`
-(temporary file, then rename), so a file under ``shards/`` is always whole; its Parquet
+Each shard is written through :func:`mapspace.atomic.staged_file` (temporary file, then
+rename) by the worker that ran it when the folder is visible there (same machine, shared
+file system), else by this process, so a file under ``shards/`` is always whole (a worker
+killed while writing leaves a hidden temporary, removed at the end); its Parquet
 metadata (``mapspace``) records the candidates drawn and the valid ones seen.  Memory stays
 bounded: shards stream to disk, at most two per worker in flight.  ``resume=True`` reads
 the manifest, refuses a different configuration (saying what differs), and runs only the
@@ -105,9 +107,14 @@ def _sampler(problem: Problem, arch: Arch, constraints: Constraints, key: str
 
 
 def run_shard(problem: Problem, arch: Arch, constraints: Constraints, seed: int, shard: int,
-              shard_chunks: int, key: str) -> tuple[pd.DataFrame, int, int]:
-    """The valid rows of shard ``shard`` in draw order (the columns of
-    :attr:`compiler.explore.Exploration.frame`), candidates drawn, valid seen."""
+              shard_chunks: int, key: str, out: str | None = None
+              ) -> tuple[pd.DataFrame | None, dict]:
+    """Shard ``shard``: its valid rows in draw order (the columns of
+    :attr:`compiler.explore.Exploration.frame`) and its metadata (``candidates`` drawn,
+    ``valid`` seen, ``rows``).  When the dataset folder ``out`` is visible here (the same
+    machine or a shared file system: its ``shards/`` exists), the shard is written there
+    by this worker through the atomic writer and ``None`` comes back instead of the rows,
+    so the writing runs in parallel and nothing large travels; else the caller writes it."""
     run = _sampler(problem, arch, constraints, key)
     space = run.space
     n = shard_chunks * CHUNK
@@ -120,7 +127,13 @@ def run_shard(problem: Problem, arch: Arch, constraints: Constraints, seed: int,
     costs = {"cycles": c, "energy_pJ": e, "edp": e * 1e-12 * c, "utilization": util[idx]}
     if not arch.energy_known:
         costs["energy_pJ"] = costs["edp"] = np.full(len(idx), np.nan)
-    return _frame(space, dec.take(idx), costs), n, len(idx)
+    frame = _frame(space, dec.take(idx), costs)
+    meta = {"shard": shard, "first_chunk": shard * shard_chunks, "chunks": shard_chunks,
+            "candidates": n, "valid": len(idx), "rows": len(idx)}
+    if out is not None and (Path(out) / SHARDS).is_dir():
+        _write_shard(Path(out), shard, frame, meta)
+        return None, meta
+    return frame, meta
 
 
 # ------------------------------------------------------------------ the folder
@@ -283,14 +296,13 @@ def _run_shards(be, out: Path, done: dict[int, dict], problem: Problem, arch: Ar
             if sum(m["rows"] for j, m in done.items() if j < k) >= samples:
                 return
             shards.append(k)
-            yield (problem, arch, constraints, seed, k, shard_chunks, key)
+            yield (problem, arch, constraints, seed, k, shard_chunks, key, str(out.resolve()))
 
     ran = 0
-    for i, (frame, cand, valid) in be.imap(run_shard, args(), name="explore-shard"):
+    for i, (frame, meta) in be.imap(run_shard, args(), name="explore-shard"):
         k = shards[i]
-        meta = {"shard": k, "first_chunk": k * shard_chunks, "chunks": shard_chunks,
-                "candidates": int(cand), "valid": int(valid), "rows": int(valid)}
-        _write_shard(out, k, frame, meta)
+        if frame is not None:          # the worker could not see the folder
+            _write_shard(out, k, frame, meta)
         done[k] = meta
         ran += 1
         if progress:

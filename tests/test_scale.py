@@ -213,3 +213,19 @@ def test_local_cluster_interrupted_and_resumed(tmp_path: Path, cluster, referenc
     assert run.summary["shards_run"] == run.ran
     pd.testing.assert_frame_equal(read_dataset(out), frame)
     assert shard_files(out) == [f"shard-{k:06d}.parquet" for k in range(run.shards)]
+
+
+def test_a_worker_that_cannot_see_the_folder_returns_the_rows(tmp_path: Path, reference):
+    """Remote workers without the folder send the rows back (the caller writes them); with
+    the folder visible they write the shard themselves and send only its metadata."""
+    from compiler.shards import run_shard, shard_path
+
+    frame, _ = reference
+    rows, meta = run_shard(P, A, C, SEED, 0, 1, "k", str(tmp_path / "not-here"))
+    assert meta == {"shard": 0, "first_chunk": 0, "chunks": 1, "candidates": 4096,
+                    "valid": len(rows), "rows": len(rows)}
+    pd.testing.assert_frame_equal(rows, frame.iloc[:len(rows)])
+    (tmp_path / "ds" / SHARDS).mkdir(parents=True)
+    none, meta2 = run_shard(P, A, C, SEED, 0, 1, "k", str(tmp_path / "ds"))
+    assert none is None and meta2 == meta
+    pd.testing.assert_frame_equal(pd.read_parquet(shard_path(tmp_path / "ds", 0)), rows)
