@@ -65,10 +65,14 @@ def _deltas(tdim, tcoef, dense, t, temporal, spatial, order, ext, level, tile, s
 
     Dynamic programme over the extrapolated iteration order: every temporal loop above the
     level runs iteration 0 and iteration 1 (weighted ``bound - 1``); a step is charged the
-    set difference of consecutive tiles, keeping a sliding window's overlap only while it
-    keeps moving along the same axis in the same direction.  States: 0 = no gradient,
-    ``1 + 2a + s`` = moving along axis ``a`` (``s`` = 1 backwards).  ``dense[t, a, d]`` is
-    the coefficient of dimension ``d`` in axis ``a``.
+    set difference of consecutive tiles while the tile keeps its translation, and the
+    whole tile when the translation changes (Timeloop's
+    ``OperationSpace::SaveAndSubtractIfSameStride``: a new translation after a recorded
+    one discards the previous tile and forgets the translation; a first translation is
+    recorded even when the tiles do not overlap; a zero translation changes nothing).
+    States: 0 = no translation recorded, ``1 + 2a + s`` = moving along axis ``a``
+    (``s`` = 1 backwards), ``2 + 2A`` - 1 = a translation along several axes.
+    ``dense[t, a, d]`` is the coefficient of dimension ``d`` in axis ``a``.
     """
     A = tdim.shape[1]
     D = ext.shape[1]
@@ -104,7 +108,8 @@ def _deltas(tdim, tcoef, dense, t, temporal, spatial, order, ext, level, tile, s
                 if seen:
                     mult *= n
         return tile * mult
-    S = 1 + 2 * A
+    S = 2 + 2 * A
+    other = S - 1
     for s in range(S):
         C[s] = 0
         out[s] = s
@@ -128,20 +133,21 @@ def _deltas(tdim, tcoef, dense, t, temporal, spatial, order, ext, level, tile, s
                     axis = a
                     if not sliding[a] or abs(u) >= spans[a]:
                         apart = True
-            if moved == 0:
-                full = 0
-            else:
-                full = tile
-            partial = moved == 1 and not apart
             grad = 1 + 2 * axis + (1 if U[axis] < 0 else 0)
-            slab = abs(U[axis]) * (tile // spans[axis])
+            slab = tile if apart else abs(U[axis]) * (tile // spans[axis])
+            if moved > 1:
+                grad = other
+                slab = tile
             for s in range(S):
                 s1 = out[s]
-                if partial and (s1 == 0 or s1 == grad):
+                if moved == 0:              # stationary: nothing new, translation kept
+                    delta = 0
+                    s2 = s1
+                elif s1 == 0 or s1 == grad:
                     delta = slab
                     s2 = grad
-                else:
-                    delta = full
+                else:                       # translation changed: whole tile, forgotten
+                    delta = tile
                     s2 = 0
                 newC[s] = C[s] + (n - 1) * (delta + C[s2])
                 newout[s] = out[s2]
@@ -224,7 +230,7 @@ def _one(b, temporal, spatial, order, keep, tdim, tcoef, dense, read_write, tile
 @njit(cache=True)
 def nest_work(L, D, A):
     """Per-thread scratch arrays for :func:`_one` (``L`` levels, ``D`` dims, ``A`` axes)."""
-    S = 1 + 2 * A
+    S = 2 + 2 * A
     scratch = (np.empty(A, np.int64), np.zeros(A, np.bool_), np.zeros(S, np.int64),
                np.zeros(S, np.int64), np.zeros(S, np.int64), np.zeros(S, np.int64),
                np.zeros(A, np.int64), np.zeros(A, np.int64))

@@ -13,8 +13,9 @@ Vocabulary (level index 0 = outermost, as in :class:`~mapspace.arch.Arch`):
 * the *deltas* of level ``l`` (``D``) are the words newly needed by one instance of ``l``
   over the whole run: Timeloop walks the temporal loops above ``l`` running iteration 0 and
   iteration 1 of each (iteration 1 stands for all the others), and charges each step the
-  set difference between the new tile and the previous one, keeping a sliding window's
-  overlap only while the window keeps moving the same way (``_transition``);
+  set difference between the new tile and the previous one while the tile keeps the
+  translation it recorded, the whole tile when the translation changes (Timeloop's
+  ``SaveAndSubtractIfSameStride``; rule N3);
 * the *distinct children* (``G``) of a level's spatial fan-out for a tensor is the number of
   different tiles its children hold: children holding the same tile are served by one
   multicast read (or one spatially reduced update);

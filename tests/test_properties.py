@@ -476,13 +476,12 @@ def _conv1d(R: int = 3, P: int = 16) -> Problem:
         # 3 x (3 + 1 x 2) = 6 + 15 = 21.
         ([{"P": 4, "R": 3}, {"P": 4}], ["RP", "P"], (1, 4, 4), 21),
         # DRAM: for r in 3: for p in 4 (p innermost) / Buffer: for p in 4.  Within an r
-        # pass the 4-wide tiles are disjoint (no reuse).  Exactly, the jump back to the
-        # start of the next pass shares nothing with the last tile ([12, 15]): 3 x 16 = 48.
-        # Timeloop (by default it does not run a loop's last iteration: "tile residual that
-        # carries over from iteration 1 back to iteration 0", gRunLastIteration = false)
-        # compares the next pass's first tile [r, r + 3] with the p = 1 tile [4, 7]: one
-        # input overlaps, so each of the 2 later passes costs 3 + 3 x 4: 16 + 2 x 15 = 46.
-        ([{"P": 4, "R": 3}, {"P": 4}], ["PR", "P"], (1, 4, 4), 46),
+        # pass the 4-wide tiles are disjoint (no reuse).  Timeloop (it does not run a
+        # loop's last iteration, gRunLastIteration = false) compares the next pass's first
+        # tile [r, r + 3] with the p = 1 tile [4, 7]; they overlap by one input, but the
+        # translation -3 differs from the p steps' +4 it recorded, so
+        # SaveAndSubtractIfSameStride fetches the whole tile: 3 x 16 = 48.
+        ([{"P": 4, "R": 3}, {"P": 4}], ["PR", "P"], (1, 4, 4), 48),
     ],
     ids=["os-window3", "p-tiled-window6", "ws-window16", "r-inner-slides", "p-inner-refetch"],
 )

@@ -95,13 +95,14 @@ def test_N2_sliding_window_keeps_overlap():
 
 def test_N3_direction_change_refetches_whole_tile():
     # Buffer tile R1 P2 (span 2); DRAM loops P2 (inner, stride 2) then R3 (stride 1).
-    # Extrapolated order: P step = +2 >= span -> whole tile (2), gradient cleared.
-    # R step = +1 (R) - 2 (P undone) = -1: one-word overlap, moving backwards; allowed
-    # because the gradient was clear -> slab 1, gradient "backwards"; the P step after it
-    # is again a whole tile.  Block(P) = 2; total = 2 + [2 + 2 * (1 + 2)] = 10.
+    # Extrapolated order: P step = +2 >= span -> whole tile (2), but its translation +2 is
+    # recorded (Timeloop's SaveAndSubtractIfSameStride records a first translation even
+    # without overlap).  R step = +1 (R) - 2 (P undone) = -1: a different translation ->
+    # whole tile (2), translation forgotten; the P step after it is again +2 (whole tile,
+    # recorded).  Block(P) = 2 + 2; total = 4 + 2 * (2 + 2) = 12.
     p, a = conv1d(P=4, R=3), two_levels()
     m = mapping(p, a, [{"P": 2, "R": 3}, {"P": 2}], ["PR", "P"], [ALL, ALL])
-    assert counts(evaluate(p, a, m), 1, "Inputs")[1] == 10
+    assert counts(evaluate(p, a, m), 1, "Inputs")[1] == 12
 
 
 def test_N3_gradient_reset_on_wrap():

@@ -52,11 +52,7 @@ def test_twelve_cases_found(ref: Path) -> None:
     assert len(CASES) == 12
 
 
-NOT_YET = {"eyeriss_conv_onchip_RLE_skipping"}   # GLB/DRAM Inputs fills: 0.3 % off
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True))
-                                  if c in NOT_YET else c for c in CASES])
+@pytest.mark.parametrize("case", CASES)
 def test_case_matches_timeloop(ref: Path, case: str) -> None:
     """Cycles exact, energy within 0.5 %, per level and tensor the actual reads, fills and
     updates and the gated and skipped reads equal timeloop-model's stats file."""
