@@ -166,15 +166,18 @@ def _price(an: MappingAnalysis, ctx: _Context, dm, i: int, keep: np.ndarray, p: 
         for t in range(T):
             tl = an.tiles[t][s]
             f, fm = an.fine[t][s], an.ffmt[t][s]
-            bits = {}
-            for op in FORMAT_OPS:
-                acc = fm.get(op, [])
-                md = tl.expected_md or []
-                bits[op] = sum(md[r][2] * acc[r][0] + md[r][3] * acc[r][1]
-                               for r in range(min(len(acc), len(md))))
-                out[op][i, lv, t] = sum(a[0] + a[1] for a in acc)
+            bits = dict.fromkeys(FORMAT_OPS, 0)
+            md = tl.expected_md
+            if md:
+                for op in FORMAT_OPS:
+                    acc = fm.get(op, [])
+                    if acc:
+                        bits[op] = sum(md[r][2] * acc[r][0] + md[r][3] * acc[r][1]
+                                       for r in range(min(len(acc), len(md))))
+                        out[op][i, lv, t] = sum(a[0] + a[1] for a in acc)
             for op in DATA_OPS + COUNT_OPS:
-                out[op][i, lv, t] = f[op]
+                if f[op]:
+                    out[op][i, lv, t] = f[op]
             if not keep[lv, t]:
                 continue
             ratio = 1.0
