@@ -134,8 +134,8 @@ def evaluate(arch, ert, problem, mapping, input_, target, workload, sparse_opt,
 def _sparse_inputs(sparse_opt, input_, arch, ert, problem, p, a):
     """(spec, densities, sparse arch) of ``evaluate``, or None when no sparse optimizations
     were given (neither --sparse-opt nor a ``sparse_optimizations`` section in --input)."""
+    from cost_models.sparseloop import target_sparse_arch
     from mapspace.sparse_yaml import (
-        default_sparse_arch,
         densities_from_dict,
         densities_of,
         load_sparse_arch,
@@ -155,7 +155,8 @@ def _sparse_inputs(sparse_opt, input_, arch, ert, problem, p, a):
     pfile = problem or input_
     dens = densities_from_dict(load_yaml(pfile), p, pfile) if pfile else densities_of(p)
     afile = arch or input_
-    sa = load_sparse_arch(afile, a, ert) if afile else default_sparse_arch(a)
+    # a built-in target has no metadata storage of its own: metadata in its data storage
+    sa = load_sparse_arch(afile, a, ert) if afile else target_sparse_arch(a)
     return spec, dens, sa
 
 
