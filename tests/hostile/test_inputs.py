@@ -571,3 +571,19 @@ def test_valid_inputs_still_give_the_same_numbers(tmp_path: Path) -> None:
     assert s["cycles"] == 4718592 and s["energy_pJ"] > 0
     d = copy.deepcopy(load(MAPPING))
     assert d["mapping"][3]["target"] == "DRAM"
+
+
+def test_remembered_scalar_tags_keep_yaml_types(tmp_path: Path) -> None:
+    """The loader remembers the tag of each scalar text (speed); quoting and every YAML 1.1
+    implicit type still come out as PyYAML's own safe loader gives them, twice in a row."""
+    from mapspace.yamlio import load_yaml
+
+    text = ("a: [1, '1', \"1\", 1.5, '1.5', 1e3, 0x10, 0o17, 017, 1_000, 1:30, .inf, -.inf, "
+            ".nan, yes, 'yes', no, on, off, true, 'true', null, ~, '~', '', 2001-12-14, "
+            "DRAM, 'DRAM', !!str 5, !!int '7', !!float '2', 0b101, +12, -0, 12.]\n")
+    p = tmp_path / "types.yaml"
+    p.write_text(text)
+    want = yaml.safe_load(text)
+    for _ in range(2):
+        got = load_yaml(p)
+        assert repr(got) == repr(want)
