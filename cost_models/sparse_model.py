@@ -35,7 +35,7 @@ import numpy as np
 
 from cost_models.interface import Costs
 from cost_models.model import evaluate
-from cost_models.sparse import Action, Format, SparseCost, SparseOptimizations, evaluate_sparse
+from cost_models.sparse import Action, Format, SparseOptimizations, evaluate_sparse
 from mapspace.arch import Arch
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
@@ -141,7 +141,7 @@ class Sparse:
             opts = self.optimizations_for(problem, arch, sub.keep[0] if len(sub) else None)
             parts.append((idx, evaluate_sparse(ev_sub, opts, dens, mappings=sub,
                                                confidence=self.confidence)))
-        sc = parts[0][1] if len(parts) == 1 else _merge_rows(parts, len(mappings))
+        sc = parts[0][1] if len(parts) == 1 else merge_rows(parts, len(mappings))
         v = np.asarray(sc.valid, bool)
         with np.errstate(divide="ignore", invalid="ignore"):
             util = np.where(v, sc.macs / (arch.compute.instances * sc.cycles), np.nan)
@@ -153,20 +153,29 @@ class Sparse:
                      reasons=reasons.astype(np.int64), detail=sc)
 
 
-def _merge_rows(parts: list[tuple[np.ndarray, SparseCost]], n: int) -> SparseCost:
-    """One :class:`SparseCost` of ``n`` rows from per-group results (``(rows, cost)``)."""
+def merge_rows(parts: list, n: int):
+    """One result of ``n`` rows from per-group results ``(rows, result)`` of one frozen
+    dataclass type (:class:`SparseCost`, :class:`~cost_models.sparseloop.SparseloopCost`):
+    batch-shaped arrays (and dicts of them) are scattered back by row, the rest copied."""
     first = parts[0][1]
+
+    def gather(get):
+        v = get(first)
+        arr = np.empty((n, *v.shape[1:]), v.dtype)
+        for idx, res in parts:
+            arr[idx] = get(res)
+        return arr
     out = {}
-    for f in fields(SparseCost):
+    for f in fields(first):
         v = getattr(first, f.name)
         if isinstance(v, np.ndarray):
-            arr = np.empty((n, *v.shape[1:]), v.dtype)
-            for idx, sc in parts:
-                arr[idx] = getattr(sc, f.name)
-            out[f.name] = arr
+            out[f.name] = gather(lambda r, k=f.name: getattr(r, k))
+        elif isinstance(v, dict):
+            out[f.name] = {key: gather(lambda r, k=f.name, key=key: getattr(r, k)[key])
+                           for key in v}
         else:
             out[f.name] = v
-    return SparseCost(**out)
+    return type(first)(**out)
 
 
-__all__ = ["Sparse", "WEIGHTS", "default_sparse_optimizations"]
+__all__ = ["Sparse", "WEIGHTS", "default_sparse_optimizations", "merge_rows"]

@@ -24,6 +24,7 @@ import numpy as np
 from cost_models.interface import Costs
 from cost_models.model import Evaluation, evaluate
 from cost_models.pricing import Prices
+from cost_models.sparse_model import merge_rows
 from cost_models.sparseloop_analysis import (
     COUNT_OPS,
     DATA_OPS,
@@ -376,15 +377,20 @@ class Sparseloop:
         ev = evaluate(problem, arch, mappings)
         sc = evaluate_sparseloop(problem, arch, mappings, self.spec, self.densities,
                                  self.sparse_arch, evaluation=ev)
-        v = np.asarray(sc.valid, bool)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            util = np.where(v, sc.computes / (arch.compute.instances * sc.cycles), np.nan)
-        reasons = np.where(v, 0, np.where(ev.validity.reasons != 0, ev.validity.reasons,
-                                          int(Reason.CAPACITY)))
-        return Costs(cycles=np.where(v, sc.cycles, 0).astype(np.float64),
-                     energy_pJ=np.where(v, sc.energy, np.nan),
-                     edp=np.where(v, sc.edp, np.nan), utilization=util, valid=v,
-                     reasons=reasons.astype(np.int64), detail=sc)
+        return costs_of_sparse(sc, ev, arch)
+
+
+def costs_of_sparse(sc: SparseloopCost, ev: Evaluation, arch: Arch) -> Costs:
+    """:class:`Costs` of a :class:`SparseloopCost` (``ev``: the dense evaluation of the same
+    rows, for the reason bits of invalid rows; sparse-only failures are ``CAPACITY``)."""
+    v = np.asarray(sc.valid, bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(v, sc.computes / (arch.compute.instances * sc.cycles), np.nan)
+    reasons = np.where(v, 0, np.where(ev.validity.reasons != 0, ev.validity.reasons,
+                                      int(Reason.CAPACITY)))
+    return Costs(cycles=np.where(v, sc.cycles, 0).astype(np.float64),
+                 energy_pJ=np.where(v, sc.energy, np.nan), edp=np.where(v, sc.edp, np.nan),
+                 utilization=util, valid=v, reasons=reasons.astype(np.int64), detail=sc)
 
 
 # ------------------------------------------- pruned weights (compile --passes sparsify)
@@ -508,41 +514,9 @@ class PrunedWeights:
             parts.append((idx, evaluate_sparseloop(problem, arch, sub, spec, dens, sa,
                                                    evaluation=ev if len(groups) == 1
                                                    else None)))
-        sc = parts[0][1] if len(parts) == 1 else _merge(parts, len(mappings))
-        valid = np.asarray(sc.valid, bool)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            util = np.where(valid, sc.computes / (arch.compute.instances * sc.cycles), np.nan)
-        reasons = np.where(valid, 0, np.where(ev.validity.reasons != 0, ev.validity.reasons,
-                                              int(Reason.CAPACITY)))
-        return Costs(cycles=np.where(valid, sc.cycles, 0).astype(np.float64),
-                     energy_pJ=np.where(valid, sc.energy, np.nan),
-                     edp=np.where(valid, sc.edp, np.nan), utilization=util,
-                     valid=valid, reasons=reasons.astype(np.int64), detail=sc)
+        sc = parts[0][1] if len(parts) == 1 else merge_rows(parts, len(mappings))
+        return costs_of_sparse(sc, ev, arch)
 
-
-def _merge(parts: list, n: int) -> SparseloopCost:
-    """One :class:`SparseloopCost` of ``n`` rows from per-group results ``(rows, cost)``."""
-    from dataclasses import fields
-
-    first = parts[0][1]
-    out: dict = {}
-    for f in fields(SparseloopCost):
-        v = getattr(first, f.name)
-        if isinstance(v, np.ndarray):
-            arr = np.empty((n, *v.shape[1:]), v.dtype)
-            for idx, sc in parts:
-                arr[idx] = getattr(sc, f.name)
-            out[f.name] = arr
-        elif isinstance(v, dict):
-            out[f.name] = {}
-            for k, a in v.items():
-                arr = np.empty((n, *a.shape[1:]), a.dtype)
-                for idx, sc in parts:
-                    arr[idx] = getattr(sc, f.name)[k]
-                out[f.name][k] = arr
-        else:
-            out[f.name] = v
-    return SparseloopCost(**out)
 
 
 __all__ = ["COUNT_OPS", "DATA_OPS", "FORMAT_OPS", "WEIGHTS", "DensityModel", "PrunedWeights",
