@@ -250,7 +250,7 @@ def _ranks(raw: Any, problem: Problem, tensor: str, where: str, key: str) -> tup
                         _bits(spec.get("metadata_word_bits"), where, f"{rk}.metadata_word_bits"),
                         _bits(spec.get("payload_word_bits"), where, f"{rk}.payload_word_bits"),
                         tuple(rules)))
-    # Timeloop: an uncompressed rank may not sit above... below a compressed one
+    # Timeloop (sparse-optimization-parser.cpp): no compressed rank above an uncompressed one
     inner_first = out[::-1]
     for r in range(1, len(inner_first)):
         if inner_first[r].compressed and not all(x.compressed for x in inner_first[:r]):
