@@ -335,3 +335,38 @@ def test_SL13_pruned_weights_on_gemmini() -> None:
     assert cu.detail.gated_computes[0] == macs // 2 and cu.detail.computes[0] == macs // 2
     assert cu.detail.mac_energy[0] == pytest.approx(macs * a.compute.energy)
     assert cu.cycles[0] == ev.cost.cycles[0] and cu.energy_pJ[0] < ev.cost.energy[0]
+
+
+def test_cli_format_ranks_not_matching_the_mapping(ref: Path, tmp_path: Path) -> None:
+    """A format with fewer ranks than the tensor's non-trivial loops at that level needs
+    (Timeloop: "more compression ranks needed than supported") is refused: one line naming
+    the tensor and level, exit 2."""
+    d = ref / "spmspm_UOPCP_skipping"
+    text = (d / "sparse_opt.yaml").read_text()
+    head, tail = text.split("    name: BackingStorage", 1)
+    head = head.replace("      - name: A\n        ranks:\n        - format: UOP\n"
+                        "        - format: CP", "      - name: A\n        ranks:\n"
+                        "        - format: CP", 1)
+    (tmp_path / "s.yaml").write_text(head + "    name: BackingStorage" + tail)
+    r = _cli(*_files(d), "--sparse-opt", tmp_path / "s.yaml")
+    assert r.exit_code == 2, r.output
+    assert "more compression ranks needed" in r.output and "A at BackingStorage" in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("  - name: Nowhere\n    action_optimization:\n    - type: gating\n      options:\n"
+     "      - target: B\n        condition_on: [A]\n", "unknown storage level 'Nowhere'"),
+    ("  - name: Buffer\n    action_optimization:\n    - type: spatial_skipping\n"
+     "      options:\n      - target: B\n        condition_on: [A]\n",
+     "spatial_skipping is not modelled"),
+    ("  - name: Buffer\n    representation_format:\n      data_spaces:\n      - name: A\n"
+     "        ranks:\n        - format: CP\n        - format: UOP\n",
+     "Timeloop supports no uncompressed rank below a compressed one"),
+])
+def test_cli_more_bad_sparse_opt(ref: Path, tmp_path: Path, body: str, message: str) -> None:
+    d = ref / "dot_CP_skipping_SCDU_d0.25"
+    f = tmp_path / "bad.yaml"
+    f.write_text("sparse_optimizations:\n  targets:\n" + body)
+    r = _cli(*_files(d), "--sparse-opt", f)
+    assert r.exit_code == 2 and message in r.output, r.output
