@@ -489,12 +489,18 @@ def test_ten_megabyte_mapping_loads_in_seconds(tmp_path: Path) -> None:
                      for i in range(130_000))
     m.write_text(body + pad + "unused:\n" + filler)
     assert m.stat().st_size > 10_000_000
-    t0 = time.perf_counter()
+    import resource
+
+    def cpu() -> float:
+        u = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return u.ru_utime + u.ru_stime
+
+    c0 = cpu()              # the child's CPU time: a shared machine's load stretches the wall
     r = run_py(["evaluate", *_evaluate(m), "--json"], timeout=300, cwd=tmp_path)
-    seconds = time.perf_counter() - t0
+    seconds = cpu() - c0
     assert r.returncode == 0, r.stderr
     assert strict_json(r.stdout)["cycles"] == 4718592
-    assert seconds < 90, seconds
+    assert seconds < 75, seconds
 
 
 # ==================================================================== messages
