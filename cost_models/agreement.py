@@ -10,7 +10,7 @@ statistic is computed per group and averaged weighted by the group's size.
   in ``pred`` counting half);
 * :func:`kendall`: Kendall's tau-b;
 * :func:`top_recall`: the fraction of groups whose measured best is among the ``k``
-  mappings ``pred`` ranks best;
+  mappings ``pred`` ranks best (ties in ``pred`` broken at random: its expectation);
 * :func:`mape`: the mean absolute percentage error ``|pred - truth| / truth`` (over rows,
   of numbers in the same unit);
 * :func:`agreement`: all of them in one dict.
@@ -53,21 +53,22 @@ def kendall(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray) -> float:
 
 
 def top_recall(pred: np.ndarray, truth: np.ndarray, groups: np.ndarray, k: int) -> float:
-    """Fraction of groups whose measured best (lowest ``truth``; any of them when tied) is
-    among the ``k`` rows with the lowest ``pred`` (ties in ``pred`` broken against the
-    model: the best row counts as found only if fewer than ``k`` rows rank strictly
-    better and it is not pushed out by equally-ranked ones)."""
+    """Fraction of groups whose measured best (lowest ``truth``) is among the ``k`` rows with
+    the lowest ``pred``, ties in ``pred`` broken at random: a group counts
+    ``clip((k - better) / tied, 0, 1)``, the chance that the best row makes the top ``k``
+    when ``better`` rows rank strictly above it and ``tied`` (itself included) equal
+    (several measured-best rows: the one ``pred`` ranks best)."""
     p, t = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
-    hits = total = 0
+    hits = 0.0
+    total = 0
     for idx in _groups(groups):
         if len(idx) == 0:
             continue
         total += 1
-        best = idx[t[idx] == t[idx].min()]
-        pb = p[best].min()
+        pb = p[idx[t[idx] == t[idx].min()]].min()
         better = int((p[idx] < pb).sum())
         tied = int((p[idx] == pb).sum())          # includes the best row itself
-        hits += better + tied <= k
+        hits += min(1.0, max(0.0, (k - better) / tied))
     return hits / total if total else float("nan")
 
 

@@ -33,9 +33,14 @@ def test_top_recall_hand_cases() -> None:
     assert top_recall(pred, truth, g, 1) == 0.0
     assert top_recall(pred, truth, g, 2) == 0.5
     assert top_recall(pred, truth, g, 4) == 1.0
-    # a tie in pred with the best row counts against the model
-    assert top_recall(np.array([1, 1, 2, 3.0]), np.array([2, 1, 3, 4.0]),
-                      np.zeros(4), 1) == 0.0
+    # ties in pred with the best row: the chance a random tie order keeps it in the top k
+    tied = np.array([1, 1, 1, 1, 3.0])                   # the best (row 1) tied with 3 more
+    truth5 = np.array([2, 1, 3, 4, 5.0])
+    assert top_recall(tied, truth5, np.zeros(5), 1) == pytest.approx(1 / 4)
+    assert top_recall(tied, truth5, np.zeros(5), 2) == pytest.approx(2 / 4)
+    assert top_recall(tied, truth5, np.zeros(5), 5) == 1.0
+    assert top_recall(np.array([0, 1, 1, 1.0]), np.array([2, 1, 3, 4.0]),
+                      np.zeros(4), 1) == 0.0            # one strictly better: never top-1
 
 
 def test_mape_and_agreement_perfect_model() -> None:
