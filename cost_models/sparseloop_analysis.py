@@ -338,7 +338,12 @@ class MappingAnalysis:
                 lo = dens.min_occupancy(tl.shape)
                 live = dens.occupancies(tl.shape, lo, hi)
                 par = self.tiles[t][tl.parent] if tl.parent is not None else None
-                if par is not None and par.has_metadata and lo == 0 and live:
+                # Timeloop conditions on the first *listed* probability; when that is not
+                # an empty tile but certain (a hypergeometric tile holding the whole
+                # tensor), Timeloop divides by zero: such a tile is never empty, so it is
+                # left unconditioned here
+                if par is not None and par.has_metadata and lo == 0 and live \
+                        and live[0][1] < 1.0:
                     first = live[0][1]
                     tl.avg_rep_scale *= 1.0 - first
                     live = [(k, q / (1 - first)) for k, q in live]

@@ -370,3 +370,44 @@ def test_cli_more_bad_sparse_opt(ref: Path, tmp_path: Path, body: str, message: 
     f.write_text("sparse_optimizations:\n  targets:\n" + body)
     r = _cli(*_files(d), "--sparse-opt", f)
     assert r.exit_code == 2 and message in r.output, r.output
+
+
+_WHOLE_TENSOR_MAPPING = """mapping:
+- {target: Registers, type: datatype, keep: [Weights], bypass: [Inputs, Outputs]}
+- {target: Accumulator, type: datatype, keep: [Outputs], bypass: [Weights, Inputs]}
+- {target: Scratchpad, type: datatype, keep: [Weights, Inputs], bypass: [Outputs]}
+- {target: DRAM, type: datatype, keep: [Weights, Inputs, Outputs], bypass: []}
+- {target: Registers, type: temporal, factors: C1 M1 R1 S1 N1 P1 Q1, permutation: PQRCMNS}
+- {target: Accumulator, type: spatial, factors: C8 M1 R1 S1 N1 P1 Q1, permutation: CMRSNPQ,
+   split: 0}
+- {target: Accumulator, type: temporal, factors: C1 M4 R1 S1 N1 P4 Q1, permutation: QNCMPRS}
+- {target: Scratchpad, type: spatial, factors: C1 M16 R1 S1 N1 P1 Q1, permutation: CMRSNPQ,
+   split: 7}
+- {target: Scratchpad, type: temporal, factors: C8 M1 R1 S1 N1 P2 Q56, permutation: SCPQRNM}
+- {target: DRAM, type: temporal, factors: C1 M1 R1 S1 N1 P7 Q1, permutation: RCPMQSN}
+"""
+
+
+def test_SL2_whole_tensor_tile_under_metadata_parent(tmp_path: Path) -> None:
+    """SL2: a hypergeometric tile holding the whole tensor (Scratchpad here) under a parent
+    with metadata is never empty: priced unconditioned (Timeloop would divide by zero),
+    and 30 % unstructured weights lower the energy; MACs are gated, not skipped, so only
+    the compressed weight traffic (a bandwidth-bound dense run here) shortens the run."""
+    from cost_models.model import evaluate
+    from cost_models.sparseloop import PrunedWeights
+    from mapspace.workloads import workload
+    from targets import load_target
+
+    a = load_target("gemmini")
+    p = workload("resnet50/conv2_x.reduce")
+    (tmp_path / "m.yaml").write_text(_WHOLE_TENSOR_MAPPING)
+    m = load_mapping(tmp_path / "m.yaml", p, a)
+    ev = evaluate(p, a, m)
+    w = p.tensor_index("Weights")
+    assert ev.movement.tile[0, a.level_index("Scratchpad"), w] == p.tensor_size(w)
+    c = PrunedWeights(0.3, "magnitude").cost(p, a, m)
+    macs = int(ev.movement.macs[0] * ev.movement.compute_instances[0])
+    assert c.valid[0] and ev.movement.macs[0] <= c.cycles[0] <= ev.cost.cycles[0]
+    assert c.detail.computes[0] + c.detail.gated_computes[0] == macs
+    assert np.isfinite(c.energy_pJ[0]) and c.energy_pJ[0] < ev.cost.energy[0]
+    assert c.detail.utilized_instances[0, a.level_index("Scratchpad"), w] == 1.0
