@@ -11,7 +11,7 @@ execute.  No home-made cluster, queue or RPC: the two distributed backends are D
   come back to this process, which writes every file;
 * ``client=`` from Python: a ``distributed.Client`` the caller made; with none of the three
   given, the active Dask client when the caller made one (``distributed`` already
-  imported and a default client set), else in-process.
+  imported and a default client set), else in-process; ``client=False``: in-process.
 
 Dask is imported only when a distributed backend is used (``import compiler`` stays light).
 Tasks are submitted in a bounded window (results stream back; memory stays bounded); a
@@ -128,6 +128,9 @@ def backend(workers: int | None = None, cluster: str | None = None,
     """The backend for these options (see the module doc), closed on exit (a local cluster
     is shut down; a caller's client and a remote scheduler are left running)."""
     check_backend_options(workers, cluster)
+    if client is False:                    # in this process, even with an active client
+        yield Backend("in-process", 1)
+        return
     client = client if client is not None else (
         _active_client() if workers is None and cluster is None else None)
     if client is not None:

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import yaml
 
+from compiler.backend import Backend, backend
 from compiler.compiled import CompiledModel
 from compiler.errors import CompilerError
 from compiler.frontends.onnx import from_onnx
@@ -105,6 +106,7 @@ class _State:
     costs: dict[str, dict] = field(default_factory=dict)              # op name -> stats
     result: CompileResult | None = None
     seconds: list[tuple[str, float]] = field(default_factory=list)
+    runner: object | None = None                  # compiler.backend.Backend of the searches
 
 
 # ------------------------------------------------------------------ steps
@@ -166,28 +168,44 @@ def _schedule(s: _State) -> _State:
     """Search each distinct shape once in the target's space for it
     (:meth:`targets.registry.Target.space`: its constraints for the problem, per-problem
     hooks and the emitter's rules, so every mapping can be emitted); a fused row-wise
-    epilogue adds the row-complete rule F2 (:mod:`cost_models.fused`)."""
+    epilogue adds the row-complete rule F2 (:mod:`cost_models.fused`).  The searches are
+    tasks on ``s.runner`` (:mod:`compiler.backend`: in this process one after another by
+    default, or on Dask workers), results in any order, the same for any backend."""
     total = len(s.groups)
-    for i, (key, names) in enumerate(s.groups.items()):
-        p = s.problems[names[0]]
-        space, row = _space(s, names[0])
-        try:
-            r = find_mapping(space, strategy=s.strategy, seed=s.seed, budget=s.budget,
-                             time_limit=s.time_per_op, where="compile", rerank=s.rerank)
-        except MapspaceError as e:
-            why = f" with {row} complete in the accumulator (fused)" if row else ""
-            raise CompilerError(f"cannot map {_sizes(p)}{why} on {s.target!r}: {e}",
-                                where=f"op {names[0]!r}") from None
-        except KeyboardInterrupt:  # Ctrl-C: the shapes searched so far are kept
-            if not s.mappings:
-                raise
-            raise Interrupted(searched(s), len(s.mappings), total, "distinct shapes") from None
-        s.mappings[key] = r.best_mapping
-        s.spaces[key] = space
-        s.evaluations += r.evaluations
-        if s.progress is not None:
-            s.progress(i + 1, total, names[0])
+    items = [(key, names, *_space(s, names[0])) for key, names in s.groups.items()]
+    runner = s.runner if s.runner is not None else Backend("in-process", 1)
+    args = ((space, s.strategy, s.seed, s.budget, s.time_per_op, s.rerank)
+            for _, _, space, _ in items)
+    try:
+        for i, (ok, found, evaluations) in runner.imap(_search, args, name="compile-shape"):
+            key, names, space, row = items[i]
+            if not ok:
+                why = f" with {row} complete in the accumulator (fused)" if row else ""
+                raise CompilerError(f"cannot map {_sizes(s.problems[names[0]])}{why} on "
+                                    f"{s.target!r}: {found}", where=f"op {names[0]!r}")
+            s.mappings[key] = found
+            s.spaces[key] = space
+            s.evaluations += evaluations
+            if s.progress is not None:
+                s.progress(len(s.mappings), total, names[0])
+    except KeyboardInterrupt:  # Ctrl-C: the shapes searched so far are kept
+        if not s.mappings:
+            raise
+        raise Interrupted(searched(s), len(s.mappings), total, "distinct shapes") from None
+    s.mappings = {key: s.mappings[key] for key in s.groups}    # first-seen order
     return s
+
+
+def _search(space: Mapspace, strategy: str, seed: int, budget: int | None,
+            time_per_op: float | None, rerank: object | None) -> tuple[bool, object, int]:
+    """One shape's search (a task): ``(True, best mapping, evaluations)``, or ``(False,
+    why, 0)`` when the shape cannot be mapped."""
+    try:
+        r = find_mapping(space, strategy=strategy, seed=seed, budget=budget,
+                         time_limit=time_per_op, where="compile", rerank=rerank)
+    except MapspaceError as e:
+        return False, str(e), 0
+    return True, r.best_mapping, r.evaluations
 
 
 def _space(s: _State, name: str) -> tuple[Mapspace, object]:
@@ -339,7 +357,8 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                   time_per_op: float | None = None, seed: int = 0, seq: int | None = None,
                   progress: Progress | None = None, frontend: str = "onnx",
                   cost: str | object | None = None,
-                  dim_values: Mapping[str, int] | None = None) -> CompileResult:
+                  dim_values: Mapping[str, int] | None = None, workers: int | None = None,
+                  cluster: str | None = None, client: object = None) -> CompileResult:
     """Compile ``model`` (an ONNX path, a zoo name, a TVM Relax ``tvm.IRModule`` read by
     :func:`compiler.frontends.relax.from_relax`, or a ``torch.export`` program — an
     ``ExportedProgram`` or a ``.pt2`` path — read by
@@ -364,6 +383,10 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     feature version is refused before any work.  The report prices the chosen mappings
     with the analytical model.
 
+    ``workers``/``cluster``/``client`` run the distinct shapes' searches as tasks on Dask
+    (:func:`compiler.backend.backend`; default: in this process, or the caller's active
+    Dask client); the report is the same.
+
     The result is a :class:`compiler.compiled.CompiledModel`: the report, and ``run(inputs)``
     with the model's own weights through the target's kernels.
     """
@@ -385,10 +408,12 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                strategy, budget, time_per_op, seed, seq, progress, frontend, module,
                rerank)
     s.dim_values = dict(dim_values or {})
-    for name, step in STEPS:
-        t0 = time.perf_counter()
-        s = step(s)
-        s.seconds.append((name, time.perf_counter() - t0))
+    with backend(workers, cluster, client) as s.runner:  # where the searches run
+        for name, step in STEPS:
+            t0 = time.perf_counter()
+            s = step(s)
+            s.seconds.append((name, time.perf_counter() - t0))
+    s.runner = None
     return replace(s.result, step_seconds=tuple(s.seconds))
 
 

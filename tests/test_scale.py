@@ -229,3 +229,18 @@ def test_a_worker_that_cannot_see_the_folder_returns_the_rows(tmp_path: Path, re
     none, meta2 = run_shard(P, A, C, SEED, 0, 1, "k", str(tmp_path / "ds"))
     assert none is None and meta2 == meta
     pd.testing.assert_frame_equal(pd.read_parquet(shard_path(tmp_path / "ds", 0)), rows)
+
+
+def test_compile_searches_on_a_local_cluster_equal_in_process(cluster):
+    """compile_model's distinct shapes as tasks on 2 workers: the same report as in this
+    process (``client=False`` forces in-process while a client is active)."""
+    from compiler.pipeline import compile_model
+
+    local = compile_model("bert-base", "gemmini", passes="fuse", seq=32, budget=300,
+                          client=False)
+    remote = compile_model("bert-base", "gemmini", passes="fuse", seq=32, budget=300,
+                           client=cluster)
+    assert remote.searches == local.searches == local.distinct_shapes
+    assert [(r.name, r.cycles, r.energy_pJ, r.mapping_yaml) for r in remote.rows] == \
+        [(r.name, r.cycles, r.energy_pJ, r.mapping_yaml) for r in local.rows]
+    assert remote.evaluations == local.evaluations

@@ -24,6 +24,7 @@ from compiler.cli.common import (
     progress_bar,
     rerank_model,
 )
+from compiler.cli.dataset import backend_options
 from mapspace.errors import Interrupted, MapspaceError
 from targets.registry import DTYPE_BITS, emitting_targets
 
@@ -106,9 +107,11 @@ def _compile_table(result) -> None:
 @click.option("--cost", default="analytical", show_default=True,
               help="analytical, or learned:MODEL.skops (`mapspace train`): the learned model "
               "picks among the analytical search's top-K mappings.")
+@backend_options
 @guarded("compile")
 def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, out,
-             as_json, frontend, emit_code, run_code, cost, dims=()) -> None:
+             as_json, frontend, emit_code, run_code, cost, dims=(), workers=None,
+             cluster=None) -> None:
     """Compile MODEL (an ONNX file or a zoo model) for a target: search each distinct MAC
     shape once, cost every op, and write a per-op report into --out.
 
@@ -116,12 +119,14 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
     (tvm.relax.frontend.onnx.from_onnx) and the Relax module read by
     compiler.frontends.relax.from_relax; from Python, compile_model(mod, target) takes a
     tvm.IRModule directly."""
+    from compiler.backend import check_backend_options
     from compiler.pipeline import compile_model
     from compiler.report import HOST_NOTE, frame, write_report
     from cost_models.search import check_limits
 
     check_limits(budget, time_per_op, where="options", keys=("--budget", "--time-per-op"))
     check_seed_option(seed)
+    check_backend_options(workers, cluster)
     dim_values = parse_dims(dims)
     check_out_dir(out)
     if run_code and not emit_code:
@@ -140,7 +145,8 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
             result = compile_model(model, target, passes=passes, strategy=strategy,
                                    budget=budget, time_per_op=time_per_op, seed=seed, seq=seq,
                                    progress=progress, frontend=frontend, cost=rerank,
-                                   dim_values=dim_values)
+                                   dim_values=dim_values, workers=workers,
+                                   cluster=cluster)
         except Interrupted as e:  # Ctrl-C/SIGTERM: keep the shapes searched so far
             _write_searched(e, out)
     if run_code:  # the run holds every tensor (float64 at worst), the numpy reference too
