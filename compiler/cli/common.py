@@ -112,7 +112,9 @@ def as_options(e: MapspaceError, cmd: str) -> str:
     keyword inside that raised it (``make_strategy:`` -> ``--strategy:``,
     ``compile: strategy:`` -> ``--strategy:``, ``options: --seed:`` -> ``--seed:``)."""
     where, key = e.where, e.key
-    if where in WHERE_AS_OPTION:
+    if where in WHERE_AS_OPTION and key in KEY_AS_OPTION:  # zoo_graph: seq: -> --seq:
+        where, key = KEY_AS_OPTION[key], None
+    elif where in WHERE_AS_OPTION:
         where = WHERE_AS_OPTION[where]
         if where in ("--strategy", "--workload", "--target"):
             key = None

@@ -119,6 +119,9 @@ def parse_passes(text: str) -> list[Spec]:
         if name not in PASSES:
             raise CompilerError(f"unknown pass {name!r}; known passes: "
                                 f"{', '.join(PASSES)}", where="parse_passes", key=item)
+        if any(n == name for n, _ in specs):  # quantize=int8,quantize=int4: which one?
+            raise CompilerError(f"pass {name!r} is given twice", where="parse_passes",
+                                key=item)
         specs.append((name, PASSES[name].parse(value.strip() if eq else None)))
     return specs
 
