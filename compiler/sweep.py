@@ -267,7 +267,8 @@ def run_design(model: str, base: str, d: Design, *, passes: str, budget: int, se
                     arch_for=functools.partial(_design_arch_for, arch)))
     try:
         r = compile_model(model, name, passes=passes, strategy=strategy, budget=budget,
-                          time_per_op=None, seed=seed, seq=seq)
+                          time_per_op=None, seed=seed, seq=seq,
+                          client=False)  # inside a task: no nested tasks on a worker
     finally:
         unregister(name)
     t = r.totals if isinstance(r.totals, dict) else r.totals()

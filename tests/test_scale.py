@@ -244,3 +244,25 @@ def test_compile_searches_on_a_local_cluster_equal_in_process(cluster):
     assert [(r.name, r.cycles, r.energy_pJ, r.mapping_yaml) for r in remote.rows] == \
         [(r.name, r.cycles, r.energy_pJ, r.mapping_yaml) for r in local.rows]
     assert remote.evaluations == local.evaluations
+
+
+def test_map_restarts_on_a_local_cluster(cluster):
+    """map --restarts: restart i is find_mapping with restart_seed(seed, i); the best by
+    objective (ties: lowest index) is kept, the same on 2 workers as in this process."""
+    from compiler.restarts import map_restarts, restart_seed
+    from cost_models.search import find_mapping
+    from mapspace.space import Mapspace
+
+    space = Mapspace(P, A, C)
+    alone = [find_mapping(space, seed=restart_seed(3, i), budget=400) for i in range(3)]
+    assert restart_seed(3, 0) == 3
+    local, objs = map_restarts(space, restarts=3, seed=3, budget=400, client=False)
+    remote, objs2 = map_restarts(space, restarts=3, seed=3, budget=400, client=cluster)
+    assert objs == objs2 == [r.best_objective for r in alone]
+    best = min(range(3), key=lambda i: (objs[i], i))
+    for r in (local, remote):
+        assert r.best_objective == alone[best].best_objective
+        assert (r.best_mapping.temporal == alone[best].best_mapping.temporal).all()
+        assert r.evaluations == sum(a.evaluations for a in alone)
+    one, _ = map_restarts(space, restarts=1, seed=3, budget=400, client=False)
+    assert one.best_objective == alone[0].best_objective

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from compiler.backend import check_backend_options
 from compiler.cli.common import (
     UNKNOWN_ENERGY,
     atomic_write,
@@ -308,7 +309,7 @@ def _print_explore(s: dict, out: str | None, plot: str | None, as_json: bool) ->
 @main.command("map")
 @input_options
 @click.option("--strategy", default="anneal", show_default=True,
-              help="random, exhaustive, genetic, anneal or optimal.")
+              help="random, exhaustive, genetic, anneal or cpsat.")
 @click.option("--budget", type=int, help="Evaluations to spend.")
 @click.option("--time", "time_limit", type=float, help="Seconds to spend.")
 @click.option("--objective", default="edp", show_default=True,
@@ -319,10 +320,14 @@ def _print_explore(s: dict, out: str | None, plot: str | None, as_json: bool) ->
               help="analytical, or learned:MODEL.skops (`mapspace train`): the learned model "
               "picks among the analytical search's top-K mappings.")
 @click.option("--out", type=click.Path(), help="Write the best mapping as Timeloop YAML.")
+@click.option("--restarts", type=int, default=1, show_default=True,
+              help="Independent searches (own seeds, same budget each); the best is kept.")
+@backend_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded("map")
 def map_(arch, ert, problem, constraints, target, workload, strategy, budget, time_limit,
-         objective, seed, out, as_json, cost) -> None:
+         objective, seed, out, as_json, cost, restarts=1, workers=None,
+         cluster=None) -> None:
     """Search the mapspace for the best mapping and print it with its stats (with --cost
     learned:M, the learned model's pick among the search's top-K)."""
     from cost_models import evaluate as run_eval
@@ -330,6 +335,10 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
 
     check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
     check_seed_option(seed)
+    if restarts is None or not 1 <= restarts <= 4096:
+        raise MapspaceError(f"must be 1 to 4096, found {restarts}", where="options",
+                            key="--restarts")
+    check_backend_options(workers, cluster)
     check_outputs(output(out, "--out"), inputs={"--arch": arch, "--ert": ert,
                                                 "--problem": problem,
                                                 "--constraints": constraints})
@@ -341,8 +350,17 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
     cons = constraints_for(target, arch, constraints, p)
     rerank = rerank_model(cost, target, a)
     try:
-        result = find_mapping(Mapspace(p, a, cons), strategy=strategy, objective=objective,
-                              seed=seed, budget=budget, time_limit=time_limit, rerank=rerank)
+        if restarts != 1 or workers is not None or cluster is not None:  # on a backend
+            from compiler.restarts import map_restarts
+
+            result = map_restarts(Mapspace(p, a, cons), restarts=restarts, seed=seed,
+                                  workers=workers, cluster=cluster, strategy=strategy,
+                                  objective=objective, budget=budget, time_limit=time_limit,
+                                  rerank=rerank, where="options")[0]
+        else:
+            result = find_mapping(Mapspace(p, a, cons), strategy=strategy,
+                                  objective=objective, seed=seed, budget=budget,
+                                  time_limit=time_limit, rerank=rerank)
         stop = None
     except Interrupted as e:  # Ctrl-C/SIGTERM: the best mapping so far is kept
         result, stop = e.partial, e
@@ -355,7 +373,7 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
         interrupted("map", f"wrote the best mapping so far to {out} ({objective} "
                     f"{result.best_objective:.6g})" if out else "nothing written (no --out)",
                     stop)
-    info = {"strategy": strategy, "objective": objective, "seed": seed,
+    info = {"strategy": strategy, "objective": objective, "seed": seed, "restarts": restarts,
             "evaluations": result.evaluations, "valid_evaluations": result.valid_evaluations,
             "seconds": result.seconds, "stopped_by": result.stopped_by,
             "best_mapping_yaml": text, **stats, **learned_info(cost, rerank, result, p, a)}
