@@ -54,7 +54,8 @@ def _interruptible():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)
+           if signal.getsignal(s) is not signal.SIG_IGN}  # nohup, `cmd &`: stay ignored
     _signal_seen.clear()
     try:
         yield

@@ -220,3 +220,22 @@ def test_compile_killed_while_writing_leaves_its_folder_as_it_was(tmp_path: Path
     left = [n for n in os.listdir(tmp_path) if n != "out"]
     assert all(n.startswith(".out.mapspace-") for n in left), left
     assert ROOT.exists()
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=lambda s: s.name)
+def test_interrupt_while_starting_is_one_line(tmp_path: Path, sig: signal.Signals) -> None:
+    """Ctrl-C in the first tenths of a second (the imports) was a KeyboardInterrupt
+    traceback, SIGTERM a silent kill: the executable's entry point (compiler.entry)
+    imports the command line inside its guard.  (Python's own start-up, before any of our
+    code runs, stays uncovered: the first ~20 ms.)"""
+    code = ("import importlib.abc, os, sys; sys.argv[0] = 'mapspace'\n"
+            "class Hook(importlib.abc.MetaPathFinder):  # the signal while click is imported\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            f"        if name == 'click': os.kill(os.getpid(), {int(sig)})\n"
+            "sys.meta_path.insert(0, Hook())\n"
+            "from compiler.entry import main; main()")
+    p = subprocess.run([sys.executable, "-c", code, "explore", *W], cwd=tmp_path, env=env(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 130, p.stdout + p.stderr
+    assert (p.stdout + p.stderr).splitlines() == [
+        "mapspace: error: interrupted while starting; nothing written"]
