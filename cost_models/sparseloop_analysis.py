@@ -178,18 +178,18 @@ class MappingAnalysis:
         # the complete loop nest, innermost first: per level its spatial loops (if it fans
         # out), then its temporal loops in permutation order (Timeloop mapping parser)
         self.subnests: list[list[_Loop]] = []
-        self.highs: list[list[np.ndarray]] = []
-        ext = np.ones(D, np.int64)
+        self.highs: list[list[list[int]]] = []   # cumulative extents after each loop
+        ext = [1] * D
+        sx, spf, tmp, odr = (m.spatial_x[i].tolist(), m.spatial[i].tolist(),
+                             m.temporal[i].tolist(), m.order[i].tolist())
         for s in range(S):
             lv = S - 1 - s
             loops: list[_Loop] = []
             fx, fy = a.fanout(lv)
             if fx * fy > 1:
-                xs = [d for d in range(D) if m.spatial_x[i, lv, d]]
-                ys = [d for d in range(D) if not m.spatial_x[i, lv, d]]
-                loops += [_Loop(d, int(m.spatial[i, lv, d]), "X") for d in xs]
-                loops += [_Loop(d, int(m.spatial[i, lv, d]), "Y") for d in ys]
-            loops += [_Loop(int(d), int(m.temporal[i, lv, d]), "T") for d in m.order[i, lv]]
+                loops += [_Loop(d, spf[lv][d], "X") for d in range(D) if sx[lv][d]]
+                loops += [_Loop(d, spf[lv][d], "Y") for d in range(D) if not sx[lv][d]]
+            loops += [_Loop(d, tmp[lv][d], "T") for d in odr[lv]]
             hs = []
             for lp in loops:
                 ext = ext.copy()
@@ -263,12 +263,12 @@ class MappingAnalysis:
                             where.insert(0, (l2, k))
                 sub_sz = _LazySizes(self, t, where)
                 if not pre:
-                    below = np.ones(p.num_dims, np.int64)
+                    below = [1] * p.num_dims
                     for l3 in range(inner_most):
                         for lp in self.subnests[l3]:
                             below[lp.dim] *= lp.end
                     for lp in sub:
-                        lp.end *= int(below[lp.dim])
+                        lp.end *= below[lp.dim]
                         below[lp.dim] = 1
                 tl.md_subnest, tl.md_subtile = [], []
                 inner_rank = ch_ranks if pre else 0
@@ -291,7 +291,7 @@ class MappingAnalysis:
                                 f"{nranks} in the format")
                 tl.fiber = []
                 for r in range(nranks):
-                    e = np.ones(p.num_dims, np.int64)
+                    e = [1] * p.num_dims
                     for lp in tl.md_subnest[r]:
                         e[lp.dim] *= lp.end
                     tl.fiber.append(self.size(t, e))
@@ -412,8 +412,7 @@ class MappingAnalysis:
                 break
         if not found:
             loop, where = self.subnests[tgt][-1], (tgt, len(self.subnests[tgt]) - 1)
-        ones = np.ones(p.num_dims, np.int64)
-        base_ext = ones.copy() if scalar else self.highs[where[0]][where[1]].copy()
+        base_ext = [1] * p.num_dims if scalar else list(self.highs[where[0]][where[1]])
         spatial = loop.kind != "T"
         relevant = [loop]
         cond_ext = base_ext.copy()
