@@ -14,9 +14,11 @@ import yaml
 from click.testing import CliRunner
 
 from compiler.cli import main
-from compiler.pipeline import compile_model
+from compiler.pipeline import compile_model, distinct_spaces
+from cost_models import evaluate
 from cost_models.search import DEFAULT_BUDGET, DEFAULT_STRATEGY
 from mapspace import matmul
+from mapspace.mapping_yaml import mapping_from_list
 from mapspace.naive_random import prime_factors
 from mapspace.search.operators import local_moves
 from mapspace.space import Mapspace
@@ -70,6 +72,26 @@ def test_default_compile_of_bert_base_is_within_1pct_of_best_known():
         assert {k: v for k, v in ref["sizes"].items() if v > 1} == {
             k: int(v) for k, v in (x.split("=") for x in row.problem.split())}, op
         assert row.edp <= 1.01 * ref["edp"], (op, DEFAULT_STRATEGY, row.edp, ref["edp"])
+
+
+def test_best_known_table_matches_the_model():
+    """Every row of the shipped table names a distinct shape compile searches, and its
+    mapping is valid in that shape's space and prices at the recorded EDP and cycles (a
+    cost-model change that moves them means the table must be regenerated)."""
+    table = yaml.safe_load(BEST_KNOWN.read_text())
+    rows = {(r["model"], r["op"]): r for r in table["layers"]}
+    seen = set()
+    for model in {m for m, _ in rows}:
+        for names, space in distinct_spaces(model, "gemmini"):
+            r = rows[(model, names[0])]
+            seen.add((model, names[0]))
+            assert r["sizes"] == dict(zip(space.problem.dims, space.problem.sizes, strict=True))
+            m = mapping_from_list(r["mapping"], space.problem, space.arch, str(BEST_KNOWN))
+            ev = evaluate(space.problem, space.arch, m)
+            assert ev.valid[0] and space.screen(m)[0][0], (model, names[0])
+            assert float(ev.cost.edp[0]) == pytest.approx(r["edp"], rel=1e-12)
+            assert int(ev.cost.cycles[0]) == r["cycles"]
+    assert seen == set(rows)
 
 
 def _brute_moves(table: np.ndarray, size: int) -> list[set[int]]:
