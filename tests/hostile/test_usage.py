@@ -124,3 +124,26 @@ def test_bytes_per_sample_matches_what_explore_holds() -> None:
     row = r.frame.memory_usage(index=False).sum() / 1000
     est = sample_bytes(p, a)
     assert 2 * held + 2 * row <= est <= 2 * held + 2 * row + 64
+
+
+def test_a_space_with_no_valid_mapping_is_refused_not_drawn_for_hours() -> None:
+    """A utilization constraint no mapping meets used to keep explore drawing up to 2e9
+    candidates; now it stops after ``EMPTY_AFTER`` (2,097,152; here 131,072 for speed)."""
+    import time
+
+    from compiler.explore import CHUNK, EMPTY_AFTER, ROUND_CHUNKS, explore
+    from mapspace.arch_yaml import load_arch
+    from mapspace.constraints_yaml import constraints_from_list
+    from mapspace.errors import MapspaceError
+    from mapspace.problem import matmul
+
+    from .helpers import ARCH, ERT
+
+    a = load_arch(ARCH, ERT)
+    cons = constraints_from_list([{"target": "Scratchpad", "type": "utilization",
+                                   "min": 0.999}], "c.yaml")
+    t0 = time.perf_counter()
+    with pytest.raises(MapspaceError, match="no valid mapping among 131,072 candidates"):
+        explore(matmul(3, 5, 7), a, cons, 10, 0, empty_after=2 * ROUND_CHUNKS * CHUNK)
+    assert time.perf_counter() - t0 < 60
+    assert EMPTY_AFTER == 2_097_152
