@@ -47,8 +47,9 @@ def reference() -> pd.DataFrame:
     return r.frame, r.summary
 
 
-def shard_files(out: Path) -> list[str]:
-    return sorted(os.listdir(out / SHARDS))
+def shard_files(out: Path, hidden: bool = True) -> list[str]:
+    """Every file in the shards folder (``hidden``: the writer's temporaries too)."""
+    return sorted(f for f in os.listdir(out / SHARDS) if hidden or not f.startswith("."))
 
 
 def test_dataset_equals_single_process_explore(tmp_path: Path, reference):
@@ -266,3 +267,34 @@ def test_map_restarts_on_a_local_cluster(cluster):
         assert r.evaluations == sum(a.evaluations for a in alone)
     one, _ = map_restarts(space, restarts=1, seed=3, budget=400, client=False)
     assert one.best_objective == alone[0].best_objective
+
+
+def test_cli_ctrl_c_keeps_shards_and_prints_the_resume_command(tmp_path: Path):
+    """SIGINT while shards are being written: exit 130, one line naming the kept shards and
+    the command that resumes; that command finishes the run with the single-process rows."""
+    import shlex
+
+    out = tmp_path / "ds"
+    args = ["explore", "--target", "gemmini", "--workload", "bert-base/ffn1", "--samples",
+            "600000", "--seed", "2", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "compiler.cli", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not (out / SHARDS).is_dir() or not shard_files(out, hidden=False):
+        assert proc.poll() is None and time.monotonic() - t0 < 120
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    kept = len(shard_files(out))
+    assert kept >= 1
+    assert err.startswith(f"mapspace explore: error: interrupted (SIGINT); {kept} finished "
+                          f"shard(s) kept in {out}; resume with: mapspace explore ")
+    command = shlex.split(err.split("resume with: ")[1])
+    assert command[-2:] == ["--resume", str(out)] and "--out" not in command
+    done = subprocess.run([sys.executable, "-m", "compiler.cli", *command[1:], "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["shards_run"] < json.loads(done.stdout)["shards"]
+    ref = explore(P, A, C, 600_000, 2).frame
+    pd.testing.assert_frame_equal(read_dataset(out), ref)
