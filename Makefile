@@ -3,26 +3,32 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+WARM    := $(VENV)/.kernels
+KERNELS := $(wildcard mapspace/kernels.py mapspace/sampler_kernels.py cost_models/_*_kernel.py)
 
 .PHONY: demo test lint bench bench-peers bench-tvm calibrate setup clean
 
-setup: $(STAMP)
+setup: $(WARM)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip==25.3"
 	$(BIN)/python -m pip install -q -e ".[dev]"
-	$(BIN)/python -m compiler.warmup   # numba kernels compiled into the cache now, not at first use
 	touch $(STAMP)
 
-demo: $(STAMP)
+# numba kernels compiled into their cache now, not at first use (again when a kernel changes)
+$(WARM): $(STAMP) $(KERNELS)
+	$(BIN)/python -m compiler.warmup
+	touch $(WARM)
+
+demo: $(WARM)
 	$(BIN)/mapspace evaluate --target gemmini --workload bert-base/ffn1 --mapping targets/gemmini/examples/bert_ffn1_good.yaml
 	$(BIN)/mapspace explore --target gemmini --workload bert-base/ffn1 --samples 20000 --seed 0
 	mkdir -p out
 	$(BIN)/mapspace compile bert-base --target gemmini --seed 0 --out out/demo
 	$(BIN)/python benchmarks/best_known.py --check out/demo/ops.csv --models bert-base
 
-test: $(STAMP)
+test: $(WARM)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
