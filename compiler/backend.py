@@ -145,7 +145,7 @@ def backend(workers: int | None = None, cluster: str | None = None,
 
     if cluster is not None:
         try:
-            c = Client(cluster, timeout=CONNECT_TIMEOUT_S)
+            c = Client(cluster, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except Exception as e:  # refused, timed out, or not a Dask scheduler at all
             raise MapspaceError(f"cannot reach a Dask scheduler at {cluster} within "
                                 f"{CONNECT_TIMEOUT_S} s ({type(e).__name__})",
@@ -160,7 +160,7 @@ def backend(workers: int | None = None, cluster: str | None = None,
                       dashboard_address=None, silence_logs=logging.ERROR,
                       env={"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
                            "OPENBLAS_NUM_THREADS": "1"})
-    c = Client(lc)
+    c = Client(lc, set_as_default=False)  # never the caller's active client
     try:
         yield Backend("local-cluster", int(workers), c)
     finally:

@@ -298,3 +298,17 @@ def test_cli_ctrl_c_keeps_shards_and_prints_the_resume_command(tmp_path: Path):
     assert json.loads(done.stdout)["shards_run"] < json.loads(done.stdout)["shards"]
     ref = explore(P, A, C, 600_000, 2).frame
     pd.testing.assert_frame_equal(read_dataset(out), ref)
+
+
+def test_cluster_address_of_a_running_scheduler(tmp_path: Path, cluster, reference):
+    """--cluster tcp://HOST:PORT: a running scheduler reached by its address (here the
+    LocalCluster's); the caller's active client stays the default."""
+    import distributed
+
+    frame, _ = reference
+    address = cluster.scheduler.address
+    assert address.startswith("tcp://")
+    run = explore_dataset(tmp_path / "ds", P, A, C, N, SEED, shard_chunks=1, cluster=address)
+    assert run.summary["backend"] == "cluster (2 workers)"
+    pd.testing.assert_frame_equal(read_dataset(tmp_path / "ds"), frame)
+    assert distributed.default_client() is cluster
