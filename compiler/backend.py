@@ -71,7 +71,7 @@ class Backend:
         from distributed import as_completed
 
         pending: dict[Any, int] = {}
-        ac = as_completed()
+        ac = as_completed(loop=self.client.loop)  # not the default client's
         token = uuid.uuid4().hex[:12]
 
         def submit() -> bool:

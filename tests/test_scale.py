@@ -141,6 +141,18 @@ def test_imports_leave_dask_unloaded():
     assert out == "[]"
 
 
+def test_workers_option_starts_its_own_local_cluster(tmp_path: Path, reference):
+    """workers=2 with no Dask client anywhere: a LocalCluster of its own, shut down after;
+    no default client is left behind."""
+    distributed = pytest.importorskip("distributed")
+    frame, _ = reference
+    run = explore_dataset(tmp_path / "ds", P, A, C, N, SEED, shard_chunks=1, workers=2)
+    assert run.summary["backend"] == "local-cluster (2 workers)"
+    pd.testing.assert_frame_equal(read_dataset(tmp_path / "ds"), frame)
+    with pytest.raises(ValueError):
+        distributed.default_client()
+
+
 # ------------------------------------------------------------------ a real LocalCluster
 @pytest.fixture(scope="module")
 def cluster():
@@ -205,7 +217,7 @@ def test_local_cluster_interrupted_and_resumed(tmp_path: Path, cluster, referenc
     with pytest.raises(KeyboardInterrupt):
         explore_dataset(out, P, A, C, N, SEED, shard_chunks=1, client=cluster,
                         progress=stop)
-    kept = {int(f[6:12]) for f in shard_files(out)}
+    kept = {int(f[6:12]) for f in shard_files(out, hidden=False)}
     assert kept
     # resumed on the active client (the cluster's); kept shards are not run again
     run = explore_dataset(out, P, A, C, N, SEED, shard_chunks=1, resume=True)
