@@ -150,7 +150,7 @@ def compile_(model, target, passes, strategy, budget, time_per_op, seed, seq, ou
         except Interrupted as e:  # Ctrl-C/SIGTERM: keep the shapes searched so far
             _write_searched(e, out)
     if run_code:  # the run holds every tensor (float64 at worst), the numpy reference too
-        check_memory(sum(t.size for t in result.graph.tensors().values()), 16, key="--run",
+        check_memory(sum(t.size for t in result.graph.tensors.values()), 16, key="--run",
                      unit="tensor elements")
     with _staged_code(out, emit_code) as code:  # moved into --out/code after the report
         emission = _emit_model(result, code, run_code, seed) if code else None
@@ -344,7 +344,7 @@ def run_(model_dir, inputs, out, reference, as_json) -> None:
                             where="--inputs") from None
     model = CompiledModel.load(model_dir)
     graph = model.source_graph or model.graph  # what run() executes
-    check_memory(sum(t.size for t in graph.tensors().values()),
+    check_memory(sum(t.size for t in graph.tensors.values()),
                  16 if reference else 8, key="MODEL_DIR", unit="tensor elements")
     t0 = time.perf_counter()
     got = model.run(feeds)

@@ -147,3 +147,19 @@ def test_a_space_with_no_valid_mapping_is_refused_not_drawn_for_hours() -> None:
         explore(matmul(3, 5, 7), a, cons, 10, 0, empty_after=2 * ROUND_CHUNKS * CHUNK)
     assert time.perf_counter() - t0 < 60
     assert EMPTY_AFTER == 2_097_152
+
+
+def test_run_beyond_memory_is_refused_before_emitting(tmp_path: Path) -> None:
+    """``compile --emit --run`` of a model whose tensors do not fit: one line naming --run
+    and the limit, before any code is emitted or run (x[rows, 1024] @ w[1024, 1024])."""
+    from compiler.cli.common import available_memory
+
+    from .helpers import onnx_matmul
+
+    rows = 2**21                                # x and y: 2**31 elements each
+    if 2 * rows * 1024 * 16 <= 0.8 * available_memory():
+        pytest.skip("this machine could hold it")
+    model = onnx_matmul(tmp_path / "big.onnx", rows, 1024, 1024)
+    refused_nothing_written(tmp_path, "compile", [model, "--budget", 500,
+                                                  "--emit", "--run", "--out", tmp_path / "o"],
+                            "--run", "tensor elements", "at most")
