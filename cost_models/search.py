@@ -74,6 +74,8 @@ MAX_BUDGET = 2**40
 #: seeds are 0 .. 2**63 - 1: they seed 64-bit random streams, and a larger or negative one
 #: would silently wrap onto another seed's stream
 MAX_SEED = 2**63 - 1
+#: longest time limit (seconds): a week; ``--time 1e300`` is finite but would never end
+MAX_TIME = 7 * 24 * 3600
 
 
 def check_seed(seed: int, *, where: str, key: str = "seed") -> None:
@@ -87,15 +89,16 @@ def check_seed(seed: int, *, where: str, key: str = "seed") -> None:
 def check_limits(budget: int | None, time_limit: float | None, *, where: str,
                  keys: tuple[str, str] = ("budget", "time")) -> None:
     """Raise naming ``where`` and the key unless ``1 <= budget <= MAX_BUDGET`` and
-    ``time_limit`` is finite and ``> 0`` (``None`` means unlimited); the one check behind
+    ``0 < time_limit <= MAX_TIME`` (``None`` means unlimited); the one check behind
     every command that searches (NaN would never stop a search: every comparison with it is
     false)."""
     if budget is not None and (isinstance(budget, bool) or not 1 <= budget <= MAX_BUDGET):
         raise MapspaceError(f"must be an integer from 1 to 2**40 = {MAX_BUDGET:,}, found "
                             f"{budget}", where=where, key=keys[0])
-    if time_limit is not None and (not math.isfinite(time_limit) or time_limit <= 0):
-        raise MapspaceError(f"must be a finite number of seconds > 0, found {time_limit}",
-                            where=where, key=keys[1])
+    if time_limit is not None and (not math.isfinite(time_limit)
+                                   or not 0 < time_limit <= MAX_TIME):
+        raise MapspaceError(f"must be a number of seconds > 0 and at most a week "
+                            f"({MAX_TIME:,}), found {time_limit}", where=where, key=keys[1])
 
 
 def find_mapping(space: Mapspace, cost_model: CostModel = ANALYTICAL, *,

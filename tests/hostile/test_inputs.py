@@ -530,7 +530,7 @@ def test_seed_out_of_range_is_refused(tmp_path: Path, seed: int, cmd: str,
                             "--seed", "2**63-1")
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "0", "1e300", "604801"])
 @pytest.mark.parametrize("cmd, args, opt", [
     ("map", ["--target", "gemmini", "--workload", "bert-base/ffn1"], "--time"),
     ("compile", ["bert-base"], "--time-per-op"),
@@ -558,7 +558,7 @@ def test_budget_out_of_range_is_refused(tmp_path: Path, budget: str, cmd: str,
 def test_check_limits_refuses_nan_for_every_caller() -> None:
     from cost_models.search import check_limits, check_seed
 
-    for t in (math.nan, math.inf, -1.0, 0.0):
+    for t in (math.nan, math.inf, -1.0, 0.0, 1e300, 7 * 24 * 3600 + 1):
         with pytest.raises(MapspaceError):
             check_limits(None, t, where="x")
     for s in (-1, 2**63, True, 1.5):
