@@ -107,6 +107,7 @@ class _State:
     result: CompileResult | None = None
     seconds: list[tuple[str, float]] = field(default_factory=list)
     runner: object | None = None                  # compiler.backend.Backend of the searches
+    objective: str = "edp"                        # what each shape's search minimises
 
 
 # ------------------------------------------------------------------ steps
@@ -174,7 +175,7 @@ def _schedule(s: _State) -> _State:
     total = len(s.groups)
     items = [(key, names, *_space(s, names[0])) for key, names in s.groups.items()]
     runner = s.runner if s.runner is not None else Backend("in-process", 1)
-    args = ((space, s.strategy, s.seed, s.budget, s.time_per_op, s.rerank)
+    args = ((space, s.strategy, s.seed, s.budget, s.time_per_op, s.rerank, s.objective)
             for _, _, space, _ in items)
     try:
         for i, (ok, found, evaluations) in runner.imap(_search, args, name="compile-shape"):
@@ -197,12 +198,14 @@ def _schedule(s: _State) -> _State:
 
 
 def _search(space: Mapspace, strategy: str, seed: int, budget: int | None,
-            time_per_op: float | None, rerank: object | None) -> tuple[bool, object, int]:
+            time_per_op: float | None, rerank: object | None,
+            objective: str = "edp") -> tuple[bool, object, int]:
     """One shape's search (a task): ``(True, best mapping, evaluations)``, or ``(False,
     why, 0)`` when the shape cannot be mapped."""
     try:
         r = find_mapping(space, strategy=strategy, seed=seed, budget=budget,
-                         time_limit=time_per_op, where="compile", rerank=rerank)
+                         time_limit=time_per_op, where="compile", rerank=rerank,
+                         objective=objective)
     except MapspaceError as e:
         return False, str(e), 0
     return True, r.best_mapping, r.evaluations
@@ -358,7 +361,8 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                   progress: Progress | None = None, frontend: str = "onnx",
                   cost: str | object | None = None,
                   dim_values: Mapping[str, int] | None = None, workers: int | None = None,
-                  cluster: str | None = None, client: object = None) -> CompileResult:
+                  cluster: str | None = None, client: object = None,
+                  objective: str = "edp") -> CompileResult:
     """Compile ``model`` (an ONNX path, a zoo name, a TVM Relax ``tvm.IRModule`` read by
     :func:`compiler.frontends.relax.from_relax`, or a ``torch.export`` program — an
     ``ExportedProgram`` or a ``.pt2`` path — read by
@@ -383,7 +387,9 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     feature version is refused before any work.  The report prices the chosen mappings
     with the analytical model.
 
-    ``workers``/``cluster``/``client`` run the distinct shapes' searches as tasks on Dask
+    ``objective`` (``edp``, ``latency`` or ``energy``) is what each shape's search
+    minimises.  ``workers``/``cluster``/``client`` run the distinct shapes' searches as
+    tasks on Dask
     (:func:`compiler.backend.backend`; default: in this process, or the caller's active
     Dask client); the report is the same.
 
@@ -393,6 +399,9 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     check_limits(budget, time_per_op, where="compile", keys=("budget", "time_per_op"))
 
     check_strategy(strategy, "compile")
+    if objective not in ("edp", "latency", "energy"):
+        raise CompilerError(f"must be edp, latency or energy, found {objective!r}",
+                            where="compile", key="objective")
     if frontend not in FRONTENDS:
         raise CompilerError(f"unknown front end {frontend!r} (known: {', '.join(FRONTENDS)})",
                             where="compile", key="frontend")
@@ -408,6 +417,7 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
                strategy, budget, time_per_op, seed, seq, progress, frontend, module,
                rerank)
     s.dim_values = dict(dim_values or {})
+    s.objective = objective
     with backend(workers, cluster, client) as s.runner:  # where the searches run
         for name, step in STEPS:
             t0 = time.perf_counter()

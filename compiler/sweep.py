@@ -259,7 +259,8 @@ def _design_arch_for(arch: Arch, _bits: int) -> Arch:
 
 
 def run_design(model: str, base: str, d: Design, *, passes: str, budget: int, seed: int,
-               seq: int | None, strategy: str) -> tuple[dict, list[dict]]:
+               seq: int | None, strategy: str, objective: str = "edp"
+               ) -> tuple[dict, list[dict]]:
     """Compile ``model`` on design ``d``: the design's row and its distinct shapes'."""
     arch = design_arch(load_target(base), d)
     name = f"sweep:{d.name}"
@@ -267,7 +268,7 @@ def run_design(model: str, base: str, d: Design, *, passes: str, budget: int, se
                     arch_for=functools.partial(_design_arch_for, arch)))
     try:
         r = compile_model(model, name, passes=passes, strategy=strategy, budget=budget,
-                          time_per_op=None, seed=seed, seq=seq,
+                          time_per_op=None, seed=seed, seq=seq, objective=objective,
                           client=False)  # inside a task: no nested tasks on a worker
     finally:
         unregister(name)
@@ -343,7 +344,8 @@ def sweep(model: str, *, base: str = "gemmini", vary: list[str] | tuple[str, ...
     rows: dict[int, dict] = {}
     layers: dict[int, list[dict]] = {}
     with backend(workers, cluster, client) as be:
-        args = ((model, base, d, passes, budget, seed, seq, strategy) for d, _ in points)
+        args = ((model, base, d, passes, budget, seed, seq, strategy, objective)
+                for d, _ in points)
         for i, (row, lay) in be.imap(_run, args, name="sweep-design"):
             rows[i], layers[i] = row, lay
             if progress:
@@ -356,9 +358,9 @@ def sweep(model: str, *, base: str = "gemmini", vary: list[str] | tuple[str, ...
 
 
 def _run(model: str, base: str, d: Design, passes: str, budget: int, seed: int,
-         seq: int | None, strategy: str) -> tuple[dict, list[dict]]:
+         seq: int | None, strategy: str, objective: str) -> tuple[dict, list[dict]]:
     return run_design(model, base, d, passes=passes, budget=budget, seed=seed, seq=seq,
-                      strategy=strategy)
+                      strategy=strategy, objective=objective)
 
 
 def pareto_plot(result: SweepResult, path: str | Path, title: str = "") -> None:

@@ -41,7 +41,8 @@ def check_model(model: str) -> None:
 @click.option("--passes", default="", help="Graph passes, e.g. fuse.")
 @click.option("--objective", default="edp", show_default=True,
               type=click.Choice(["edp", "latency", "energy"]),
-              help="The model total the Pareto front minimises (with the area proxy).")
+              help="What each shape's search and the Pareto front (with the area proxy) "
+              "minimise.")
 @click.option("--budget", type=int, default=4000, show_default=True,
               help="Search evaluations per distinct shape and design.")
 @click.option("--strategy", default="anneal", show_default=True, help="Search strategy.")
