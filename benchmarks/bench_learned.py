@@ -30,7 +30,8 @@ same emitter, and numpy/OpenBLAS (im2col + one matmul for the conv), timed in in
 rounds (``bench_tvm_cpu.interleaved``) with each approach's tuning seconds (search +
 re-ranking + LLVM build; the learned model's training time once, and the measurement that
 made its data, reported apart).  The machine is a shared 2-core VM: timings move with the
-neighbours' load.  The last line printed is one JSON object.
+neighbours' load.  The last line printed is one JSON object; notebook 04 reads the one in
+``benchmarks/data/bench_learned.json`` (``bench_learned.py --e2e | tail -1 > ...``).
 """
 
 from __future__ import annotations
