@@ -34,6 +34,7 @@ from cost_models.sparseloop_analysis import (
     DensityModel,
     MappingAnalysis,
 )
+from cost_models.sparseloop_fast import fast_rows
 from mapspace.arch import Arch
 from mapspace.mapping import MappingBatch
 from mapspace.problem import Problem
@@ -235,11 +236,15 @@ def _price(an: MappingAnalysis, ctx: _Context, dm, i: int, keep: np.ndarray, p: 
 def evaluate_sparseloop(problem: Problem, arch: Arch, mappings: MappingBatch,
                         spec: SparseSpec, densities: tuple[Density, ...] | None = None,
                         sparse_arch: SparseArch | None = None,
-                        evaluation: Evaluation | None = None) -> SparseloopCost:
+                        evaluation: Evaluation | None = None,
+                        fast: bool = True) -> SparseloopCost:
     """Timeloop's sparse model of ``B`` mappings: ``spec`` (formats and optimizations),
     ``densities`` (default: fixed-structured ``Problem.tensors[t].density``), the metadata
     attributes and sparse action energies ``sparse_arch`` (default: none, sparse actions
     free).  Invalid mappings are values (``valid`` False, ``reason``), as in the dense model.
+    ``fast``: price a spec without storage gating/skipping on arrays
+    (:mod:`cost_models.sparseloop_fast`, equal results); ``False``: the per-mapping
+    reference for every row.
     """
     from cost_models.nest import analyze
 
@@ -269,8 +274,11 @@ def evaluate_sparseloop(problem: Problem, arch: Arch, mappings: MappingBatch,
                leak_energy=np.zeros(B), energy=np.zeros(B))
     valid = (reasons == 0) | (cap_only & (not spec.empty))
     reason = np.full(B, "", dtype=object)
+    todo = np.nonzero(valid)[0]
+    if fast and not ctx.groups and len(todo):
+        todo = fast_rows(ctx, mappings, dm, todo, p, out)
     cache: dict[bytes, int] = {}
-    for i in np.nonzero(valid)[0].tolist():
+    for i in todo.tolist():
         key = b"".join(a[i].tobytes() for a in (mappings.temporal, mappings.spatial,
                                                    mappings.order, mappings.spatial_x,
                                                    mappings.keep))

@@ -227,11 +227,12 @@ class MappingAnalysis:
         return n
 
     # -------------------------------------------------- formats (SL3, SL4)
-    def define_formats(self) -> None:
-        """``DefineCompressionFormatModels``: per tensor and keeping level, the loops each
-        rank of its format covers (fiber shapes), inner keepers first."""
+    def define_formats(self, tensors=None) -> None:
+        """``DefineCompressionFormatModels``: per tensor (``tensors``, default all) and
+        keeping level, the loops each rank of its format covers (fiber shapes), inner
+        keepers first."""
         p = self.c.problem
-        for t in range(self.T):
+        for t in range(self.T) if tensors is None else tensors:
             dims_t = {d for d in range(p.num_dims) if p.relevance[t, d]}
             s = next((s for s in range(self.S) if self.tiles[t][s].shape), None)
             while s is not None:
@@ -329,37 +330,12 @@ class MappingAnalysis:
     def expected_occupancy(self) -> None:
         """``CalculateExpectedOccupancy`` and ``CalculateExpectedMetaDataAccesses``."""
         for t in range(self.T):
-            dens = self.c.density[t]
             for s in range(self.S):
                 tl = self.tiles[t][s]
                 if not tl.shape:
                     continue
-                hi = dens.max_occupancy(tl.shape)
-                lo = dens.min_occupancy(tl.shape)
-                live = dens.occupancies(tl.shape, lo, hi)
-                par = self.tiles[t][tl.parent] if tl.parent is not None else None
-                # Timeloop conditions on the first *listed* probability; when that is not
-                # an empty tile but certain (a hypergeometric tile holding the whole
-                # tensor), Timeloop divides by zero: such a tile is never empty, so it is
-                # left unconditioned here
-                if par is not None and par.has_metadata and lo == 0 and live \
-                        and live[0][1] < 1.0:
-                    first = live[0][1]
-                    tl.avg_rep_scale *= 1.0 - first
-                    live = [(k, q / (1 - first)) for k, q in live]
-                    live[0] = (live[0][0], 0.0)
-                total = 0.0
-                md: list | None = None
-                for k, q in live:
-                    total += q * k
-                    if tl.has_metadata:
-                        occ = self.metadata_given(t, tl, k)
-                        if md is None:
-                            md = [[x[0] * q, x[1] * q, x[2], x[3]] for x in occ]
-                        else:
-                            for r, x in enumerate(occ):
-                                md[r][0] += x[0] * q
-                                md[r][1] += x[1] * q
+                total, md, scale = self.tile_expectation(t, s)
+                tl.avg_rep_scale *= scale
                 tl.expected_density = total / tl.shape
                 tl.expected_occupancy = total
                 tl.expected_md = md or []
@@ -370,6 +346,39 @@ class MappingAnalysis:
                     tl.fmt_reads = [[math.ceil(x[0] * rr), math.ceil(x[1] * rr)] for x in md]
                     tl.fmt_updates = [[math.ceil(x[0] * ur), math.ceil(x[1] * ur)]
                                       for x in md]
+
+    def tile_expectation(self, t: int, s: int) -> tuple[float, list | None, float]:
+        """Expected occupancy, expected metadata per rank and the factor on utilized
+        instances of the tile of tensor ``t`` at storage level ``s`` (a function of its shape,
+        format, fiber shapes and whether its parent has metadata)."""
+        dens = self.c.density[t]
+        tl = self.tiles[t][s]
+        hi = dens.max_occupancy(tl.shape)
+        lo = dens.min_occupancy(tl.shape)
+        live = dens.occupancies(tl.shape, lo, hi)
+        par = self.tiles[t][tl.parent] if tl.parent is not None else None
+        scale = 1.0
+        # Timeloop conditions on the first *listed* probability; when that is not an empty
+        # tile but certain (a hypergeometric tile holding the whole tensor), Timeloop divides
+        # by zero: such a tile is never empty, so it is left unconditioned here
+        if par is not None and par.has_metadata and lo == 0 and live and live[0][1] < 1.0:
+            first = live[0][1]
+            scale = 1.0 - first
+            live = [(k, q / (1 - first)) for k, q in live]
+            live[0] = (live[0][0], 0.0)
+        total = 0.0
+        md: list | None = None
+        for k, q in live:
+            total += q * k
+            if tl.has_metadata:
+                occ = self.metadata_given(t, tl, k)
+                if md is None:
+                    md = [[x[0] * q, x[1] * q, x[2], x[3]] for x in occ]
+                else:
+                    for r, x in enumerate(occ):
+                        md[r][0] += x[0] * q
+                        md[r][1] += x[1] * q
+        return total, md, scale
 
     # ---------------------------------------------- gating and skipping (SL5-SL7)
     def ineffectual(self, s: int, target: int, conds: tuple[int, ...]

@@ -1,0 +1,118 @@
+"""The batched fast path of Timeloop's sparse model (``cost_models/sparseloop_fast.py``)
+equals the per-mapping reference (``evaluate_sparseloop(..., fast=False)``) field for field,
+bit for bit, on random mappings (valid and invalid) of the shared Sparseloop cases' designs
+under their formats and other densities, and of ``compile``'s pruned weights on gemmini."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cost_models.sparseloop import (
+    PrunedWeights,
+    evaluate_sparseloop,
+    pruned_weights_spec,
+    target_sparse_arch,
+)
+from mapspace.arch_yaml import load_arch
+from mapspace.mapping_yaml import load_mapping
+from mapspace.naive_random import random_mappings
+from mapspace.problem_yaml import load_problem
+from mapspace.sparse_yaml import (
+    Density,
+    SparseSpec,
+    densities_from_dict,
+    load_sparse_arch,
+    load_sparse_spec,
+)
+from mapspace.yamlio import load_yaml
+
+REF = Path(__file__).resolve().parents[2] / "shared/reference/sparseloop"
+CASES = sorted(p.parent.name for p in REF.glob("*/sparse_opt.yaml"))
+FIELDS = ("valid", "reason", "cycles", "energy", "edp", "computes", "gated_computes",
+          "skipped_computes", "algorithmic_computes", "mac_energy", "leak_energy",
+          "utilized_instances", "level_cycles", "energy_breakdown")
+
+
+def assert_same(a, b) -> None:
+    for f in FIELDS:
+        x, y = getattr(a, f), getattr(b, f)
+        assert x.dtype == y.dtype, f
+        assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f
+    assert a.accesses.keys() == b.accesses.keys()
+    for op in a.accesses:
+        assert np.array_equal(a.accesses[op], b.accesses[op]), op
+
+
+def both(p, a, m, spec, dens, sa):
+    fast = evaluate_sparseloop(p, a, m, spec, dens, sa)
+    ref = evaluate_sparseloop(p, a, m, spec, dens, sa, fast=False)
+    assert_same(fast, ref)
+    return ref
+
+
+def draw(p, a, n: int, rng, keep):
+    """``n`` random valid mappings (by rejection) and ``n // 4`` unchecked ones."""
+    from mapspace.mapping import MappingBatch
+    from mapspace.naive_random import random_valid
+
+    m, _ = random_valid(p, a, n, int(rng.integers(1 << 30)), keep, chunk=20_000,
+                        max_draws=2_000_000)
+    return MappingBatch.concat([m, random_mappings(p, a, n // 4, rng, keep)])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fast_equals_reference_on_case_designs(case: str) -> None:
+    """Each case's arch, formats and compute optimizations (storage gating/skipping
+    dropped: those specs take the reference path), random mappings with the case's keep
+    flags and with 30 % of them flipped, under the case's densities, fixed-structured 0.3
+    and hypergeometric 0.4 (fewer mappings for the full Eyeriss conv layers, whose
+    reference analysis takes ~50 ms a mapping)."""
+    d = REF / case
+    if not d.is_dir():
+        pytest.skip(f"Sparseloop reference cases not found at {REF}")
+    a = load_arch(d / "arch.yaml", d / "ERT.yaml")
+    p = load_problem(d / "problem.yaml")
+    keep = load_mapping(d / "mapping.yaml", p, a).keep[0]
+    spec = load_sparse_spec(d / "sparse_opt.yaml", p, a)
+    spec = SparseSpec(formats=spec.formats, compute=spec.compute)
+    sa = load_sparse_arch(d / "arch.yaml", a, d / "ERT.yaml")
+    rng = np.random.default_rng(len(case))
+    n = 8 if case.startswith("eyeriss") else 100
+    flipped = keep ^ (rng.random(keep.shape) < 0.3)
+    batches = [draw(p, a, n, rng, keep), random_mappings(p, a, n, rng, flipped)]
+    given = densities_from_dict(load_yaml(d / "problem.yaml"), p, str(d))
+    n_valid = 0
+    for dens in (given, (Density("fixed_structured", 0.3),) * p.num_tensors,
+                 (Density("hypergeometric", 0.4),) * p.num_tensors):
+        for m in batches:
+            n_valid += int(both(p, a, m, spec, dens, sa).valid.sum())
+    assert n_valid > 0
+
+
+@pytest.mark.parametrize("pruning", ["nm", "magnitude"])
+def test_fast_equals_reference_on_pruned_weights(pruning: str) -> None:
+    """``compile``'s pruned weights (2:4 and unstructured 50 %) on gemmini, 300 random
+    mappings of a small matmul under the keep flags every level keeps everything and one
+    with Registers keeping only weights."""
+    from mapspace.workloads import workload
+    from targets import load_target
+
+    arch = load_target("gemmini")
+    p = workload("gpt2-decode/attn-scores")
+    pw = PrunedWeights(0.5, pruning, (2, 4) if pruning == "nm" else None)
+    dens, sa = pw.densities(p), target_sparse_arch(arch)
+    rng = np.random.default_rng(7)
+    keep = load_mapping(Path(__file__).resolve().parents[1]
+                        / "targets/gemmini/examples/bert_ffn1_good.yaml",
+                        workload("bert-base/ffn1"), arch).keep[0]
+    keep2 = keep.copy()
+    keep2[arch.level_index("Scratchpad"), p.tensor_index("Weights")] = False
+    n_valid = 0
+    for k in (keep, keep2):
+        m = draw(p, arch, 100, rng, k)
+        spec = pruned_weights_spec(p, arch, k, pw.pruning, pw.nm)
+        n_valid += int(both(p, arch, m, spec, dens, sa).valid.sum())
+    assert n_valid > 0
