@@ -100,6 +100,23 @@ class DensityModel:
         thousands of occupancies of a large tile)."""
         if self.kind == "fixed_structured":
             return [(k, q) for k in range(lo, hi + 1) if (q := self.prob(size, k)) != 0]
+        r, N = self.total, self.N
+        # the distribution is unimodal: evaluate a window around the mode, widened until
+        # both its cut ends are below the threshold (then every occupancy outside is too);
+        # the probabilities are computed element by element, as over the whole range
+        mode = (size + 1) * (r + 1) // (N + 2)
+        sd = math.sqrt(max(size * r * (N - r) * (N - size) / max(N * N * (N - 1), 1), 0.0))
+        half = int(10 * sd) + 16
+        while True:
+            a, b = max(lo, mode - half), min(hi, mode + half)
+            k, p = self._hypergeom_pmf(max(a, lo), max(b, a), size)
+            keep = p > p.max() * 1e-13
+            if (a == lo or not keep[0]) and (b == hi or not keep[-1]):
+                break
+            half *= 4
+        return [(int(a), float(b)) for a, b in zip(k[keep], p[keep], strict=True)]
+
+    def _hypergeom_pmf(self, lo: int, hi: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         from scipy.special import gammaln
 
         k = np.arange(lo, hi + 1)
@@ -109,9 +126,7 @@ class DensityModel:
         logp = (gammaln(r + 1) - gammaln(kk + 1) - gammaln(r - kk + 1)
                 + gammaln(N - r + 1) - gammaln(size - kk + 1) - gammaln(N - r - size + kk + 1)
                 - gammaln(N + 1) + gammaln(size + 1) + gammaln(N - size + 1))
-        p = np.where(ok, np.exp(logp), 0.0)
-        keep = p > p.max() * 1e-13
-        return [(int(a), float(b)) for a, b in zip(k[keep], p[keep], strict=True)]
+        return k, np.where(ok, np.exp(logp), 0.0)
 
     def expected(self, size: int) -> float:
         if self.kind == "fixed_structured":
