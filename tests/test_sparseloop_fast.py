@@ -116,3 +116,21 @@ def test_fast_equals_reference_on_pruned_weights(pruning: str) -> None:
         spec = pruned_weights_spec(p, arch, k, pw.pruning, pw.nm)
         n_valid += int(both(p, arch, m, spec, dens, sa).valid.sum())
     assert n_valid > 0
+
+
+def test_hypergeometric_window_equals_whole_range() -> None:
+    """``DensityModel.occupancies`` evaluates a window around the mode: the same
+    occupancies and probabilities as the whole range lo..hi with the same 1e-13 cut."""
+    from cost_models.sparseloop_analysis import DensityModel
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        N = int(rng.choice([7, 100, 1000, 30_000, 100_000]))
+        dm = DensityModel(Density("hypergeometric", float(rng.choice([0.01, 0.3, 0.5, 1.0,
+                                                                       rng.random()]))), N)
+        size = int(rng.integers(1, N + 1))
+        lo, hi = dm.min_occupancy(size), dm.max_occupancy(size)
+        k, p = dm._hypergeom_pmf(lo, hi, size)
+        keep = p > p.max() * 1e-13
+        want = [(int(a), float(b)) for a, b in zip(k[keep], p[keep], strict=True)]
+        assert dm.occupancies(size, lo, hi) == want
