@@ -1,12 +1,16 @@
 """Sampling + evaluation throughput of ``explore`` (issue: mapspace), and end-to-end CLI time.
 
 For BERT-Base FFN1 and ResNet-50 conv3_x on ``gemmini`` (default constraints), measured in
-this run: valid mappings sampled and priced per second (best of 3), the acceptance rate,
-and a 100K-sample ``mapspace explore ... --out run.parquet`` from process start to the
-Parquet file written.  Baseline in the same run: the simple rejection generator
-(``mapspace.naive_random``) + the same evaluation.  The last line is one JSON object.
+this run: valid mappings sampled and priced per second (best of ``--reps``), the acceptance
+rate, and a 100K-sample ``mapspace explore ... --out run.parquet`` from process start to the
+Parquet file written.  Baselines in the same run: the previous compiled kernel
+(``explore(..., legacy=True)``, issue 13 item 4; runs alternate with the current one, so
+load affects both alike: ``speedup_over_previous`` is best wall time previous / current,
+and ``cpu_speedup_over_previous`` the same with process CPU seconds) and the simple
+rejection generator (``mapspace.naive_random``) + the same evaluation.  The last line is
+one JSON object.
 
-    .venv/bin/python benchmarks/bench_explore.py [--samples 100000]
+    .venv/bin/python benchmarks/bench_explore.py [--samples 100000] [--reps 3]
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=100_000)
+    ap.add_argument("--reps", type=int, default=3)
     args = ap.parse_args()
 
     from compiler.explore import explore
@@ -37,12 +44,21 @@ def main() -> None:
     for name in ("bert-base/ffn1", "resnet50/conv3_x"):
         p = workload(name)
         explore(p, arch, cons, 1000, 0)                          # compile / load kernels
-        times = []
-        for rep in range(3):
-            t = time.perf_counter()
-            r = explore(p, arch, cons, args.samples, rep)
-            times.append(time.perf_counter() - t)
-        best = min(times)
+        explore(p, arch, cons, 1000, 0, legacy=True)
+        wall = {False: [], True: []}
+        cpu = {False: [], True: []}
+        for rep in range(args.reps):
+            edp = {}
+            for legacy in (False, True):                           # alternate: same load
+                t, c = time.perf_counter(), time.process_time()
+                r = explore(p, arch, cons, args.samples, rep, legacy=legacy)
+                wall[legacy].append(time.perf_counter() - t)
+                cpu[legacy].append(time.process_time() - c)
+                edp[legacy] = r.costs["edp"]
+            if not np.array_equal(edp[False], edp[True]):
+                sys.exit(f"{name}: the current and previous kernels disagree (seed {rep})")
+        r = explore(p, arch, cons, args.samples, 0)
+        best, prev = min(wall[False]), min(wall[True])
         # baseline: the issue-2 rejection generator, then the same evaluation
         keep = r.best_mapping().keep[0]
         n_base = max(1000, args.samples // 20)
@@ -52,6 +68,10 @@ def main() -> None:
         base = (time.perf_counter() - t) / n_base
         out["layers"][name] = {
             "valid_per_s": args.samples / best,
+            "previous_valid_per_s": args.samples / prev,
+            "speedup_over_previous": prev / best,
+            "cpu_s": min(cpu[False]), "previous_cpu_s": min(cpu[True]),
+            "cpu_speedup_over_previous": min(cpu[True]) / min(cpu[False]),
             "acceptance": r.summary["acceptance"],
             "baseline_valid_per_s": 1 / base,
             "speedup_over_baseline": (args.samples / best) * base,
@@ -61,7 +81,9 @@ def main() -> None:
             "within_2x_of_best": r.summary["within_2x_of_best"],
         }
         print(f"{name}: {args.samples / best:,.0f} valid mappings/s "
-              f"(acceptance {100 * r.summary['acceptance']:.1f}%), baseline generator "
+              f"(acceptance {100 * r.summary['acceptance']:.1f}%), previous kernel "
+              f"{args.samples / prev:,.0f}/s ({prev / best:.2f}x wall, "
+              f"{min(cpu[True]) / min(cpu[False]):.2f}x CPU), baseline generator "
               f"{1 / base:,.0f}/s")
     exe = os.path.join(os.path.dirname(sys.executable), "mapspace")
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,6 +94,7 @@ def main() -> None:
                         "--json"], check=True, capture_output=True)
         out["cli_end_to_end_s"] = time.perf_counter() - t
         out["parquet_bytes"] = os.path.getsize(parquet)
+    out["load_average"] = os.getloadavg()
     out["goals"] = {"bert-base/ffn1": 1_000_000, "resnet50/conv3_x": 300_000, "cli_s": 3.0}
     print(f"CLI explore of {args.samples:,} samples end to end: {out['cli_end_to_end_s']:.2f} s")
     print(json.dumps(out))

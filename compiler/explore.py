@@ -62,7 +62,7 @@ class Exploration:
 def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int, seed: int,
             progress: Callable[[int, int], None] | None = None,
             max_candidates: int = 2_000_000_000,
-            empty_after: int = EMPTY_AFTER) -> Exploration:
+            empty_after: int = EMPTY_AFTER, legacy: bool = False) -> Exploration:
     """``samples`` uniformly drawn valid mappings with their costs (see module doc).
 
     Candidates are drawn, validated and priced in one compiled pass
@@ -72,6 +72,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     (naming the levels and constraints that empty it) instead of drawn for hours.
     Ctrl-C (``KeyboardInterrupt``) after some valid samples raises
     :class:`mapspace.errors.Interrupted` holding them (a smaller exploration).
+    ``legacy`` runs the previous compiled kernel (same result, slower; for benchmarks).
     """
     if samples < 1:
         raise MapspaceError(f"--samples must be a positive integer, found {samples}",
@@ -79,7 +80,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     t_load = time.perf_counter()
     space = Mapspace(problem, arch, constraints)
     _ = space.tables                                 # raise early on empty factorizations
-    run = SampleAndPrice(space)
+    run = SampleAndPrice(space, legacy=legacy)
     space.decode(run(1, seed)[0])                    # kernels compiled or loaded: not timed
     t0 = time.perf_counter()
     decs: list[Decisions] = []

@@ -1,9 +1,11 @@
 """Draw mapspace candidates and price the valid ones in one compiled pass.
 
-:class:`SampleAndPrice` wraps the compiled kernel (``cost_models/_explore_kernel.py``):
+:class:`SampleAndPrice` wraps the compiled kernel (``cost_models/_explore_live_kernel.py``):
 chunk ``c`` of a draw seeded ``seed`` is drawn from the same random stream as
 :meth:`Mapspace.draw <mapspace.space.Mapspace.draw>`, decoded, validated, and the valid
 candidates priced with the analytical model, so its costs equal ``draw`` + ``evaluate``.
+``legacy=True`` runs the previous kernel (``cost_models/_explore_kernel.py``), which gives
+the same decisions and costs more slowly (kept for ``benchmarks/bench_explore.py``).
 """
 
 from __future__ import annotations
@@ -29,15 +31,23 @@ class SampleAndPrice:
     are unspecified).
     """
 
-    def __init__(self, space: Mapspace):
+    def __init__(self, space: Mapspace, legacy: bool = False):
         self.space = space
         self.prices = Prices.of(space.arch)
         self.args = (*space.sampler_args, *space.flat_tables,
                      *kernel_arrays(space.problem, space.arch, self.prices))
+        order_init = space.sampler_args[2]
+        D = space.problem.num_dims
+        # the live kernel skips the order rule: every initial order must be a permutation
+        perm = all(sorted(row) == list(range(D)) for row in order_init.tolist())
+        self.legacy = legacy or not perm
+        if not self.legacy:
+            self.args = (*self.args, *_live_arrays(space))
 
     def __call__(self, n: int, seed: int, first: int = 0
                  ) -> tuple[Decisions, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         from cost_models._explore_kernel import explore_kernel
+        from cost_models._explore_live_kernel import explore_live_kernel
 
         p, a = self.space.problem, self.space.arch
         L, D, T = a.num_levels, p.num_dims, p.num_tensors
@@ -49,10 +59,30 @@ class SampleAndPrice:
         cycles = np.empty(n, np.int64)
         energy = np.empty(n)
         util = np.empty(n)
-        explore_kernel(np.uint64(seed % (1 << 64)), first, *self.args,
-                       factor, order, spatial_x, keep, ok, cycles, energy, util)
+        kernel = explore_kernel if self.legacy else explore_live_kernel
+        kernel(np.uint64(seed % (1 << 64)), first, *self.args,
+               factor, order, spatial_x, keep, ok, cycles, energy, util)
         util /= self.prices.mac_instances
         return Decisions(factor, order, spatial_x, keep), ok, cycles, energy, util
+
+
+def _live_arrays(space: Mapspace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(live dims, relevant[T, D], sliding[T])`` for the live kernel: a dimension is dead
+    when its size is 1 and every factor in its table is 1 (the kernel never touches it);
+    ``relevant[t, d]``: dimension ``d`` moves tensor ``t``; ``sliding[t]``: some axis of
+    ``t`` has two or more live terms."""
+    from mapspace.kernels import projection_tables
+
+    p = space.problem
+    flat, offsets, _, _ = space.flat_tables
+    S = len(space.slots)
+    ends = [int(offsets[d]) + len(space.tables[d]) * S for d in range(p.num_dims)]
+    live = np.array([d for d in range(p.num_dims)
+                     if p.sizes[d] != 1 or (flat[offsets[d]:ends[d]] != 1).any()], np.int64)
+    tdim, tcoef, dense = projection_tables(p.projections, p.sizes)
+    relevant = (dense != 0).any(axis=1)
+    sliding = ((tcoef != 0).sum(axis=2) > 1).any(axis=1)
+    return live, relevant, sliding
 
 
 def sample_and_price(space: Mapspace, n: int, seed: int, first: int = 0
