@@ -185,7 +185,9 @@ class AnalysisFailed(Exception):
 class MappingAnalysis:
     """The sparse analysis of one mapping (``PerformSparseProcessing``)."""
 
-    def __init__(self, ctx, m: MappingBatch, i: int, dm, keep: np.ndarray):
+    def __init__(self, ctx, m: MappingBatch, i: int, dm, keep: np.ndarray, tensors=None):
+        """``tensors``: the tensors whose tiles are filled in (default all; the others stay
+        empty)."""
         self.c = ctx
         p, a = ctx.problem, ctx.arch
         S, T, D = a.num_levels, p.num_tensors, p.num_dims
@@ -197,11 +199,11 @@ class MappingAnalysis:
         ext = [1] * D
         sx, spf, tmp, odr = (m.spatial_x[i].tolist(), m.spatial[i].tolist(),
                              m.temporal[i].tolist(), m.order[i].tolist())
+        fans = _fanouts(a)
         for s in range(S):
             lv = S - 1 - s
             loops: list[_Loop] = []
-            fx, fy = a.fanout(lv)
-            if fx * fy > 1:
+            if fans[lv]:
                 loops += [_Loop(d, spf[lv][d], "X") for d in range(D) if sx[lv][d]]
                 loops += [_Loop(d, spf[lv][d], "Y") for d in range(D) if not sx[lv][d]]
             loops += [_Loop(d, tmp[lv][d], "T") for d in odr[lv]]
@@ -213,14 +215,16 @@ class MappingAnalysis:
             self.subnests.append(loops)
             self.highs.append(hs)
         self.tiles = [[_Tile() for _ in range(S)] for _ in range(T)]
-        for t in range(T):
-            kept = [s for s in range(S) if keep[S - 1 - s, t]]
+        kp, tile, rd = keep.tolist(), dm.tile[i].tolist(), dm.reads[i].tolist()
+        fl, up = dm.fills[i].tolist(), dm.updates[i].tolist()
+        for t in range(T) if tensors is None else tensors:
+            kept = [s for s in range(S) if kp[S - 1 - s][t]]
             for j, s in enumerate(kept):
                 lv = S - 1 - s
                 tl = self.tiles[t][s]
-                tl.shape = int(dm.tile[i, lv, t])
-                tl.reads, tl.fills = int(dm.reads[i, lv, t]), int(dm.fills[i, lv, t])
-                tl.updates = int(dm.updates[i, lv, t])
+                tl.shape = int(tile[lv][t])
+                tl.reads, tl.fills = int(rd[lv][t]), int(fl[lv][t])
+                tl.updates = int(up[lv][t])
                 tl.child = kept[j - 1] if j > 0 else None
                 tl.parent = kept[j + 1] if j + 1 < len(kept) else None
                 fmt = ctx.formats.get((lv, t))
@@ -238,7 +242,11 @@ class MappingAnalysis:
         calls)."""
         n = 1
         for axis in self.c.axes[t]:
-            n *= 1 + sum(c * (int(ext[d]) - 1) for d, c in axis)
+            if len(axis) == 1:
+                d, c = axis[0]
+                n *= 1 + c * (int(ext[d]) - 1)
+            else:
+                n *= 1 + sum(c * (int(ext[d]) - 1) for d, c in axis)
         return n
 
     # -------------------------------------------------- formats (SL3, SL4)
@@ -248,7 +256,7 @@ class MappingAnalysis:
         keepers first."""
         p = self.c.problem
         for t in range(self.T) if tensors is None else tensors:
-            dims_t = {d for d in range(p.num_dims) if p.relevance[t, d]}
+            dims_t = set(np.nonzero(p.relevance[t])[0].tolist())
             s = next((s for s in range(self.S) if self.tiles[t][s].shape), None)
             while s is not None:
                 tl = self.tiles[t][s]
@@ -693,6 +701,21 @@ class MappingAnalysis:
         nonexist += total * sa[2] * sb[2]
         g, k = math.floor(gated), math.floor(skipped)
         return int(total - k - g - math.floor(nonexist)), g, k
+
+
+_FANOUTS: dict = {}
+
+
+def _fanouts(arch) -> tuple[bool, ...]:
+    """Per level: does it fan out (``Arch.fanout`` x * y > 1); kept per arch object."""
+    got = _FANOUTS.get(id(arch))
+    if got is None or got[0] is not arch:
+        got = _FANOUTS[id(arch)] = (arch, tuple(
+            x * y > 1 for x, y in (arch.fanout(lv) for lv in range(arch.num_levels))))
+        if len(_FANOUTS) > 64:
+            _FANOUTS.clear()
+            _FANOUTS[id(arch)] = got
+    return got[1]
 
 
 class _LazySizes:

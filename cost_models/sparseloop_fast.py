@@ -62,7 +62,7 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
     if fmt_tensors:
         memo: dict = {}
         for j, i in enumerate(rows.tolist()):
-            an = MappingAnalysis(ctx, mappings, i, dm, mappings.keep[i])
+            an = MappingAnalysis(ctx, mappings, i, dm, mappings.keep[i], fmt_tensors)
             try:
                 an.define_formats(fmt_tensors)
             except AnalysisFailed:
