@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +39,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from compiler.backend import backend
-from compiler.explore import CHUNK, ROUND_CHUNKS, _frame, diagnose, frame_decisions, summarise
+from compiler.explore import (
+    CHUNK,
+    EMPTY_AFTER,
+    ROUND_CHUNKS,
+    _frame,
+    diagnose,
+    frame_decisions,
+    summarise,
+)
 from cost_models.explore import SampleAndPrice
 from mapspace.arch import Arch
 from mapspace.arch_yaml import arch_to_dict
@@ -206,9 +215,12 @@ def explore_dataset(out: str | os.PathLike, problem: Problem, arch: Arch,
                     resume: bool = False, workers: int | None = None,
                     cluster: str | None = None, client: object = None,
                     shard_chunks: int = SHARD_CHUNKS, max_candidates: int = 2_000_000_000,
-                    progress: Callable[[int, int], None] | None = None) -> DatasetRun:
+                    progress: Callable[[int, int], None] | None = None,
+                    empty_after: int = EMPTY_AFTER) -> DatasetRun:
     """Explore into the folder ``out`` (see the module doc); ``workers``/``cluster``/
-    ``client`` choose the backend (:func:`compiler.backend.backend`)."""
+    ``client`` choose the backend (:func:`compiler.backend.backend`).  As in
+    :func:`compiler.explore.explore`, a space with no valid mapping among the first
+    ``empty_after`` candidates is refused with the diagnosis (a new folder removed)."""
     t0 = time.perf_counter()
     if samples < 1:
         raise MapspaceError(f"must be a positive integer, found {samples}", where="explore",
@@ -226,16 +238,18 @@ def explore_dataset(out: str | os.PathLike, problem: Problem, arch: Arch,
         doc = _open(out, config, resume)
         done = finished_shards(out)
         ran = _run_shards(be, out, done, problem, arch, constraints, seed, samples,
-                          shard_chunks, max_candidates, config, progress)
+                          shard_chunks, max_candidates, config, progress, empty_after)
     per = shard_chunks * CHUNK
     max_shards = -(-max_candidates // per)
     K, cum = 0, 0
-    while K < max_shards and cum < samples:
+    while K < max_shards and cum < samples and (cum or K * per < empty_after):
         if K not in done:
             raise MapspaceError(f"shard {K} is missing after the run", where=str(out))
         cum += done[K]["rows"]
         K += 1
     if cum == 0:
+        if not resume:      # a folder this call made, holding only empty shards
+            shutil.rmtree(out, ignore_errors=True)
         dec, *_ = SampleAndPrice(space)(CHUNK, seed, 0)
         m = space.decode(dec)
         raise MapspaceError(f"no valid mapping among {K * per:,} candidates: "
@@ -282,7 +296,8 @@ def _open(out: Path, config: dict, resume: bool, create: bool = True) -> dict:
 def _run_shards(be, out: Path, done: dict[int, dict], problem: Problem, arch: Arch,
                 constraints: Constraints, seed: int, samples: int, shard_chunks: int,
                 max_candidates: int, config: dict,
-                progress: Callable[[int, int], None] | None) -> int:
+                progress: Callable[[int, int], None] | None,
+                empty_after: int = EMPTY_AFTER) -> int:
     """Run the missing shards on backend ``be`` in order, until the finished ones before
     the next hold ``samples`` rows; each written as it finishes.  Shards run."""
     max_shards = -(-max_candidates // (shard_chunks * CHUNK))
@@ -293,8 +308,12 @@ def _run_shards(be, out: Path, done: dict[int, dict], problem: Problem, arch: Ar
         for k in range(max_shards):
             if k in done:
                 continue
-            if sum(m["rows"] for j, m in done.items() if j < k) >= samples:
+            before = sum(m["rows"] for j, m in done.items() if j < k)
+            if before >= samples:
                 return
+            if (before == 0 and k * shard_chunks * CHUNK >= empty_after
+                    and all(j in done for j in range(k))):
+                return      # no valid mapping among the first empty_after candidates
             shards.append(k)
             yield (problem, arch, constraints, seed, k, shard_chunks, key, str(out.resolve()))
 

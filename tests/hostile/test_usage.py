@@ -149,6 +149,27 @@ def test_a_space_with_no_valid_mapping_is_refused_not_drawn_for_hours() -> None:
     assert EMPTY_AFTER == 2_097_152
 
 
+def test_a_space_with_no_valid_mapping_is_refused_by_a_dataset_explore(tmp_path: Path) -> None:
+    """``explore --out DIR`` (the sharded dataset) stops the same way: it used to write empty
+    shards until 2e9 candidates; now one error with the diagnosis and the new folder removed."""
+    from compiler.explore import CHUNK, ROUND_CHUNKS
+    from compiler.shards import explore_dataset
+    from mapspace.arch_yaml import load_arch
+    from mapspace.constraints_yaml import constraints_from_list
+    from mapspace.errors import MapspaceError
+    from mapspace.problem import matmul
+
+    from .helpers import ARCH, ERT
+
+    a = load_arch(ARCH, ERT)
+    cons = constraints_from_list([{"target": "Scratchpad", "type": "utilization",
+                                   "min": 0.999}], "c.yaml")
+    with pytest.raises(MapspaceError, match="no valid mapping among 131,072 candidates"):
+        explore_dataset(tmp_path / "d", matmul(3, 5, 7), a, cons, 10, 0, shard_chunks=2,
+                        empty_after=2 * ROUND_CHUNKS * CHUNK)
+    assert not (tmp_path / "d").exists()
+
+
 def test_run_beyond_memory_is_refused_before_emitting(tmp_path: Path) -> None:
     """``compile --emit --run`` of a model whose tensors do not fit: one line naming --run
     and the limit, before any code is emitted or run (x[rows, 1024] @ w[1024, 1024])."""
