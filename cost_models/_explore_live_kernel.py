@@ -77,8 +77,8 @@ def _valid_live(i, live, tm, sp, ext, tiles, sizes, fan_x, fan_y, capacity, bits
 
 @njit(cache=True, inline="always")
 def _nest_live(i, live, tm, sp, order, keep, ext, tiles, tdim, tcoef, dense, read_write,
-               relevant, sliding, mult, upto, reads, fills, updates, inst_o, macs_o, cinst_o,
-               work):
+               relevant, sliding, mult, upto, pos, act, reads, fills, updates, inst_o, macs_o,
+               cinst_o, work):
     """``_nest_kernel._one`` for a valid candidate, over the live dimensions (see module doc);
     writes mapping 0 of ``reads``/``fills``/``updates``/``inst_o``/``macs_o``/``cinst_o``."""
     L = tm.shape[0]
@@ -105,12 +105,22 @@ def _nest_live(i, live, tm, sp, order, keep, ext, tiles, tdim, tcoef, dense, rea
     for l in range(L):
         for t in range(T):
             mult[l, t] = upto[t]
-        for k in range(order.shape[2] - 1, -1, -1):
-            d = order[i, l, k]
-            n = tm[l, d]
-            if n <= 1:
+        for k in range(order.shape[2]):
+            pos[order[i, l, k]] = k
+        m = 0                                   # live loops of the level, outermost first
+        for j in range(live.shape[0]):
+            d = live[j]
+            if tm[l, d] <= 1:
                 continue
-            every *= n
+            q = m
+            while q > 0 and pos[act[q - 1]] < pos[d]:
+                act[q] = act[q - 1]
+                q -= 1
+            act[q] = d
+            m += 1
+        for q in range(m):
+            d = act[q]
+            every *= tm[l, d]
             for t in range(T):
                 if relevant[t, d]:
                     upto[t] = every
@@ -183,6 +193,8 @@ def explore_live_kernel(seed, first_chunk,
         tiles = np.zeros((L, T), np.int64)
         mult = np.ones((L, T), np.int64)
         upto = np.ones(T, np.int64)
+        pos = np.zeros(D, np.int64)
+        act = np.zeros(D, np.int64)
         reads = np.zeros((1, L, T), np.int64)
         fills = np.zeros((1, L, T), np.int64)
         updates = np.zeros((1, L, T), np.int64)
@@ -219,8 +231,8 @@ def explore_live_kernel(seed, first_chunk,
                 util_o[i] = np.nan
                 continue
             _nest_live(i, live, tm, sp, order_o, keep_o, ext, tiles, tdim, tcoef, dense,
-                       read_write, relevant, sliding, mult, upto, reads, fills, updates, inst,
-                       macs, cinst, work)
+                       read_write, relevant, sliding, mult, upto, pos, act, reads, fills,
+                       updates, inst, macs, cinst, work)
             price_one(0, reads, fills, updates, inst, macs, cinst, block, e_read, e_write,
                       e_update, e_leak, clusters, read_bw, write_bw, shared_bw, e_mac, cyc,
                       energy, mac_e, leak, level_cycles, breakdown)
