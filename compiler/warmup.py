@@ -11,7 +11,8 @@ full speed instead of paying the compilation.
 :func:`warm_up` exercises each kernel through the public path that uses it, with the
 argument types those paths pass (a matmul and a convolution on ``gemmini``): evaluation,
 validity, nest analysis and pricing, sampling and decoding, the fused sample-and-price of
-``explore``, and a short search.
+``explore`` (and its previous kernel, which ``benchmarks/bench_explore.py`` and the tests
+compare it with), and a short search.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def warm_up(workloads: tuple[str, ...] = WARM_WORKLOADS) -> float:
         space = target.space(p)
         arch = space.arch
         explore(p, arch, space.constraints, 64, 0)                 # sample + price, screen
+        explore(p, arch, space.constraints, 64, 0, legacy=True)    # the previous kernel
         m = find_mapping(space, budget=512, seed=0).best_mapping   # draw, decode, evaluate
         evaluate(p, arch, m)
         check(p, arch, m)
