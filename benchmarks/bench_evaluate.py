@@ -10,7 +10,8 @@ Both runs happen here, now, on this machine; the last line printed is one JSON o
 
 ``--sparse K`` also prices the first K mappings with Timeloop's sparse model
 (``cost_models/sparseloop.py``, ``PrunedWeights`` 2:4 on the weights) beside the dense model
-on the same rows.
+on the same rows, and the first K/5 with unstructured 50 % pruning (hypergeometric
+weights, bitmask formats).
 """
 
 from __future__ import annotations
@@ -86,6 +87,13 @@ def main() -> None:
     sc = sparse_model.cost(problem, arch, sub)
     tsp = time.perf_counter() - t
     td = best_of(lambda: evaluate(problem, arch, sub))
+    # unstructured 50 % (hypergeometric weights, bitmask formats) on a fifth of the rows
+    ku = max(1, ks // 5)
+    unstructured = PrunedWeights(0.5, "magnitude")
+    t = time.perf_counter()
+    unstructured.cost(problem, arch, sub[:ku])
+    tsu = time.perf_counter() - t
+    tdu = best_of(lambda: evaluate(problem, arch, sub[:ku]))
 
     n = len(batch)
     result = {
@@ -105,6 +113,9 @@ def main() -> None:
         "dense_evals_per_s_same_rows": ks / td,
         "sparse_over_dense_time": tsp / td,
         "sparse_valid": int(sc.valid.sum()),
+        "unstructured_mappings": ku,
+        "unstructured_evals_per_s": ku / tsu,
+        "unstructured_over_dense_time": tsu / tdu,
         "sparse_median_cycles_ratio": float(np.nanmedian(
             sc.cycles[sc.valid] / full.cost.cycles[:ks][sc.valid])),
     }
@@ -113,7 +124,8 @@ def main() -> None:
           f"ratio {result['batch_over_scalar']:.0f}x; scalar == batch: {same}")
     print(f"sparse (Timeloop's sparse model, 2:4 weights): {ks / tsp:,.0f} evaluations/s "
           f"beside dense {ks / td:,.0f}/s on the same {ks} mappings "
-          f"({tsp / td:,.0f}x the time)")
+          f"({tsp / td:,.0f}x the time); unstructured 50 %: {ku / tsu:,.0f}/s on {ku} "
+          f"({tsu / tdu:,.0f}x the dense time)")
     print(json.dumps(result))
 
 
