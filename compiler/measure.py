@@ -11,8 +11,12 @@ For one problem on one target (:mod:`targets.registry`) it
    log objective, the same number drawn from each (seeded);
 2. **builds and checks** each one through the target's emitter (``emit(..., run=True)``:
    the emitter's own build and its comparison with numpy), in parallel on the local cores
-   (a process pool, ``jobs`` workers); a build or run that raises, and a wrong result, are
-   rows with their status (``build-failed``, ``run-failed``, ``wrong-result``) and error;
+   (a process pool, ``jobs`` workers), or as tasks on a Dask backend (``workers``,
+   ``cluster``, ``client``: :mod:`compiler.backend`; a worker that cannot see the build
+   folder sends the built kernel back; a CPU kernel built on a worker whose CPU differs from
+   this machine's is a ``build-failed`` row, since it is timed here); a build or run that
+   raises, and a wrong result, are rows with their status (``build-failed``,
+   ``run-failed``, ``wrong-result``) and error;
 3. **measures**:
 
    * ``cpu`` (a target whose emitter has ``run_kernel``): sequentially in
@@ -50,6 +54,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from compiler.backend import Backend, backend
 from cost_models import dataset
 from cost_models.interface import ANALYTICAL
 from cost_models.model import evaluate
@@ -278,12 +283,45 @@ def _build_job(job: tuple) -> Outcome:
     return build_one(*job)
 
 
+def build_task(target: Target, problem: Problem, mapping: MappingBatch, dtype: str,
+               folder: str, seed: int, host: str) -> tuple[Outcome, bytes | None]:
+    """:func:`build_one` as a backend task (on a Dask worker): where the worker cannot see
+    ``folder``'s parent (another machine) it builds in a folder of its own and returns the
+    built artifact's bytes; a kernel timed on the client (``cpu``) built on a worker whose
+    host differs from ``host`` is a ``build-failed`` outcome (it was compiled for another
+    CPU)."""
+    mine = host_fingerprint(target)
+    if _host_timed(target.emitter_module()) and mine != host:
+        return Outcome("build-failed", f"built on another host ({mine}) than the one that "
+                       f"times it ({host})", folder, at=_now()), None
+    if os.path.isdir(os.path.dirname(folder)):
+        return build_one(target, problem, mapping, dtype, folder, seed), None
+    with tempfile.TemporaryDirectory(prefix="mapspace-build-") as tmp:
+        o = build_one(target, problem, mapping, dtype, os.path.join(tmp, "b"), seed)
+        art = Path(tmp) / "b" / BUILT_ARTIFACT.get(target.name, "")
+        data = art.read_bytes() if o.status == "built" and art.is_file() else None
+    o.folder = folder
+    return o, data
+
+
+def _build_on(be: Backend, jobs_: list[tuple], target: Target,
+              done: Callable[[int, Outcome], None]) -> None:
+    """The builds as tasks on the Dask backend ``be`` (:func:`build_task`)."""
+    host = host_fingerprint(target)
+    for i, (o, data) in be.imap(build_task, ((*j, host) for j in jobs_), name="measure-build"):
+        if data is not None:        # built on a worker that cannot see our folder
+            os.makedirs(o.folder, exist_ok=True)
+            (Path(o.folder) / BUILT_ARTIFACT[target.name]).write_bytes(data)
+        done(i, o)
+
+
 def build_all(target: Target, problem: Problem, mappings: MappingBatch, dtype: str, root: str,
-              seed: int, jobs: int, progress: Callable[[int], None] | None = None
-              ) -> list[Outcome]:
+              seed: int, jobs: int, progress: Callable[[int], None] | None = None,
+              be: Backend | None = None) -> list[Outcome]:
     """:func:`build_one` of every mapping, in ``root/<i>``; ``jobs`` worker processes
-    (``1``: in this process).  A worker that dies takes down only its own mapping's row:
-    the unfinished ones are retried one per fresh worker."""
+    (``1``: in this process), or tasks on ``be`` when it is a Dask backend.  A worker that
+    dies takes down only its own mapping's row: the unfinished ones are retried one per
+    fresh worker (Dask retries a lost worker's task itself)."""
     jobs_ = [(target, problem, mappings[i], dtype, os.path.join(root, str(i)), seed)
              for i in range(len(mappings))]
     out: list[Outcome | None] = [None] * len(jobs_)
@@ -293,6 +331,9 @@ def build_all(target: Target, problem: Problem, mappings: MappingBatch, dtype: s
         if progress:
             progress(1)
 
+    if be is not None and be.client is not None:
+        _build_on(be, jobs_, target, done)
+        return out  # type: ignore[return-value]
     if jobs <= 1:
         for i, j in enumerate(jobs_):
             done(i, build_one(*j))
@@ -394,10 +435,14 @@ def measure(target: str, problem: Problem, *, n: int, seed: int = 0, out: str | 
             workload: str | None = None, dtype: str | None = None, top_k: int | None = None,
             objective: str = "edp", jobs: int | None = None, repeat: int = 10,
             warmup: int = 3, min_repeat_s: float = 0.05, search_budget: int = SEARCH_BUDGET,
-            progress: Callable[[str, int, int], None] | None = None) -> MeasureResult:
+            progress: Callable[[str, int, int], None] | None = None,
+            workers: int | None = None, cluster: str | None = None,
+            client: Any = None) -> MeasureResult:
     """Select, build, run and measure ``n`` mappings of ``problem`` on ``target`` and append
-    one row each to the dataset ``out`` (see the module doc).  Bad arguments raise
-    :class:`MapspaceError` before anything is built or written."""
+    one row each to the dataset ``out`` (see the module doc).  ``workers``/``cluster``/
+    ``client`` put the builds on a Dask backend (:func:`compiler.backend.backend`; the
+    timing stays in this process).  Bad arguments raise :class:`MapspaceError` before
+    anything is built or written."""
     for name, v, lo in (("--n", n, 1), ("--repeat", repeat, 1), ("--warmup", warmup, 0),
                         ("--jobs", jobs if jobs is not None else 1, 1)):
         if v < lo:
@@ -430,7 +475,8 @@ def measure(target: str, problem: Problem, *, n: int, seed: int = 0, out: str | 
             if progress:
                 progress("build", count[0], len(m))
 
-        outs = build_all(t, problem, m, dt, root, seed, jobs, built)
+        with backend(workers, cluster, client) as be:
+            outs = build_all(t, problem, m, dt, root, seed, jobs, built, be)
         times["build"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         todo = [i for i, o in enumerate(outs) if o.status == "built"]

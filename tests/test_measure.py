@@ -232,3 +232,36 @@ def test_cli_out_folder_missing(tmp_path):
                "--out", out)
     _one_error_line(res, "--out", "does not exist")
     assert not Path(out).parent.exists()
+
+
+# ---------------------------------------------------------------------- Dask backend
+def test_measure_builds_on_a_dask_cluster_give_the_same_rows(tmp_path):
+    """``measure(workers=2)``: the builds are tasks on a real 2-worker LocalCluster; the rows
+    equal the in-process run's (the timing model is deterministic), measured_at aside."""
+    pytest.importorskip("distributed")
+    p = conv2d(1, 16, 10, 10, 16, 3, 3, name="conv-small")
+    measure("gemmini", p, n=4, seed=2, out=tmp_path / "a.parquet", jobs=1, **FAST)
+    measure("gemmini", p, n=4, seed=2, out=tmp_path / "b.parquet", workers=2, **FAST)
+    a, b = (read(tmp_path / f).drop(columns=["measured_at"]) for f in ("a.parquet",
+                                                                      "b.parquet"))
+    assert (a["status"] == "ok").all() and len(a) == 4
+    assert a.equals(b)
+
+
+def test_build_task_sends_the_kernel_back_and_refuses_another_cpu(tmp_path):
+    """A worker that cannot see the build folder returns the built artifact's bytes; a CPU
+    kernel built on a host other than the one that times it is a build-failed outcome."""
+    from compiler.measure import BUILT_ARTIFACT, build_task, host_fingerprint
+
+    g = get_target("gemmini")
+    p = matmul(16, 16, 16)
+    m = select(g.space(p, g.default_dtype), 1, 0, search_budget=200).mappings
+    far = str(tmp_path / "not-here" / "0")             # its parent does not exist
+    o, data = build_task(g, p, m[0], g.default_dtype, far, 0, host_fingerprint(g))
+    assert o.status == "built" and o.folder == far and data
+    assert not (tmp_path / "not-here").exists()
+    c = get_target("cpu")
+    o, data = build_task(c, p, m[0], c.default_dtype, str(tmp_path / "0"), 0, "another CPU")
+    assert o.status == "build-failed" and "another host" in o.error and data is None
+    assert not (tmp_path / "0").exists()
+    assert BUILT_ARTIFACT["cpu"] == "kernel.so"

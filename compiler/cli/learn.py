@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from compiler.backend import check_backend_options
 from compiler.cli.common import (
     check_memory,
     check_out,
@@ -16,6 +17,7 @@ from compiler.cli.common import (
     progress_bar,
     sample_bytes,
 )
+from compiler.cli.dataset import backend_options
 from mapspace.errors import MapspaceError
 from targets.registry import DTYPE_BITS
 
@@ -98,9 +100,10 @@ def train_(data, out, target, seed, as_json) -> None:
               help="Untimed runs first (cpu).")
 @click.option("--jobs", type=int, default=None, help="Parallel builds (default: the cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@backend_options
 @guarded("measure")
 def measure_(target, workload, problem, n, seed, out, top_k, objective, dtype, repeat, warmup,
-             jobs, as_json) -> None:
+             jobs, as_json, workers=None, cluster=None) -> None:
     """Build, run and time N mappings that span a target's space (the analytical model's
     top-K and stratified random valid ones); one dataset row each, keyed, appended."""
     from compiler.measure import measurable, measure
@@ -109,6 +112,7 @@ def measure_(target, workload, problem, n, seed, out, top_k, objective, dtype, r
         raise MapspaceError("give exactly one of --workload NAME or --problem P.yaml",
                             where="options")
     check_seed_option(seed)
+    check_backend_options(workers, cluster)
     check_out(out, "--out")
     t, _, dt = measurable(target, dtype)  # a target that cannot run here fails first
     from mapspace.problem_yaml import load_problem
@@ -128,7 +132,8 @@ def measure_(target, workload, problem, n, seed, out, top_k, objective, dtype, r
 
         res = measure(target, p, n=n, seed=seed, out=out, workload=workload or p.name,
                       dtype=dtype, top_k=top_k, objective=objective, jobs=jobs,
-                      repeat=repeat, warmup=warmup, progress=progress)
+                      repeat=repeat, warmup=warmup, progress=progress, workers=workers,
+                      cluster=cluster)
     s = {"target": target, "problem": p.name, "out": str(out), **res.summary()}
     if as_json:
         click.echo(json.dumps(s))
