@@ -26,6 +26,23 @@ import time
 import numpy as np
 
 
+def _kernel_ns_per_valid(space, reps: int) -> dict[bool, float]:
+    """CPU ns per valid candidate of the compiled sample-and-price alone, on one thread
+    (best of ``reps`` rounds of 16 chunks each, current and previous kernel alternating)."""
+    from cost_models.explore import SampleAndPrice
+    from mapspace.kernels import kernel_threads
+
+    runs = {legacy: SampleAndPrice(space, legacy=legacy) for legacy in (False, True)}
+    best = {False: float("inf"), True: float("inf")}
+    with kernel_threads(1):
+        for rep in range(reps):
+            for legacy, run in runs.items():
+                c = time.process_time()
+                ok = run(16 * 4096, rep)[1]
+                best[legacy] = min(best[legacy], (time.process_time() - c) / ok.sum() * 1e9)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=100_000)
@@ -35,6 +52,7 @@ def main() -> None:
     from compiler.explore import explore
     from cost_models import evaluate
     from mapspace.naive_random import random_valid
+    from mapspace.space import Mapspace
     from mapspace.workloads import workload
     from targets import default_constraints, load_target
 
@@ -59,6 +77,7 @@ def main() -> None:
                 sys.exit(f"{name}: the current and previous kernels disagree (seed {rep})")
         r = explore(p, arch, cons, args.samples, 0)
         best, prev = min(wall[False]), min(wall[True])
+        kernel = _kernel_ns_per_valid(Mapspace(p, arch, cons), args.reps)
         # baseline: the issue-2 rejection generator, then the same evaluation
         keep = r.best_mapping().keep[0]
         n_base = max(1000, args.samples // 20)
@@ -72,6 +91,11 @@ def main() -> None:
             "speedup_over_previous": prev / best,
             "cpu_s": min(cpu[False]), "previous_cpu_s": min(cpu[True]),
             "cpu_speedup_over_previous": min(cpu[True]) / min(cpu[False]),
+            # explore's CPU per valid sample on one core: 2 cores at most double it
+            "cpu_valid_per_s_per_core": args.samples / min(cpu[False]),
+            "kernel_cpu_ns_per_valid": kernel[False],
+            "previous_kernel_cpu_ns_per_valid": kernel[True],
+            "kernel_cpu_speedup_over_previous": kernel[True] / kernel[False],
             "acceptance": r.summary["acceptance"],
             "baseline_valid_per_s": 1 / base,
             "speedup_over_baseline": (args.samples / best) * base,
@@ -84,7 +108,8 @@ def main() -> None:
               f"(acceptance {100 * r.summary['acceptance']:.1f}%), previous kernel "
               f"{args.samples / prev:,.0f}/s ({prev / best:.2f}x wall, "
               f"{min(cpu[True]) / min(cpu[False]):.2f}x CPU), baseline generator "
-              f"{1 / base:,.0f}/s")
+              f"{1 / base:,.0f}/s; kernel alone {kernel[False]:.0f} ns CPU per valid, "
+              f"previous {kernel[True]:.0f} ns")
     exe = os.path.join(os.path.dirname(sys.executable), "mapspace")
     with tempfile.TemporaryDirectory() as tmp:
         parquet = os.path.join(tmp, "run.parquet")

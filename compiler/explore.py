@@ -72,7 +72,8 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     (naming the levels and constraints that empty it) instead of drawn for hours.
     Ctrl-C (``KeyboardInterrupt``) after some valid samples raises
     :class:`mapspace.errors.Interrupted` holding them (a smaller exploration).
-    ``legacy`` runs the previous compiled kernel (same result, slower; for benchmarks).
+    ``legacy`` runs the previous compiled kernel and gathering of the valid rows (same
+    result, slower; for benchmarks).
     """
     if samples < 1:
         raise MapspaceError(f"--samples must be a positive integer, found {samples}",
@@ -83,8 +84,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     run = SampleAndPrice(space, legacy=legacy)
     space.decode(run(1, seed)[0])                    # kernels compiled or loaded: not timed
     t0 = time.perf_counter()
-    decs: list[Decisions] = []
-    costs: list[tuple[np.ndarray, ...]] = []
+    rows = _Rows(space, samples, legacy)
     have = drawn = valid_seen = 0
     first = 0
     last: Decisions | None = None
@@ -102,8 +102,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
             valid_seen += int(ok.sum())
             idx = np.nonzero(ok)[0][: samples - have]
             if len(idx):
-                decs.append(dec.take(idx))
-                costs.append((cycles[idx], energy[idx], util[idx]))
+                rows.add(idx, dec, cycles, energy, util)
                 have += len(idx)
             if progress:
                 progress(have, drawn)
@@ -115,8 +114,7 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
         m = space.decode(last)
         raise MapspaceError(f"no valid mapping among {drawn:,} candidates: "
                             + diagnose(space, m, check(problem, arch, m)), where="explore")
-    dec = Decisions.concat(decs)
-    cycles, energy, util = (np.concatenate(c) for c in zip(*costs, strict=True))
+    dec, cycles, energy, util = rows.result()
     costs = {"cycles": cycles, "energy_pJ": energy, "edp": energy * 1e-12 * cycles,
              "utilization": util}
     if not arch.energy_known:       # without an energy table: rank by cycles, energy null
@@ -129,6 +127,53 @@ def explore(problem: Problem, arch: Arch, constraints: Constraints, samples: int
     if stopped:
         raise Interrupted(result, have, samples, "samples")
     return result
+
+
+class _Rows:
+    """The valid samples kept so far, gathered once into arrays sized for ``samples``;
+    ``legacy``: the previous way, a list of per-round parts and a final concatenation,
+    which copied every row twice (kept for ``explore(..., legacy=True)``)."""
+
+    FIRST = 1 << 20              # rows allocated at first (then doubled, at most samples)
+
+    def __init__(self, space: Mapspace, samples: int, legacy: bool = False):
+        L, D, T = space.arch.num_levels, space.problem.num_dims, space.problem.num_tensors
+        self.samples = samples
+        self.have = 0
+        self.parts: list[tuple[np.ndarray, ...]] | None = [] if legacy else None
+        self.arrays = self._empty(0 if legacy else min(samples, self.FIRST), L, D, T)
+
+    @staticmethod
+    def _empty(n: int, L: int, D: int, T: int) -> tuple[np.ndarray, ...]:
+        return (np.empty((n, D), np.int64), np.empty((n, L, D), np.int64),
+                np.empty((n, L, D), bool), np.empty((n, L, T), bool),
+                np.empty(n, np.int64), np.empty(n), np.empty(n))
+
+    def add(self, idx: np.ndarray, dec: Decisions, *costs: np.ndarray) -> None:
+        src = (dec.factor, dec.order, dec.spatial_x, dec.keep, *costs)
+        if self.parts is not None:
+            self.parts.append(tuple(a[idx] for a in src))
+            self.have += len(idx)
+            return
+        lo, hi = self.have, self.have + len(idx)
+        cap = len(self.arrays[0])
+        if hi > cap:
+            cap = min(self.samples, max(hi, 2 * cap))
+            _, L, D = self.arrays[1].shape
+            grown = self._empty(cap, L, D, self.arrays[3].shape[2])
+            for new, old in zip(grown, self.arrays, strict=True):
+                new[:lo] = old[:lo]
+            self.arrays = grown
+        for a, b in zip(src, self.arrays, strict=True):
+            a.take(idx, axis=0, out=b[lo:hi], mode="clip")   # "clip": no buffered copy
+        self.have = hi
+
+    def result(self) -> tuple[Decisions, np.ndarray, np.ndarray, np.ndarray]:
+        if self.parts is not None:
+            self.arrays = tuple(np.concatenate(c) for c in zip(*self.parts, strict=True))
+        factor, order, spatial_x, keep, cycles, energy, util = (a[:self.have]
+                                                                  for a in self.arrays)
+        return Decisions(factor, order, spatial_x, keep), cycles, energy, util
 
 
 def summarise(problem: Problem, arch: Arch, seed: int, cycles: np.ndarray,

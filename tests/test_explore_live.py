@@ -56,3 +56,24 @@ def test_dead_dimensions_are_those_fixed_at_one() -> None:
                                                           strict=True) if s > 1]
     assert not sliding.any()                     # a matmul has no sliding window
     assert relevant.sum(axis=1).tolist() == [2, 2, 2]
+
+
+def test_explore_equals_previous_path(monkeypatch) -> None:
+    """``explore`` (live kernel, rows gathered into growing arrays) returns exactly what the
+    previous kernel and list-and-concatenate path return, over several rounds."""
+    import compiler.explore as ex
+
+    monkeypatch.setattr(ex._Rows, "FIRST", 1000)       # exercise the growth path
+    arch = load_target("gemmini")
+    p = workload("bert-base/ffn1")
+    cons = default_constraints("gemmini")
+    new = ex.explore(p, arch, cons, 50_000, 3)
+    old = ex.explore(p, arch, cons, 50_000, 3, legacy=True)
+    assert len(new.decisions) == 50_000
+    for f in ("factor", "order", "spatial_x", "keep"):
+        assert np.array_equal(getattr(new.decisions, f), getattr(old.decisions, f))
+    for k in ("cycles", "energy_pJ", "edp", "utilization"):
+        assert np.array_equal(new.costs[k], old.costs[k])
+    drop = ("seconds", "evals_per_s")
+    assert {k: v for k, v in new.summary.items() if k not in drop and "_s" not in k} == \
+        {k: v for k, v in old.summary.items() if k not in drop and "_s" not in k}
