@@ -2,7 +2,7 @@
 against execution, for notebook 04 and ``benchmarks/bench_learned.py``, which read them
 instead of measuring again.
 
-    .venv/bin/python benchmarks/measure_datasets.py [--only cpu,gemmini,heldout] [--n N]
+    .venv/bin/python benchmarks/measure_datasets.py [--only cpu,heldout,repeat,gemmini] [--n N]
 
 Each set is a list of ``(workload, problem, n, seed)``; every layer goes through
 :func:`compiler.measure.measure`, exactly what
