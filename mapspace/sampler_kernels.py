@@ -25,9 +25,13 @@ def _next(state):
 
 @njit(cache=True, inline="always")
 def _below(state, n):
-    """Uniform integer in ``[0, n)`` (53-bit float scaling; bias below 2**-40 for n < 2**13)."""
+    """Uniform integer in ``[0, n)`` (53-bit float scaling; bias below 2**-40 for n < 2**13).
+
+    The 53-bit integer goes to float through int64: the same exact value as the unsigned
+    conversion, which x86-64 has no single instruction for (issue 13 item 4: ~9% of
+    explore's time per valid FFN1 mapping)."""
     state, z = _next(state)
-    u = (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    u = np.int64(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
     return state, np.int64(u * n)
 
 
