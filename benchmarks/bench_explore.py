@@ -6,7 +6,8 @@ rate, and a 100K-sample ``mapspace explore ... --out run.parquet`` from process 
 Parquet file written.  Baselines in the same run: the previous compiled kernel
 (``explore(..., legacy=True)``, issue 13 item 4; runs alternate with the current one, so
 load affects both alike: ``speedup_over_previous`` is best wall time previous / current,
-and ``cpu_speedup_over_previous`` the same with process CPU seconds) and the simple
+``cpu_speedup_over_previous`` the same with process CPU seconds, ``one_thread_*`` the same
+runs on one thread: the figure a busy neighbour on the other core leaves intact) and the simple
 rejection generator (``mapspace.naive_random``) + the same evaluation.  The last line is
 one JSON object.
 
@@ -51,6 +52,7 @@ def main() -> None:
 
     from compiler.explore import explore
     from cost_models import evaluate
+    from mapspace.kernels import kernel_threads
     from mapspace.naive_random import random_valid
     from mapspace.space import Mapspace
     from mapspace.workloads import workload
@@ -65,6 +67,7 @@ def main() -> None:
         explore(p, arch, cons, 1000, 0, legacy=True)
         wall = {False: [], True: []}
         cpu = {False: [], True: []}
+        one = {False: [], True: []}                  # wall time on one thread
         for rep in range(args.reps):
             edp = {}
             for legacy in (False, True):                           # alternate: same load
@@ -73,6 +76,10 @@ def main() -> None:
                 wall[legacy].append(time.perf_counter() - t)
                 cpu[legacy].append(time.process_time() - c)
                 edp[legacy] = r.costs["edp"]
+                with kernel_threads(1):
+                    t = time.perf_counter()
+                    explore(p, arch, cons, args.samples, rep, legacy=legacy)
+                    one[legacy].append(time.perf_counter() - t)
             if not np.array_equal(edp[False], edp[True]):
                 sys.exit(f"{name}: the current and previous kernels disagree (seed {rep})")
         r = explore(p, arch, cons, args.samples, 0)
@@ -89,6 +96,9 @@ def main() -> None:
             "valid_per_s": args.samples / best,
             "previous_valid_per_s": args.samples / prev,
             "speedup_over_previous": prev / best,
+            "one_thread_valid_per_s": args.samples / min(one[False]),
+            "previous_one_thread_valid_per_s": args.samples / min(one[True]),
+            "one_thread_speedup_over_previous": min(one[True]) / min(one[False]),
             "cpu_s": min(cpu[False]), "previous_cpu_s": min(cpu[True]),
             "cpu_speedup_over_previous": min(cpu[True]) / min(cpu[False]),
             # explore's CPU per valid sample on one core: 2 cores at most double it
@@ -107,7 +117,9 @@ def main() -> None:
         print(f"{name}: {args.samples / best:,.0f} valid mappings/s "
               f"(acceptance {100 * r.summary['acceptance']:.1f}%), previous kernel "
               f"{args.samples / prev:,.0f}/s ({prev / best:.2f}x wall, "
-              f"{min(cpu[True]) / min(cpu[False]):.2f}x CPU), baseline generator "
+              f"{min(cpu[True]) / min(cpu[False]):.2f}x CPU); one thread "
+              f"{args.samples / min(one[False]):,.0f}/s, previous "
+              f"{args.samples / min(one[True]):,.0f}/s; baseline generator "
               f"{1 / base:,.0f}/s; kernel alone {kernel[False]:.0f} ns CPU per valid, "
               f"previous {kernel[True]:.0f} ns")
     exe = os.path.join(os.path.dirname(sys.executable), "mapspace")
