@@ -24,9 +24,10 @@ and fused MAC ops carrying them are priced by :mod:`cost_models.fused` (a DRAM r
 trip + host time, or a row-complete schedule + on-chip accumulator traffic).  Costs come from
 the dense analytical model (``cost_models.evaluate``): bit widths change word sizes and
 capacities.  A MAC op whose weights were pruned by ``sparsify`` (``weight_density`` < 1) is
-searched dense, then its mapping is priced sparse by :mod:`cost_models.sparse_model`
-(``cost_models.sparse.evaluate_sparse`` under the default sparse optimizations: compressed
-weights, zero weights skipped before the PEs, N:M skipped / unstructured gated at the MAC);
+searched dense, then its mapping is priced by Timeloop's sparse model
+(:class:`cost_models.sparseloop.PrunedWeights` from :func:`compiler.lowering.sparse_model`:
+the Sparseloop description of pruned weights, N:M weights compressed and their zero MACs
+skipped, unstructured ones bitmask-gated; rule SL13 in ``cost_models/README.md``);
 its row keeps the dense price in ``dense_cycles``/``dense_energy_pJ``.
 """
 
@@ -288,8 +289,8 @@ def _cost_ops(s: _State) -> _State:
 def _price_sparse(op: Op, problem: Problem, arch: object, mapping: object, stats: dict,
                   memo: dict, key: tuple) -> None:
     """Weights pruned by ``sparsify`` (``weight_density`` < 1): keep the dense price as
-    ``dense_cycles``/``dense_energy_pJ`` and price the mapping with the op's
-    :class:`Sparse` model; ``stats["sparse"]`` describes the optimizations (and why the
+    ``dense_cycles``/``dense_energy_pJ`` and price the mapping with the op's sparse model
+    (:func:`compiler.lowering.sparse_model`); ``stats["sparse"]`` describes the optimizations (and why the
     dense price stands when the compressed tiles do not fit)."""
     model = sparse_model(op)
     if model is None:
