@@ -290,8 +290,8 @@ def _price_sparse(op: Op, problem: Problem, arch: object, mapping: object, stats
                   memo: dict, key: tuple) -> None:
     """Weights pruned by ``sparsify`` (``weight_density`` < 1): keep the dense price as
     ``dense_cycles``/``dense_energy_pJ`` and price the mapping with the op's sparse model
-    (:func:`compiler.lowering.sparse_model`); ``stats["sparse"]`` describes the optimizations (and why the
-    dense price stands when the compressed tiles do not fit)."""
+    (:func:`compiler.lowering.sparse_model`); ``stats["sparse"]`` describes the
+    optimizations (and why the dense price stands when the compressed tiles do not fit)."""
     model = sparse_model(op)
     if model is None:
         return
