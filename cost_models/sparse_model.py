@@ -142,15 +142,22 @@ class Sparse:
             parts.append((idx, evaluate_sparse(ev_sub, opts, dens, mappings=sub,
                                                confidence=self.confidence)))
         sc = parts[0][1] if len(parts) == 1 else merge_rows(parts, len(mappings))
-        v = np.asarray(sc.valid, bool)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            util = np.where(v, sc.macs / (arch.compute.instances * sc.cycles), np.nan)
-        reasons = np.where(v, 0, np.where(ev.validity.reasons != 0, ev.validity.reasons,
-                                          int(Reason.CAPACITY)))
-        return Costs(cycles=np.where(v, sc.cycles, 0).astype(np.float64),
-                     energy_pJ=np.where(v, sc.energy, np.nan),
-                     edp=np.where(v, sc.edp, np.nan), utilization=util, valid=v,
-                     reasons=reasons.astype(np.int64), detail=sc)
+        return sparse_costs(sc, sc.macs, ev.validity.reasons, arch)
+
+
+def sparse_costs(sc, computes: np.ndarray, dense_reasons: np.ndarray, arch: Arch) -> Costs:
+    """:class:`Costs` of a sparse result ``sc`` (``valid``, ``cycles``, ``energy``, ``edp``
+    per row; ``computes``: the MACs it actually runs): invalid rows keep the dense model's
+    reason bits (``dense_reasons``), and a row only the sparse model refuses is
+    ``CAPACITY`` (its compressed tiles do not fit)."""
+    v = np.asarray(sc.valid, bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(v, computes / (arch.compute.instances * sc.cycles), np.nan)
+    reasons = np.where(v, 0, np.where(dense_reasons != 0, dense_reasons,
+                                      int(Reason.CAPACITY)))
+    return Costs(cycles=np.where(v, sc.cycles, 0).astype(np.float64),
+                 energy_pJ=np.where(v, sc.energy, np.nan), edp=np.where(v, sc.edp, np.nan),
+                 utilization=util, valid=v, reasons=reasons.astype(np.int64), detail=sc)
 
 
 def merge_rows(parts: list, n: int):

@@ -4,14 +4,15 @@ models, gating and skipping, for a batch of mappings.
 Each rule follows NVlabs/timeloop (``src/sparse-analysis/``, ``src/model/buffer.cpp``,
 ``src/model/arithmetic.cpp``, ``src/workload/density-models/``,
 ``src/workload/format-models/``) and is listed in ``cost_models/README.md`` ("Sparseloop
-rules" SL1-SL12) with the test that pins it.  Storage level index ``s`` below is Timeloop's
+rules" SL1-SL13) with the test that pins it.  Storage level index ``s`` below is Timeloop's
 (0 = innermost); the arrays of the result use the arch's order (0 = outermost).
 
 The dense counts (:mod:`cost_models.nest`) are Timeloop's algorithmic accesses; the sparse
 analysis turns them, per mapping, into *actual* (``random``), *gated* and *skipped*
 accesses and metadata (format) accesses, then prices them as ``buffer.cpp`` does.  The
-per-mapping part walks the loop nest of each mapping (a few hundred microseconds); mappings
-whose loop nests, tiles and counts are equal share one analysis.
+per-mapping part walks the loop nest of each mapping; mappings whose loop nests, tiles and
+counts are equal share one analysis, and :mod:`cost_models.sparseloop_fast` runs the rest
+over the batch as arrays (specs without storage gating or skipping).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from cost_models.interface import Costs
 from cost_models.model import Evaluation, evaluate
 from cost_models.pricing import Prices
-from cost_models.sparse_model import merge_rows
+from cost_models.sparse_model import merge_rows, sparse_costs
 from cost_models.sparseloop_analysis import (
     COUNT_OPS,
     DATA_OPS,
@@ -391,14 +392,7 @@ class Sparseloop:
 def costs_of_sparse(sc: SparseloopCost, ev: Evaluation, arch: Arch) -> Costs:
     """:class:`Costs` of a :class:`SparseloopCost` (``ev``: the dense evaluation of the same
     rows, for the reason bits of invalid rows; sparse-only failures are ``CAPACITY``)."""
-    v = np.asarray(sc.valid, bool)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        util = np.where(v, sc.computes / (arch.compute.instances * sc.cycles), np.nan)
-    reasons = np.where(v, 0, np.where(ev.validity.reasons != 0, ev.validity.reasons,
-                                      int(Reason.CAPACITY)))
-    return Costs(cycles=np.where(v, sc.cycles, 0).astype(np.float64),
-                 energy_pJ=np.where(v, sc.energy, np.nan), edp=np.where(v, sc.edp, np.nan),
-                 utilization=util, valid=v, reasons=reasons.astype(np.int64), detail=sc)
+    return sparse_costs(sc, sc.computes, ev.validity.reasons, arch)
 
 
 # ------------------------------------------- pruned weights (compile --passes sparsify)

@@ -1,19 +1,7 @@
 """The per-mapping part of Timeloop's sparse model (Sparseloop): density models, formats,
-gating/skipping and compute analysis of one mapping (``cost_models/sparseloop.py`` runs it
-over a batch and prices it).
-
-Each rule follows NVlabs/timeloop (``src/sparse-analysis/``, ``src/model/buffer.cpp``,
-``src/model/arithmetic.cpp``, ``src/workload/density-models/``,
-``src/workload/format-models/``) and is listed in ``cost_models/README.md`` ("Sparseloop
-rules" SL1-SL12) with the test that pins it.  Storage level index ``s`` below is Timeloop's
-(0 = innermost); the arrays of the result use the arch's order (0 = outermost).
-
-The dense counts (:mod:`cost_models.nest`) are Timeloop's algorithmic accesses; the sparse
-analysis turns them, per mapping, into *actual* (``random``), *gated* and *skipped*
-accesses and metadata (format) accesses, then prices them as ``buffer.cpp`` does.  The
-per-mapping part walks the loop nest of each mapping (a few hundred microseconds); mappings
-whose loop nests, tiles and counts are equal share one analysis.
-"""
+gating/skipping and compute analysis of one mapping; :mod:`cost_models.sparseloop` runs it
+over a batch and prices it, and its docstring says which Timeloop sources each rule
+follows (``cost_models/README.md``, "Sparseloop rules")."""
 
 from __future__ import annotations
 
