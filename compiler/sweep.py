@@ -321,7 +321,7 @@ def pareto(area: np.ndarray, cost: np.ndarray) -> np.ndarray:
 
 def plan(base: str, vary: list[str] | tuple[str, ...]) -> list[tuple[Design, Arch]]:
     """Every design point with its arch, checked (MapspaceError before any work)."""
-    arch = load_target(base)
+    arch = get_target(base, where="--base").arch()
     points = designs(base_design(arch), parse_vary(vary))
     return [(d, design_arch(arch, d)) for d in points]
 

@@ -477,7 +477,7 @@ def load(path: str | Path, *, target: str | None = None, arch: Arch | None = Non
     given its name must be the model's arch, and in any case its levels the model's."""
     p = Path(path)
     if not p.is_file():
-        raise _refuse(p, "no such model file", where)
+        raise _refuse(p, "not a regular file" if p.exists() else "no such model file", where)
     import skops.io as sio
     from sklearn.ensemble import HistGradientBoostingRegressor
 

@@ -247,6 +247,10 @@ def test_corrupt_or_foreign_files_refused(tmp_path):
         learned.load(tmp_path / "other.skops")
     with pytest.raises(MapspaceError, match="no such model file"):
         learned.load(tmp_path / "missing.skops")
+    with pytest.raises(MapspaceError, match="not a regular file"):   # a device, a folder
+        learned.load("/dev/null")
+    with pytest.raises(MapspaceError, match="not a regular file"):
+        learned.load(tmp_path)
 
 
 def test_cost_spec():

@@ -100,6 +100,8 @@ def test_cli_bad_input_one_line_before_any_work(tmp_path: Path):
     assert_bad(run("sweep", *SMALL, "--vary", "accumulator=", "--out", str(out)),
                "empty sweep")
     assert_bad(run("sweep", "--model", "no-such-model", "--vary", "pe=8x8"), "--model")
+    assert_bad(run("sweep", *SMALL, "--base", "tpu", "--vary", "pe=8x8", "--out", str(out)),
+               "--base: unknown target 'tpu'")
     assert not out.exists()
 
 
