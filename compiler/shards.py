@@ -170,15 +170,18 @@ def finished_shards(out: Path) -> dict[int, dict]:
     return found
 
 
-def read_manifest(out: str | os.PathLike) -> dict:
+def read_manifest(out: str | os.PathLike, option: str | None = None) -> dict:
+    """The manifest of the dataset folder ``out``; MapspaceError naming the folder (and
+    ``option``, the command-line option that gave it) when it is not one."""
+    where, key = (option, str(out)) if option else (str(out), None)
     path = Path(out) / MANIFEST
     try:
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise MapspaceError(f"not an explore dataset folder (no readable {MANIFEST}: "
-                            f"{type(e).__name__})", where=str(out)) from None
+                            f"{type(e).__name__})", where=where, key=key) from None
     if not isinstance(doc, dict) or doc.get("config", {}).get("format") != FORMAT:
-        raise MapspaceError(f"{MANIFEST} is not a {FORMAT} manifest", where=str(out))
+        raise MapspaceError(f"{MANIFEST} is not a {FORMAT} manifest", where=where, key=key)
     return doc
 
 
@@ -271,7 +274,7 @@ def _open(out: Path, config: dict, resume: bool, create: bool = True) -> dict:
     folder holding the manifest and an empty ``shards/`` (made whole or not at all; only
     checked unless ``create``)."""
     if resume:
-        doc = read_manifest(out)
+        doc = read_manifest(out, "--resume")
         diff = differences(doc["config"], config)
         if diff:
             raise MapspaceError("the run there has a different configuration: "

@@ -118,6 +118,11 @@ def test_cli_dataset_resume_refused_names_the_difference(tmp_path: Path):
     assert r.stderr.strip() == (f"mapspace explore: error: --resume: {out}: the run there "
                                 "has a different configuration: samples: 2000 there, 4000 now")
     assert (out / MANIFEST).is_file() and len(shard_files(out)) == 1
+    other = tmp_path / "not-a-dataset"
+    r = CliRunner().invoke(main, [*base, "--samples", "2000", "--resume", str(other)])
+    assert r.exit_code == 2 and not other.exists()
+    assert r.stderr.strip() == (f"mapspace explore: error: --resume: {other}: not an explore "
+                                "dataset folder (no readable manifest.json: FileNotFoundError)")
 
 
 def test_unreachable_cluster_fails_fast_and_writes_nothing(tmp_path: Path):
