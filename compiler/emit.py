@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cost_models.interface import CostModel
-from cost_models.learned import Learned, cost_model_of
+from cost_models.learned import cost_model_of
 from cost_models.search import DEFAULT_STRATEGY, find_mapping
 from mapspace.atomic import staged_dir
 from mapspace.errors import MapspaceError
@@ -57,10 +57,7 @@ def emit_op(target: str | Target, problem: Problem, *, mapping: MappingBatch | N
     mod = t.emitter_module()
     dtype = dtype or t.default_dtype
     arch = t.arch(dtype)
-    rerank = cost_model_of(cost, target=t.name, arch=arch, where="emit: cost") \
-        if cost is None or isinstance(cost, str) else cost
-    if isinstance(rerank, Learned):
-        rerank.check(target=t.name, arch=arch, where="emit: cost")
+    rerank = cost_model_of(cost, target=t.name, arch=arch, where="emit: cost")
     if mapping is None:
         mapping = choose_mapping(t.space(problem, dtype), seed=seed, strategy=strategy,
                                  budget=budget, time_limit=time_limit, rerank=rerank)

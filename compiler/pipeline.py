@@ -65,7 +65,7 @@ from cost_models.fused import (
     row_complete_constraints,
     row_level,
 )
-from cost_models.learned import Learned, cost_model_of
+from cost_models.learned import cost_model_of
 from cost_models.search import DEFAULT_STRATEGY, check_limits, find_mapping
 from mapspace.errors import Interrupted, MapspaceError
 from mapspace.mapping_yaml import mapping_to_list
@@ -406,13 +406,13 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
     if frontend not in FRONTENDS:
         raise CompilerError(f"unknown front end {frontend!r} (known: {', '.join(FRONTENDS)})",
                             where="compile", key="frontend")
-    get_target(target, where="compile").arch()  # unknown targets fail before any work
+    arch = get_target(target, where="compile").arch()  # unknown targets fail before any work
     module = model if is_ir_module(model) or is_exported_program(model) else None
     if module is None and not isinstance(model, str | Path):
         raise CompilerError(f"expected an ONNX or .pt2 path, a zoo name, a tvm.IRModule or a "
                             f"torch.export.ExportedProgram, found {type(model).__name__}",
                             where="compile", key="model")
-    rerank = _rerank_model(cost, target)
+    rerank = cost_model_of(cost, target=target, arch=arch, where="compile: cost")
     kind = "torch" if is_exported_program(model) else "relax"
     s = _State(kind if module is not None else str(model), target, passes or "",
                strategy, budget, time_per_op, seed, seq, progress, frontend, module,
@@ -430,17 +430,6 @@ def compile_model(model: str | Path | object, target: str, *, passes: str = "",
 
 def _fmt(shape: tuple[int, ...]) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
-
-
-def _rerank_model(cost: str | object | None, target: str) -> object | None:
-    """The model ``compile_model(cost=...)`` names: ``None`` for the analytical one; a
-    learned model checked against ``target`` (:func:`cost_models.learned.cost_model_of`)."""
-    arch = get_target(target, where="compile").arch()
-    if cost is None or isinstance(cost, str):
-        return cost_model_of(cost, target=target, arch=arch, where="compile: cost")
-    if isinstance(cost, Learned):
-        cost.check(target=target, arch=arch, where="compile: cost")
-    return cost
 
 
 def _sizes(p: Problem) -> str:

@@ -521,13 +521,20 @@ def load(path: str | Path, *, target: str | None = None, arch: Arch | None = Non
 COST_SCHEMES: tuple[str, ...] = ("analytical", "learned:MODEL.skops")
 
 
-def cost_model_of(spec: str | None, *, target: str | None = None, arch: Arch | None = None,
-                  where: str = "--cost") -> Learned | None:
+def cost_model_of(spec: Any, *, target: str | None = None, arch: Arch | None = None,
+                  where: str = "--cost") -> Any:
     """The re-ranking model a ``--cost`` value names: ``None`` for ``analytical`` (or
     nothing), the loaded model for ``learned:PATH`` (:func:`load`, checked against
-    ``target``/``arch``); one :class:`MapspaceError` naming ``where`` otherwise."""
+    ``target``/``arch``); a :class:`Learned` already loaded, checked the same way; any
+    other cost model (an object with ``cost``) as given; one :class:`MapspaceError`
+    naming ``where`` otherwise."""
     if spec is None or spec == "analytical":
         return None
+    if isinstance(spec, Learned):
+        spec.check(target=target, arch=arch, where=where)
+        return spec
+    if not isinstance(spec, str) and callable(getattr(spec, "cost", None)):
+        return spec
     if not isinstance(spec, str) or not spec.startswith("learned:") \
             or not spec[len("learned:"):].strip():
         raise MapspaceError(f"expected analytical or learned:MODEL.skops, found {spec!r}",
