@@ -310,30 +310,8 @@ class MappingAnalysis:
                 s = tl.parent
 
     def metadata_given(self, t: int, tl: _Tile, occ: int) -> list:
-        """``GetMetaDataTileOccupancyGivenDataTile``: per rank (innermost first)
-        ``[metadata units, payload units, metadata bits, payload bits]``."""
-        dens = self.c.density[t]
-        cons = (tl.shape, occ)
-        R = len(tl.ranks)
-        out: list = [None] * R
-        max_fibers = 1
-        cur = tl.shape
-        for r in range(R - 1, -1, -1):
-            fs = tl.fiber[r]
-            nxt = tl.md_subtile[r]
-            top = r == 0 if tl.inner_to_outer else r == R - 1
-            if fs == 1 and not top:
-                out[r] = [0.0, 0.0, 0, 0]
-            else:
-                out[r] = format_occupancy(tl.ranks[r], max_fibers, fs, cur, nxt, dens, cons,
-                                           self.c.md_bits[self.level_of(t, tl)])
-            max_fibers *= fs
-            cur = nxt
-        for r in range(R):
-            if out[r][0] != 0 or out[r][1] != 0:
-                out[r][1] = 0.0
-                break
-        return out
+        """:func:`tile_metadata` of tile ``tl`` of tensor ``t``."""
+        return tile_metadata(self.c, self.level_of(t, tl), t, tl, occ)
 
     def level_of(self, t: int, tl: _Tile) -> int:
         return next(self.S - 1 - s for s in range(self.S) if self.tiles[t][s] is tl)
@@ -359,37 +337,11 @@ class MappingAnalysis:
                                       for x in md]
 
     def tile_expectation(self, t: int, s: int) -> tuple[float, list | None, float]:
-        """Expected occupancy, expected metadata per rank and the factor on utilized
-        instances of the tile of tensor ``t`` at storage level ``s`` (a function of its shape,
-        format, fiber shapes and whether its parent has metadata)."""
-        dens = self.c.density[t]
+        """:func:`expected_tile` of the tile of tensor ``t`` at storage level ``s``."""
         tl = self.tiles[t][s]
-        hi = dens.max_occupancy(tl.shape)
-        lo = dens.min_occupancy(tl.shape)
-        live = dens.occupancies(tl.shape, lo, hi)
         par = self.tiles[t][tl.parent] if tl.parent is not None else None
-        scale = 1.0
-        # Timeloop conditions on the first *listed* probability; when that is not an empty
-        # tile but certain (a hypergeometric tile holding the whole tensor), Timeloop divides
-        # by zero: such a tile is never empty, so it is left unconditioned here
-        if par is not None and par.has_metadata and lo == 0 and live and live[0][1] < 1.0:
-            first = live[0][1]
-            scale = 1.0 - first
-            live = [(k, q / (1 - first)) for k, q in live]
-            live[0] = (live[0][0], 0.0)
-        total = 0.0
-        md: list | None = None
-        for k, q in live:
-            total += q * k
-            if tl.has_metadata:
-                occ = self.metadata_given(t, tl, k)
-                if md is None:
-                    md = [[x[0] * q, x[1] * q, x[2], x[3]] for x in occ]
-                else:
-                    for r, x in enumerate(occ):
-                        md[r][0] += x[0] * q
-                        md[r][1] += x[1] * q
-        return total, md, scale
+        return expected_tile(self.c, self.S - 1 - s, t, tl,
+                             par is not None and par.has_metadata)
 
     # ---------------------------------------------- gating and skipping (SL5-SL7)
     def ineffectual(self, s: int, target: int, conds: tuple[int, ...]
@@ -694,6 +646,67 @@ class MappingAnalysis:
 _FANOUTS: dict = {}
 
 
+def tile_metadata(ctx, lv: int, t: int, tl: _Tile, occ: int) -> list:
+    """``GetMetaDataTileOccupancyGivenDataTile`` of tile ``tl`` of tensor ``t`` at level
+    ``lv`` (outermost 0) holding ``occ`` nonzeros: per rank (innermost first)
+    ``[metadata units, payload units, metadata bits, payload bits]``."""
+    dens = ctx.density[t]
+    cons = (tl.shape, occ)
+    R = len(tl.ranks)
+    out: list = [None] * R
+    max_fibers = 1
+    cur = tl.shape
+    for r in range(R - 1, -1, -1):
+        fs = tl.fiber[r]
+        nxt = tl.md_subtile[r]
+        top = r == 0 if tl.inner_to_outer else r == R - 1
+        if fs == 1 and not top:
+            out[r] = [0.0, 0.0, 0, 0]
+        else:
+            out[r] = format_occupancy(tl.ranks[r], max_fibers, fs, cur, nxt, dens, cons,
+                                       ctx.md_bits[lv])
+        max_fibers *= fs
+        cur = nxt
+    for r in range(R):
+        if out[r][0] != 0 or out[r][1] != 0:
+            out[r][1] = 0.0
+            break
+    return out
+
+
+def expected_tile(ctx, lv: int, t: int, tl: _Tile, par_has_md: bool
+                  ) -> tuple[float, list | None, float]:
+    """Expected occupancy, expected metadata per rank and the factor on utilized
+    instances of tile ``tl`` of tensor ``t`` at level ``lv`` (outermost 0): a function of
+    its shape, format, fiber shapes and whether its parent has metadata (``par_has_md``)."""
+    dens = ctx.density[t]
+    hi = dens.max_occupancy(tl.shape)
+    lo = dens.min_occupancy(tl.shape)
+    live = dens.occupancies(tl.shape, lo, hi)
+    scale = 1.0
+    # Timeloop conditions on the first *listed* probability; when that is not an empty
+    # tile but certain (a hypergeometric tile holding the whole tensor), Timeloop divides
+    # by zero: such a tile is never empty, so it is left unconditioned here
+    if par_has_md and lo == 0 and live and live[0][1] < 1.0:
+        first = live[0][1]
+        scale = 1.0 - first
+        live = [(k, q / (1 - first)) for k, q in live]
+        live[0] = (live[0][0], 0.0)
+    total = 0.0
+    md: list | None = None
+    for k, q in live:
+        total += q * k
+        if tl.has_metadata:
+            occ = tile_metadata(ctx, lv, t, tl, k)
+            if md is None:
+                md = [[x[0] * q, x[1] * q, x[2], x[3]] for x in occ]
+            else:
+                for r, x in enumerate(occ):
+                    md[r][0] += x[0] * q
+                    md[r][1] += x[1] * q
+    return total, md, scale
+
+
 def _fanouts(arch) -> tuple[bool, ...]:
     """Per level: does it fan out (``Arch.fanout`` x * y > 1); kept per arch object."""
     got = _FANOUTS.get(id(arch))
@@ -863,4 +876,5 @@ def _ranks_inner_to_outer(inner_rank: int, sub: list, sub_sz: list, tl: _Tile) -
 
 
 __all__ = ["COUNT_OPS", "DATA_OPS", "FORMAT_OPS", "AnalysisFailed", "DensityModel",
-           "MappingAnalysis", "VECTOR_WIDTH", "format_occupancy"]
+           "MappingAnalysis", "VECTOR_WIDTH", "expected_tile", "format_occupancy",
+           "tile_metadata"]
