@@ -24,11 +24,11 @@ import math
 import numpy as np
 
 from cost_models.sparseloop_analysis import (
-    DATA_OPS,
-    FORMAT_OPS,
     VECTOR_WIDTH,
-    AnalysisFailed,
-    MappingAnalysis,
+    _fanouts,
+    _Tile,
+    expected_tile,
+    tile_metadata,
 )
 
 
@@ -60,29 +60,28 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
     failed = np.zeros(n, bool)
     fmt_tensors = [t for t in range(T) if fmt[:, t].any()]
     if fmt_tensors:
-        memo: dict = {}
-        for j, i in enumerate(rows.tolist()):
-            an = MappingAnalysis(ctx, mappings, i, dm, mappings.keep[i], fmt_tensors)
-            try:
-                an.define_formats(fmt_tensors)
-            except AnalysisFailed:
-                failed[j] = True
-                continue
-            for t in fmt_tensors:
-                for s in range(S):
-                    tl = an.tiles[t][s]
-                    if not tl.shape:
-                        continue
-                    par = tl.parent is not None and an.tiles[t][tl.parent].has_metadata
-                    key = (t, s, tl.shape, tuple(tl.fiber), tuple(tl.md_subtile), par)
-                    got = memo.get(key)
-                    if got is None:
-                        got = memo[key] = _tile(an, ctx, t, s)
-                    lv = S - 1 - s
-                    ed[j, lv, t], scale[j, lv, t], vw[j, lv, t] = got[0], got[1], got[2]
-                    cap_words[j, lv, t], cap_bits[j, lv, t] = got[3], got[4]
-                    for r, x in enumerate(got[5]):
-                        md[:, j, lv, t, r] = x
+        fiber, subtile, status = _fibers(ctx, mappings, dm, rows, fmt_tensors, R)
+        failed |= status != 0
+        for ti, t in enumerate(fmt_tensors):
+            par = np.zeros(n, bool)           # the nearest keeper above has metadata
+            for lv in range(L):
+                at = keep[:, lv, t] & ~failed
+                s = S - 1 - lv
+                if at.any():
+                    cols = [dm.tile[rows, lv, t], par]
+                    if fmt[lv, t]:
+                        nr = nranks[lv, t]
+                        cols += [fiber[:, ti, s, :nr].T, subtile[:, ti, s, :nr + 1].T]
+                    keys = np.vstack([np.atleast_2d(c) for c in cols]).T.astype(np.int64)[at]
+                    uniq, inv = _unique_rows(keys)
+                    cols5, mdu = _tiles(ctx, t, lv, uniq, R)
+                    sel = np.nonzero(at)[0]
+                    inv = inv.reshape(-1)
+                    for a, c in zip((ed, scale, vw, cap_words, cap_bits), cols5, strict=True):
+                        a[sel, lv, t] = c[inv]
+                    if fmt[lv, t]:
+                        md[:, sel, lv, t] = mdu[inv].transpose(2, 0, 1)
+                par = np.where(keep[:, lv, t], fmt[lv, t], par)
     # capacity (``_capacity``): rows over it go to the reference for the message
     words = np.zeros((n, L), np.int64)
     bits = np.zeros((n, L))
@@ -104,14 +103,117 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
     return rows[failed]
 
 
-def _tile(an: MappingAnalysis, ctx, t: int, s: int) -> tuple:
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, axis=0, return_inverse=True)`` (rows in another order): rows are
+    grouped by a 64-bit hash, checked for collisions (then the exact, slower sort)."""
+    h = np.zeros(len(keys), np.uint64)
+    with np.errstate(over="ignore"):
+        for col in keys.T.astype(np.uint64):              # FNV-style mixing, column by column
+            h = (h ^ col) * np.uint64(0x100000001B3)
+            h ^= h >> np.uint64(29)
+    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    uniq = keys[first]
+    if not np.array_equal(uniq[inv], keys):
+        return np.unique(keys, axis=0, return_inverse=True)
+    return uniq, inv
+
+
+def _fibers(ctx, mappings, dm, rows: np.ndarray, tensors: list[int], R: int) -> tuple:
+    """``define_formats`` of ``rows`` for ``tensors`` (:mod:`cost_models._formats_kernel`):
+    fiber shapes ``[n, len(tensors), S, R]``, subtile shapes ``[n, len(tensors), S, R + 1]``
+    and a status per row (0: done)."""
+    from cost_models._formats_kernel import format_fibers  # numba: loaded on first use
+
+    prob, arch = ctx.problem, ctx.arch
+    L, T, D = arch.num_levels, prob.num_tensors, prob.num_dims
+    has_md = np.zeros((L, T), bool)
+    nranks = np.zeros((L, T), np.int64)
+    comp = np.zeros((L, T), bool)
+    i2o = np.zeros((L, T), bool)
+    rank_fmt = np.full((L, T, R), -1, np.int64)
+    rank_flat = np.zeros((L, T, R), bool)
+    rule = np.zeros((L, T, R, D, D), bool)
+    names: dict[str, int] = {}
+    for (lv, t), f in ctx.formats.items():
+        ranks = f.ranks[::-1]                                   # innermost first
+        has_md[lv, t], nranks[lv, t] = True, len(ranks)
+        comp[lv, t] = any(r.compressed for r in ranks)
+        i2o[lv, t] = f.inner_to_outer
+        for r, rank in enumerate(ranks):
+            rank_fmt[lv, t, r] = names.setdefault(rank.format, len(names))
+            rank_flat[lv, t, r] = bool(rank.flattened)
+            for d in range(D):
+                group = next((g for g in rank.flattened if d in g), ())
+                rule[lv, t, r, d, list(group)] = True
+    projs = prob.projections
+    proj = np.zeros((T, max(len(p) for p in projs), D), np.int64)
+    for t, p in enumerate(projs):
+        proj[t, :len(p)] = p
+    n = len(rows)
+    nt = len(tensors)
+    fiber = np.zeros((n, nt, L, R), np.int64)
+    subtile = np.zeros((n, nt, L, R + 1), np.int64)
+    status = np.zeros(n, np.int64)
+    format_fibers(np.ascontiguousarray(rows, np.int64), mappings.temporal, mappings.spatial,
+                  mappings.order, mappings.spatial_x, mappings.keep,
+                  np.ascontiguousarray(dm.tile, np.int64), np.array(_fanouts(arch)),
+                  np.array(tensors, np.int64), np.ascontiguousarray(prob.relevance, bool),
+                  proj, has_md, nranks, comp, i2o, rank_fmt, rank_flat, rule, fiber,
+                  subtile, status)
+    return fiber, subtile, status
+
+
+def _tiles(ctx, t: int, lv: int, keys: np.ndarray, R: int) -> tuple:
+    """:func:`_tile` of each distinct tile ``keys[u]`` of tensor ``t`` at level ``lv``:
+    ((expected density, utilized-instance factor, vector-width ratio, capacity words,
+    capacity metadata bits) as arrays ``[U]``, expected metadata ``[U, R, 4]``), compiled
+    for fixed-structured densities (:mod:`cost_models._tiles_kernel`)."""
+    U = len(keys)
+    md = np.zeros((U, R, 4))
+    dens = ctx.density[t]
+    block = ctx.arch.levels[lv].block_size
+    if dens.kind == "fixed_structured" and (block <= 1 or block in VECTOR_WIDTH):
+        from cost_models._tiles_kernel import CODES, structured_tiles  # numba, on first use
+
+        f = ctx.formats.get((lv, t))
+        ranks = f.ranks[::-1] if f is not None else ()
+        default = ctx.md_bits[lv]
+        cols = (np.zeros(U), np.zeros(U), np.zeros(U), np.zeros(U, np.int64),
+                np.zeros(U, np.int64))
+        structured_tiles(
+            np.ascontiguousarray(keys, np.int64), float(dens.d), f is not None, len(ranks),
+            bool(f is not None and f.inner_to_outer), any(r.compressed for r in ranks),
+            np.array([CODES[r.format] for r in ranks], np.int64),
+            np.array([default if r.metadata_word_bits is None else r.metadata_word_bits
+                      for r in ranks], np.int64),
+            np.array([default if r.payload_word_bits is None else r.payload_word_bits
+                      for r in ranks], np.int64),
+            block, np.array(VECTOR_WIDTH.get(block, (0,) * 10), np.int64), *cols, md)
+        return cols, md
+    got = [_tile(ctx, t, lv, k) for k in keys.tolist()]
+    for u, g in enumerate(got):
+        if g[5]:
+            md[u, :len(g[5])] = g[5]
+    return tuple(np.array([g[f] for g in got]) for f in range(5)), md
+
+
+def _tile(ctx, t: int, lv: int, key: list) -> tuple:
     """(expected density, utilized-instance factor, vector-width ratio, capacity words,
-    capacity metadata bits, expected metadata per rank) of one tile."""
-    tl = an.tiles[t][s]
-    total, md, sc = an.tile_expectation(t, s)
+    capacity metadata bits, expected metadata per rank) of one tile of tensor ``t`` at
+    level ``lv``: ``key`` = [shape, parent has metadata, fiber shapes..., subtile
+    shapes...] (the last two where the level has a format)."""
+    shape, par = key[0], bool(key[1])
+    f = ctx.formats.get((lv, t))
+    tl = _Tile(shape=shape)
+    if f is not None:
+        nr = len(f.ranks)
+        tl.ranks, tl.inner_to_outer = tuple(f.ranks[::-1]), f.inner_to_outer
+        tl.has_metadata = True
+        tl.compressed = any(r.compressed for r in tl.ranks)
+        tl.fiber, tl.md_subtile = key[2:2 + nr], key[2 + nr:3 + 2 * nr]
+    total, md, sc = expected_tile(ctx, lv, t, tl, par)
     d = total / tl.shape
     dens = ctx.density[t]
-    lv = an.S - 1 - s
     block = ctx.arch.levels[lv].block_size
     ratio = 1.0
     if tl.compressed and block > 1 and d < 1.0:
@@ -123,7 +225,7 @@ def _tile(an: MappingAnalysis, ctx, t: int, s: int) -> tuple:
     words, bits = tl.shape, 0
     if tl.has_metadata:
         words = dens.max_occupancy(tl.shape)
-        occ = an.metadata_given(t, tl, words)
+        occ = tile_metadata(ctx, lv, t, tl, words)
         bits = sum(math.ceil(x[0]) * x[2] + math.ceil(x[1]) * x[3] for x in occ)
     return d, sc, ratio, words, bits, [tuple(x) for x in (md or [])]
 
@@ -136,43 +238,15 @@ def _price(ctx, dm, rows, keep, hasmd, compressed, nranks, ed, scale, vw, md, p,
            out: dict) -> None:
     """``combine`` (no storage gating/skipping), ``computes`` and ``_price`` of
     ``sparseloop.py`` on arrays, operation for operation."""
+    from cost_models._sparse_price_kernel import price_rows  # numba: loaded on first use
+
     prob, arch, sa = ctx.problem, ctx.arch, ctx.sparse_arch
     n, L, T = keep.shape
-    R = md.shape[-1]
     rw = np.array([tt.read_write for tt in prob.tensors])
     reads = np.where(keep, dm.reads[rows], 0).astype(np.int64)
     fills = np.where(keep, dm.fills[rows], 0).astype(np.int64)
     upds = np.where(keep, dm.updates[rows], 0).astype(np.int64)
     shape = np.where(keep, dm.tile[rows], 1).astype(np.int64)
-    # ProcessDataReprImpactOnStorageAccesses
-    sp = 1 - ed
-    rr = np.where(hasmd, reads - np.floor(reads * sp).astype(np.int64), reads)
-    rf = np.where(hasmd, fills - np.floor(fills * sp).astype(np.int64), fills)
-    ru = np.where(hasmd & rw, upds - np.floor(upds * sp).astype(np.int64), upds)
-    # per-rank metadata accesses: ceil(expected units x accesses / tile)
-    rmask = np.arange(R) < nranks[:, :, None]                     # [L, T, R]
-    live = hasmd[..., None] & rmask                               # [n, L, T, R]
-    fmt = {}
-    for op, acc in (("random_metadata_read", reads), ("random_metadata_fill", fills),
-                    ("random_metadata_update", upds)):
-        ratio = (acc / shape)[..., None]
-        a0 = np.where(live, np.ceil(md[0] * ratio), 0).astype(np.int64)
-        a1 = np.where(live, np.ceil(md[1] * ratio), 0).astype(np.int64)
-        fmt[op] = (a0, a1)
-    # (de)compression counts: a tile kept uncompressed under a compressed parent
-    dec = np.zeros((n, L, T), np.int64)
-    cmp_ = np.zeros((n, L, T), np.int64)
-    for t in range(T):
-        par_c = np.zeros(n, bool)                # is the nearest keeper above compressed
-        par_u = np.zeros(n, np.int64)            # and its random updates
-        for lv in range(L):
-            k = keep[:, lv, t]
-            m = k & ~compressed[:, lv, t] & par_c
-            dec[:, lv, t] = np.where(m, rf[:, lv, t], 0)
-            if rw[t]:
-                cmp_[:, lv, t] = np.where(m, par_u, 0)
-            par_c = np.where(k, compressed[:, lv, t], par_c)
-            par_u = np.where(k, ru[:, lv, t], par_u)
     # compute (CalculateFineGrainedComputeAccesses2Operand, no storage SAF)
     macs = (dm.macs[rows].astype(np.int64) * dm.compute_instances[rows].astype(np.int64))
     total = macs.astype(np.float64)
@@ -217,69 +291,42 @@ def _price(ctx, dm, rows, keep, hasmd, compressed, nranks, ed, scale, vw, md, p,
     cc = np.ceil((rnd + gated) / inst).astype(np.int64)
     mac_e = (rnd * sa.compute("random_compute") + gated * sa.compute("gated_compute")
              + skipped * sa.compute("skipped_compute"))
-    # outputs per level and tensor
-    data = {"random_read": rr, "random_fill": rf, "random_update": ru}
-    for op, a in data.items():
-        out[op][rows] = a
-    out["decompression_count"][rows] = dec
-    out["compression_count"][rows] = cmp_
-    bits = {}
-    for op, (a0, a1) in fmt.items():
-        out[op][rows] = (a0 + a1).sum(-1)
-        bits[op] = (md[2].astype(np.int64) * a0 + md[3].astype(np.int64) * a1).sum(-1)
-    cyc = cc.copy()
-    dyn = np.zeros(n)
-    leak = np.zeros(n)
-    inst_l = dm.instances[rows].astype(np.int64)                   # [n, L]
-    for lv in range(L):
-        energy = ctx.energies[lv]
-        block = arch.levels[lv].block_size
-        word = arch.levels[lv].datawidth
-        width = sa.levels[lv].metadata_storage_width
-        clusters = np.minimum(inst_l[:, lv], int(p.clusters[lv]))
-        rd_bw = np.zeros(n)
-        wr_bw = np.zeros(n)
-        for t in range(T):
-            kt = keep[:, lv, t]
-            e = np.zeros(n)
-            for op in DATA_OPS:
-                if op in data:
-                    v = data[op][:, lv, t]
-                    e = e + np.where(v != 0, _ceil_div(v, block) * vw[:, lv, t]
-                                     * energy.get(op, 0.0), 0.0)
-            e = e + dec[:, lv, t] * energy.get("decompression_count", 0.0)
-            e = e + cmp_[:, lv, t] * energy.get("compression_count", 0.0)
-            if width:
-                for op in FORMAT_OPS:
-                    if op in bits:
-                        e = e + np.ceil(bits[op][:, lv, t] / width) * energy.get(op, 0.0)
-            sc = scale[:, lv, t]
-            e_tot = e * clusters * sc
-            out["energy_breakdown"][rows, lv, t] = np.where(kt, e_tot, 0.0)
-            out["utilized_instances"][rows, lv, t] = np.where(kt, inst_l[:, lv] * sc, 0.0)
-            dyn = dyn + np.where(kt, e_tot, 0.0)
-            r_acc = rr[:, lv, t] + bits["random_metadata_read"][:, lv, t] // word
-            w_acc = (rf[:, lv, t] + ru[:, lv, t]
-                     + (bits["random_metadata_fill"][:, lv, t]
-                        + bits["random_metadata_update"][:, lv, t]) // word)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rd_bw = rd_bw + np.where(kt & (cc > 0), np.ceil(r_acc * sc) / cc, 0.0)
-                wr_bw = wr_bw + np.where(kt & (cc > 0), np.ceil(w_acc * sc) / cc, 0.0)
-        slow = np.ones(n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for bw, used in ((p.read_bw[lv], rd_bw), (p.write_bw[lv], wr_bw),
-                             (p.shared_bw[lv], rd_bw + wr_bw)):
-                slow = np.where(bw < used, np.minimum(slow, bw / used), slow)
-            lc = np.ceil(cc / slow).astype(np.int64)
-        out["level_cycles"][rows, lv] = lc
-        cyc = np.maximum(cyc, lc)
-        leak = leak + p.leak[lv] * np.maximum(inst_l[:, lv], 1)
-    leak = leak * cyc
+    # the rest per level and tensor, compiled (the reference's operations, in its order)
+    E = np.array([[ctx.energies[lv].get(op, 0.0) for op in _PRICED_OPS] for lv in range(L)])
+    acc = np.zeros((5, n, L, T), np.int64)
+    fmt = np.zeros((3, n, L, T), np.int64)
+    dyn, leak = np.zeros(n), np.zeros(n)
+    cyc = np.zeros(n, np.int64)
+    breakdown, utilized = np.zeros((n, L, T)), np.zeros((n, L, T))
+    level_cycles = np.zeros((n, L), np.int64)
+    price_rows(reads, fills, upds, shape, keep, hasmd, compressed, rw, ed, md, nranks,
+               scale, vw, cc, dm.instances[rows].astype(np.int64),
+               np.asarray(p.clusters, np.int64),
+               np.array([lv.block_size for lv in arch.levels], np.int64),
+               np.array([lv.datawidth for lv in arch.levels], np.int64),
+               np.array([lv.metadata_storage_width or 0 for lv in sa.levels], np.int64), E,
+               np.asarray(p.read_bw, np.float64), np.asarray(p.write_bw, np.float64),
+               np.asarray(p.shared_bw, np.float64), np.asarray(p.leak, np.float64),
+               acc, fmt, breakdown, utilized, level_cycles, cyc, dyn, leak)
+    for k, op in enumerate(("random_read", "random_fill", "random_update",
+                            "decompression_count", "compression_count")):
+        out[op][rows] = acc[k]
+    for k, op in enumerate(("random_metadata_read", "random_metadata_fill",
+                            "random_metadata_update")):
+        out[op][rows] = fmt[k]
+    out["energy_breakdown"][rows], out["utilized_instances"][rows] = breakdown, utilized
+    out["level_cycles"][rows] = level_cycles
     out["cycles"][rows] = cyc
     out["computes"][rows], out["gated_computes"][rows] = rnd, gated
     out["skipped_computes"][rows] = skipped
     out["mac_energy"][rows], out["leak_energy"][rows] = mac_e, leak
     out["energy"][rows] = dyn + mac_e + leak
+
+
+#: the energy table columns of :func:`cost_models._sparse_price_kernel.price_rows`
+_PRICED_OPS = ("random_read", "random_fill", "random_update", "decompression_count",
+               "compression_count", "random_metadata_read", "random_metadata_fill",
+               "random_metadata_update")
 
 
 __all__ = ["fast_rows"]

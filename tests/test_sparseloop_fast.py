@@ -134,3 +134,82 @@ def test_hypergeometric_window_equals_whole_range() -> None:
         keep = p > p.max() * 1e-13
         want = [(int(a), float(b)) for a, b in zip(k[keep], p[keep], strict=True)]
         assert dm.occupancies(size, lo, hi) == want
+
+
+def _random_formats(p, a, rng) -> SparseSpec:
+    """Formats of 1-4 random ranks (B, CP, UOP, RLE, UB; some flattened over random
+    dimension groups, half inner-to-outer) for random tensors at random levels."""
+    from mapspace.sparse_yaml import Rank, TensorFormat
+
+    out = []
+    for lv in a.level_names:
+        for t in p.tensor_names:
+            if rng.random() < 0.5:
+                continue
+            ranks = []
+            for _ in range(int(rng.integers(1, 5))):
+                flat = ()
+                if rng.random() < 0.4:
+                    dims = rng.permutation(p.num_dims)
+                    cut = int(rng.integers(1, p.num_dims + 1))
+                    flat = tuple(tuple(int(d) for d in g)
+                                 for g in (dims[:cut], dims[cut:]) if len(g))
+                ranks.append(Rank(str(rng.choice(["B", "CP", "UOP", "RLE", "UB"])),
+                                  flattened=flat))
+            out.append(TensorFormat(lv, t, tuple(ranks), inner_to_outer=bool(rng.random() < .5)))
+    return SparseSpec(formats=tuple(out))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_format_kernel_equals_define_formats(case: str) -> None:
+    """The compiled rank-to-loop assignment (``cost_models/_formats_kernel.py``) gives the
+    fiber and subtile shapes of ``MappingAnalysis.define_formats`` on every kept tile, and
+    fails exactly where it raises (pretiling misaligned, too few ranks, rank count), on
+    random mappings of the case's design under its own formats and 40 random format
+    specifications (ranks, flattening, rank order)."""
+    from cost_models import evaluate
+    from cost_models.sparseloop import _context
+    from cost_models.sparseloop_analysis import AnalysisFailed, MappingAnalysis
+    from cost_models.sparseloop_fast import _fibers
+
+    d = REF / case
+    if not d.is_dir():
+        pytest.skip(f"Sparseloop reference cases not found at {REF}")
+    a = load_arch(d / "arch.yaml", d / "ERT.yaml")
+    p = load_problem(d / "problem.yaml")
+    keep = load_mapping(d / "mapping.yaml", p, a).keep[0]
+    rng = np.random.default_rng(len(case) + 1)
+    specs = [load_sparse_spec(d / "sparse_opt.yaml", p, a)]
+    specs += [_random_formats(p, a, rng) for _ in range(40)]
+    m = random_mappings(p, a, 60, rng, keep)
+    dm = evaluate(p, a, m).movement
+    kinds = {0: 0, 1: 0, 2: 0, 3: 0}
+    for spec in specs:
+        if not spec.formats:
+            continue
+        ctx = _context(p, a, spec, None, None)
+        tensors = sorted({t for (_, t) in ctx.formats})
+        R = max(len(f.ranks) for f in ctx.formats.values())
+        rows = np.arange(len(m))
+        fiber, subtile, status = _fibers(ctx, m, dm, rows, tensors, R)
+        for i in range(len(m)):
+            an = MappingAnalysis(ctx, m, i, dm, m.keep[i], tensors)
+            try:
+                an.define_formats(tensors)
+                want = 0
+            except AnalysisFailed as e:
+                msg = str(e)
+                want = 1 if "pretiling" in msg else 2 if "more compression" in msg else 3
+            assert status[i] == want, (i, msg if want else "")
+            kinds[want] += 1
+            if want:
+                continue
+            for ti, t in enumerate(tensors):
+                for s in range(a.num_levels):
+                    tl = an.tiles[t][s]
+                    if not tl.shape:
+                        continue
+                    nr = len(tl.fiber)
+                    assert fiber[i, ti, s, :nr].tolist() == tl.fiber
+                    assert subtile[i, ti, s, :nr + 1].tolist() == tl.md_subtile
+    assert kinds[0] > 0

@@ -1,0 +1,114 @@
+"""Compiled (numba) per-level, per-tensor part of the batched sparse pricing
+(``cost_models/sparseloop_fast.py``'s ``_price``; the rules are ``sparseloop.py``'s
+``combine`` without storage gating/skipping and ``_price``): format impact on data
+accesses, metadata accesses, (de)compression counts, vector accesses, energy, bandwidth,
+level cycles and leakage.  The floating-point operations are those of the per-mapping
+reference, in the same order, so the results are equal, not close
+(``tests/test_sparseloop_fast.py``).
+
+Energy table columns (``E[level, k]``): random read, fill, update, decompression count,
+compression count, random metadata read, fill, update.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def price_rows(reads, fills, upds, shape, keep, hasmd, compressed, rw, ed, md, nranks,
+               scale, vw, cc, inst_l, clusters, block, word, width, E, read_bw, write_bw,
+               shared_bw, leak_w, acc_o, fmt_o, breakdown_o, utilized_o, level_cycles_o,
+               cycles_o, dyn_o, leak_o):
+    """Rows ``j`` of the batch: ``acc_o[k, j, l, t]`` (random read, fill, update,
+    decompression, compression counts), ``fmt_o[k, j, l, t]`` (metadata + payload units
+    read, filled, updated), energies, utilized instances, level cycles, cycles, dynamic
+    and leakage energy (``md[4, n, L, T, R]``: expected metadata units, payload units,
+    metadata bits, payload bits per rank)."""
+    n, L, T = reads.shape
+    R = md.shape[4]
+    bits = np.zeros((3, L, T), np.int64)
+    for j in range(n):
+        for l in range(L):
+            for t in range(T):
+                r, f, u = reads[j, l, t], fills[j, l, t], upds[j, l, t]
+                if hasmd[j, l, t]:
+                    sp = 1 - ed[j, l, t]
+                    r = r - np.int64(math.floor(r * sp))
+                    f = f - np.int64(math.floor(f * sp))
+                    if rw[t]:
+                        u = u - np.int64(math.floor(u * sp))
+                acc_o[0, j, l, t], acc_o[1, j, l, t], acc_o[2, j, l, t] = r, f, u
+                for k in range(3):
+                    a = reads[j, l, t] if k == 0 else (fills[j, l, t] if k == 1
+                                                       else upds[j, l, t])
+                    ratio = a / shape[j, l, t]
+                    units = 0
+                    nb = 0
+                    if hasmd[j, l, t]:
+                        for q in range(min(R, nranks[l, t])):
+                            a0 = np.int64(math.ceil(md[0, j, l, t, q] * ratio))
+                            a1 = np.int64(math.ceil(md[1, j, l, t, q] * ratio))
+                            units += a0 + a1
+                            nb += (np.int64(md[2, j, l, t, q]) * a0
+                                   + np.int64(md[3, j, l, t, q]) * a1)
+                    fmt_o[k, j, l, t] = units
+                    bits[k, l, t] = nb
+        for t in range(T):
+            par_c = False
+            par_u = np.int64(0)
+            for l in range(L):
+                k = keep[j, l, t]
+                m = k and not compressed[j, l, t] and par_c
+                acc_o[3, j, l, t] = acc_o[1, j, l, t] if m else 0
+                if rw[t]:
+                    acc_o[4, j, l, t] = par_u if m else 0
+                if k:
+                    par_c = compressed[j, l, t]
+                    par_u = acc_o[2, j, l, t]
+        c = cc[j]
+        cyc = c
+        dyn = 0.0
+        leak = 0.0
+        for l in range(L):
+            cl = min(inst_l[j, l], clusters[l])
+            rd = 0.0
+            wr = 0.0
+            for t in range(T):
+                kt = keep[j, l, t]
+                e = 0.0
+                for k in range(3):
+                    v = acc_o[k, j, l, t]
+                    e = e + ((-(-v // block[l])) * vw[j, l, t] * E[l, k] if v != 0 else 0.0)
+                e = e + acc_o[3, j, l, t] * E[l, 3]
+                e = e + acc_o[4, j, l, t] * E[l, 4]
+                if width[l]:
+                    for k in range(3):
+                        e = e + math.ceil(bits[k, l, t] / width[l]) * E[l, 5 + k]
+                sc = scale[j, l, t]
+                e_tot = e * cl * sc
+                breakdown_o[j, l, t] = e_tot if kt else 0.0
+                utilized_o[j, l, t] = inst_l[j, l] * sc if kt else 0.0
+                dyn = dyn + (e_tot if kt else 0.0)
+                r_acc = acc_o[0, j, l, t] + bits[0, l, t] // word[l]
+                w_acc = (acc_o[1, j, l, t] + acc_o[2, j, l, t]
+                         + (bits[1, l, t] + bits[2, l, t]) // word[l])
+                rd = rd + (math.ceil(r_acc * sc) / c if kt and c > 0 else 0.0)
+                wr = wr + (math.ceil(w_acc * sc) / c if kt and c > 0 else 0.0)
+            slow = 1.0
+            if read_bw[l] < rd:
+                slow = min(slow, read_bw[l] / rd)
+            if write_bw[l] < wr:
+                slow = min(slow, write_bw[l] / wr)
+            if shared_bw[l] < rd + wr:
+                slow = min(slow, shared_bw[l] / (rd + wr))
+            lc = np.int64(math.ceil(c / slow))
+            level_cycles_o[j, l] = lc
+            cyc = max(cyc, lc)
+            leak = leak + leak_w[l] * max(inst_l[j, l], 1)
+        cycles_o[j] = cyc
+        dyn_o[j] = dyn
+        leak_o[j] = leak * cyc
