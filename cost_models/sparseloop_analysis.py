@@ -82,12 +82,21 @@ class DensityModel:
         return ((size - self.N + self.total) // size) * size  # integer division, as Timeloop
 
     def occupancies(self, size: int, lo: int, hi: int) -> list[tuple[int, float]]:
-        """``(k, P(k))`` for the occupancies lo..hi of nonzero probability.  Hypergeometric
-        tails below 1e-13 of the mode are left out (Timeloop keeps every probability that
-        is not exactly 0; the difference is below 1e-12 relative and saves walking tens of
-        thousands of occupancies of a large tile)."""
+        """``(k, P(k))`` for the occupancies lo..hi of nonzero probability
+        (:meth:`occupancy_arrays` as a list)."""
+        k, p = self.occupancy_arrays(size, lo, hi)
+        return list(zip(k.tolist(), p.tolist(), strict=True))
+
+    def occupancy_arrays(self, size: int, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The occupancies lo..hi of nonzero probability and their probabilities, as
+        ``int64`` and ``float64`` arrays.  Hypergeometric tails below 1e-13 of the mode are
+        left out (Timeloop keeps every probability that is not exactly 0; the difference
+        is below 1e-12 relative and saves walking tens of thousands of occupancies of a
+        large tile)."""
         if self.kind == "fixed_structured":
-            return [(k, q) for k in range(lo, hi + 1) if (q := self.prob(size, k)) != 0]
+            live = [(k, q) for k in range(lo, hi + 1) if (q := self.prob(size, k)) != 0]
+            return (np.array([k for k, _ in live], np.int64),
+                    np.array([q for _, q in live], np.float64))
         r, N = self.total, self.N
         # the distribution is unimodal: evaluate a window around the mode, widened until
         # both its cut ends are below the threshold (then every occupancy outside is too);
@@ -102,7 +111,7 @@ class DensityModel:
             if (a == lo or not keep[0]) and (b == hi or not keep[-1]):
                 break
             half *= 4
-        return [(int(a), float(b)) for a, b in zip(k[keep], p[keep], strict=True)]
+        return k[keep].astype(np.int64), p[keep].astype(np.float64)
 
     def _hypergeom_pmf(self, lo: int, hi: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         from scipy.special import gammaln

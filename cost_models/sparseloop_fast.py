@@ -51,12 +51,12 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
     R = max(1, int(nranks.max()))
     hasmd = keep & fmt
     compressed = keep & comp
-    ed = np.ones((n, L, T))
-    scale = np.ones((n, L, T))
-    vw = np.ones((n, L, T))
-    md = np.zeros((4, n, L, T, R))            # md units, payload units, md bits, pl bits
-    cap_words = np.where(keep, dm.tile[rows], 0).astype(np.int64)
-    cap_bits = np.zeros((n, L, T))
+    # distinct tiles of the format tensors, in one table; row 0: a tile without a format
+    # tensor (density, factors 1, no metadata; its capacity is its dense size)
+    tid = np.zeros((n, L, T), np.int64)
+    parts = [((np.ones(1), np.ones(1), np.ones(1), np.full(1, -1, np.int64),
+               np.zeros(1, np.int64)), np.zeros((1, R, 4)))]
+    base = 1
     failed = np.zeros(n, bool)
     fmt_tensors = [t for t in range(T) if fmt[:, t].any()]
     if fmt_tensors:
@@ -74,20 +74,21 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
                         cols += [fiber[:, ti, s, :nr].T, subtile[:, ti, s, :nr + 1].T]
                     keys = np.vstack([np.atleast_2d(c) for c in cols]).T.astype(np.int64)[at]
                     uniq, inv = _unique_rows(keys)
-                    cols5, mdu = _tiles(ctx, t, lv, uniq, R)
-                    sel = np.nonzero(at)[0]
-                    inv = inv.reshape(-1)
-                    for a, c in zip((ed, scale, vw, cap_words, cap_bits), cols5, strict=True):
-                        a[sel, lv, t] = c[inv]
-                    if fmt[lv, t]:
-                        md[:, sel, lv, t] = mdu[inv].transpose(2, 0, 1)
+                    parts.append(_tiles(ctx, t, lv, uniq, R))
+                    tid[at, lv, t] = base + inv.reshape(-1)
+                    base += len(uniq)
                 par = np.where(keep[:, lv, t], fmt[lv, t], par)
+    table = tuple(np.concatenate([q[0][f] for q in parts]) for f in range(5)) + (
+        np.concatenate([q[1] for q in parts]),)
     # capacity (``_capacity``): rows over it go to the reference for the message
+    tw = table[3][tid]
+    cap_words = np.where(keep, np.where(tw >= 0, tw, dm.tile[rows]), 0)
+    cap_bits = np.where(keep, table[4][tid].astype(np.float64), 0.0)
     words = np.zeros((n, L), np.int64)
     bits = np.zeros((n, L))
     for t in range(T):
-        words += np.where(keep[:, :, t], cap_words[:, :, t], 0)
-        bits += np.where(keep[:, :, t], cap_bits[:, :, t], 0.0)
+        words += cap_words[:, :, t]
+        bits += cap_bits[:, :, t]
     for lv, level in enumerate(arch.levels):
         if level.capacity is not None:
             failed |= words[:, lv] > level.capacity
@@ -95,11 +96,14 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
         md_cap = attrs.metadata_storage_depth * attrs.metadata_storage_width
         if md_cap:
             failed |= bits[:, lv] > md_cap / level.multiple_buffering
-    ok = ~failed
-    if ok.any():
-        sel = np.nonzero(ok)[0]
-        _price(ctx, dm, rows[sel], keep[sel], hasmd[sel], compressed[sel], nranks, ed[sel],
-               scale[sel], vw[sel], md[:, sel], p, out)
+    if failed.all():
+        return rows
+    if failed.any():
+        sel = np.nonzero(~failed)[0]
+        _price(ctx, dm, rows[sel], keep[sel], hasmd[sel], compressed[sel], nranks, tid[sel],
+               table, p, out)
+    else:
+        _price(ctx, dm, rows, keep, hasmd, compressed, nranks, tid, table, p, out)
     return rows[failed]
 
 
@@ -167,34 +171,49 @@ def _tiles(ctx, t: int, lv: int, keys: np.ndarray, R: int) -> tuple:
     """:func:`_tile` of each distinct tile ``keys[u]`` of tensor ``t`` at level ``lv``:
     ((expected density, utilized-instance factor, vector-width ratio, capacity words,
     capacity metadata bits) as arrays ``[U]``, expected metadata ``[U, R, 4]``), compiled
-    for fixed-structured densities (:mod:`cost_models._tiles_kernel`)."""
+    (:mod:`cost_models._tiles_kernel`) but for the possible occupancies of each tile
+    shape (``DensityModel.occupancies``)."""
+    from cost_models._tiles_kernel import CODES, KINDS, expected_tiles  # numba, on first use
+
     U = len(keys)
     md = np.zeros((U, R, 4))
     dens = ctx.density[t]
     block = ctx.arch.levels[lv].block_size
-    if dens.kind == "fixed_structured" and (block <= 1 or block in VECTOR_WIDTH):
-        from cost_models._tiles_kernel import CODES, structured_tiles  # numba, on first use
-
-        f = ctx.formats.get((lv, t))
-        ranks = f.ranks[::-1] if f is not None else ()
-        default = ctx.md_bits[lv]
-        cols = (np.zeros(U), np.zeros(U), np.zeros(U), np.zeros(U, np.int64),
-                np.zeros(U, np.int64))
-        structured_tiles(
-            np.ascontiguousarray(keys, np.int64), float(dens.d), f is not None, len(ranks),
-            bool(f is not None and f.inner_to_outer), any(r.compressed for r in ranks),
-            np.array([CODES[r.format] for r in ranks], np.int64),
-            np.array([default if r.metadata_word_bits is None else r.metadata_word_bits
-                      for r in ranks], np.int64),
-            np.array([default if r.payload_word_bits is None else r.payload_word_bits
-                      for r in ranks], np.int64),
-            block, np.array(VECTOR_WIDTH.get(block, (0,) * 10), np.int64), *cols, md)
-        return cols, md
-    got = [_tile(ctx, t, lv, k) for k in keys.tolist()]
-    for u, g in enumerate(got):
-        if g[5]:
-            md[u, :len(g[5])] = g[5]
-    return tuple(np.array([g[f] for g in got]) for f in range(5)), md
+    if block > 1 and block not in VECTOR_WIDTH:        # the reference's KeyError, if reached
+        got = [_tile(ctx, t, lv, k) for k in keys.tolist()]
+        for u, g in enumerate(got):
+            if g[5]:
+                md[u, :len(g[5])] = g[5]
+        return tuple(np.array([g[f] for g in got]) for f in range(5)), md
+    lo, hi = np.zeros(U, np.int64), np.zeros(U, np.int64)
+    off = np.zeros(U + 1, np.int64)
+    ks, qs = [], []
+    seen: dict[int, tuple] = {}
+    for u, shape in enumerate(keys[:, 0].tolist()):
+        got = seen.get(shape)
+        if got is None:
+            a, b = dens.min_occupancy(shape), dens.max_occupancy(shape)
+            got = seen[shape] = (a, b, *dens.occupancy_arrays(shape, a, b))
+        lo[u], hi[u] = got[0], got[1]
+        ks.append(got[2])
+        qs.append(got[3])
+        off[u + 1] = off[u] + len(got[2])
+    f = ctx.formats.get((lv, t))
+    ranks = f.ranks[::-1] if f is not None else ()
+    default = ctx.md_bits[lv]
+    cols = (np.zeros(U), np.zeros(U), np.zeros(U), np.zeros(U, np.int64),
+            np.zeros(U, np.int64))
+    expected_tiles(
+        np.ascontiguousarray(keys, np.int64), KINDS.get(dens.kind, 1), float(dens.d), dens.N,
+        dens.total, lo, hi, np.concatenate(ks), np.concatenate(qs), off,
+        f is not None, len(ranks), bool(f is not None and f.inner_to_outer),
+        any(r.compressed for r in ranks), np.array([CODES[r.format] for r in ranks], np.int64),
+        np.array([default if r.metadata_word_bits is None else r.metadata_word_bits
+                  for r in ranks], np.int64),
+        np.array([default if r.payload_word_bits is None else r.payload_word_bits
+                  for r in ranks], np.int64),
+        block, np.array(VECTOR_WIDTH.get(block, (0,) * 10), np.int64), *cols, md)
+    return cols, md
 
 
 def _tile(ctx, t: int, lv: int, key: list) -> tuple:
@@ -234,19 +253,17 @@ def _ceil_div(a: np.ndarray, b: int) -> np.ndarray:
     return -(-a // b)
 
 
-def _price(ctx, dm, rows, keep, hasmd, compressed, nranks, ed, scale, vw, md, p,
+def _price(ctx, dm, rows, keep, hasmd, compressed, nranks, tid, table, p,
            out: dict) -> None:
     """``combine`` (no storage gating/skipping), ``computes`` and ``_price`` of
-    ``sparseloop.py`` on arrays, operation for operation."""
+    ``sparseloop.py`` on arrays, operation for operation; ``tid[n, L, T]``: each tile's row
+    in ``table`` (expected density, utilized-instance factor, vector-width ratio, capacity
+    words and bits, expected metadata ``[U, R, 4]``)."""
     from cost_models._sparse_price_kernel import price_rows  # numba: loaded on first use
 
     prob, arch, sa = ctx.problem, ctx.arch, ctx.sparse_arch
     n, L, T = keep.shape
     rw = np.array([tt.read_write for tt in prob.tensors])
-    reads = np.where(keep, dm.reads[rows], 0).astype(np.int64)
-    fills = np.where(keep, dm.fills[rows], 0).astype(np.int64)
-    upds = np.where(keep, dm.updates[rows], 0).astype(np.int64)
-    shape = np.where(keep, dm.tile[rows], 1).astype(np.int64)
     # compute (CalculateFineGrainedComputeAccesses2Operand, no storage SAF)
     macs = (dm.macs[rows].astype(np.int64) * dm.compute_instances[rows].astype(np.int64))
     total = macs.astype(np.float64)
@@ -299,8 +316,8 @@ def _price(ctx, dm, rows, keep, hasmd, compressed, nranks, ed, scale, vw, md, p,
     cyc = np.zeros(n, np.int64)
     breakdown, utilized = np.zeros((n, L, T)), np.zeros((n, L, T))
     level_cycles = np.zeros((n, L), np.int64)
-    price_rows(reads, fills, upds, shape, keep, hasmd, compressed, rw, ed, md, nranks,
-               scale, vw, cc, dm.instances[rows].astype(np.int64),
+    price_rows(rows, dm.reads, dm.fills, dm.updates, dm.tile, keep, hasmd, compressed, rw,
+               tid, table[0], table[1], table[2], table[5], nranks, cc, dm.instances,
                np.asarray(p.clusters, np.int64),
                np.array([lv.block_size for lv in arch.levels], np.int64),
                np.array([lv.datawidth for lv in arch.levels], np.int64),
