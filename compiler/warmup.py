@@ -12,7 +12,8 @@ full speed instead of paying the compilation.
 argument types those paths pass (a matmul and a convolution on ``gemmini``): evaluation,
 validity, nest analysis and pricing, sampling and decoding, the fused sample-and-price of
 ``explore`` (and its previous kernel, which ``benchmarks/bench_explore.py`` and the tests
-compare it with), and a short search.
+compare it with), a short search, and Timeloop's sparse model on pruned weights
+(``cost_models/_formats_kernel.py``, ``_tiles_kernel.py``, ``_sparse_price_kernel.py``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ import time
 from compiler.explore import explore
 from cost_models import analyze, evaluate, price
 from cost_models.search import find_mapping
+from cost_models.sparseloop import PrunedWeights
 from mapspace.validity import check
 from mapspace.workloads import workload
 from targets.registry import get_target
 
 #: one transformer matmul and one convolution (sliding windows: other kernel branches)
 WARM_WORKLOADS = ("bert-base/ffn1", "resnet50/conv3_x")
+#: pruned weights as ``compile --passes sparsify=...`` prices them: both density models
+SPARSE_WARM = (PrunedWeights(0.5, "nm", (2, 4)), PrunedWeights(0.5, "magnitude"))
 
 
 def warm_up(workloads: tuple[str, ...] = WARM_WORKLOADS) -> float:
@@ -45,6 +49,8 @@ def warm_up(workloads: tuple[str, ...] = WARM_WORKLOADS) -> float:
         evaluate(p, arch, m)
         check(p, arch, m)
         price(arch, analyze(p, arch, m))
+        for pruned in SPARSE_WARM:                                 # Timeloop's sparse model
+            pruned.cost(p, arch, m)
         space.decode(space.draw(8, 0))
     return time.perf_counter() - t0
 
