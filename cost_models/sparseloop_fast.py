@@ -75,7 +75,7 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
                     keys = np.vstack([np.atleast_2d(c) for c in cols]).T.astype(np.int64)[at]
                     uniq, inv = _unique_rows(keys)
                     parts.append(_tiles(ctx, t, lv, uniq, R))
-                    tid[at, lv, t] = base + inv.reshape(-1)
+                    tid[at, lv, t] = base + inv
                     base += len(uniq)
                 par = np.where(keep[:, lv, t], fmt[lv, t], par)
     table = tuple(np.concatenate([q[0][f] for q in parts]) for f in range(5)) + (
@@ -110,16 +110,23 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
 def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(keys, axis=0, return_inverse=True)`` (rows in another order): rows are
     grouped by a 64-bit hash, checked for collisions (then the exact, slower sort)."""
+    _, first, inv = np.unique(_row_hash(keys), return_index=True, return_inverse=True)
+    uniq = keys[first]
+    inv = inv.reshape(-1)
+    if not np.array_equal(uniq[inv], keys):
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+    return uniq, inv
+
+
+def _row_hash(keys: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of ``keys: int64[n, K]`` (FNV-style, column by column)."""
     h = np.zeros(len(keys), np.uint64)
     with np.errstate(over="ignore"):
-        for col in keys.T.astype(np.uint64):              # FNV-style mixing, column by column
+        for col in keys.T.astype(np.uint64):
             h = (h ^ col) * np.uint64(0x100000001B3)
             h ^= h >> np.uint64(29)
-    _, first, inv = np.unique(h, return_index=True, return_inverse=True)
-    uniq = keys[first]
-    if not np.array_equal(uniq[inv], keys):
-        return np.unique(keys, axis=0, return_inverse=True)
-    return uniq, inv
+    return h
 
 
 def _fibers(ctx, mappings, dm, rows: np.ndarray, tensors: list[int], R: int) -> tuple:

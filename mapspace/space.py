@@ -11,7 +11,7 @@ axis of the space:
 * per level with a two-dimensional fan-out, whether each dimension's spatial factor goes
   along X or Y (unless a ``split`` fixes it);
 * per level and tensor, keep or bypass (unless the constraints fix it; dummy levels keep
-  nothing).
+  nothing, the outermost level keeps every tensor).
 
 Sampling every axis uniformly and rejecting what is invalid (fan-out products, capacity,
 minimum utilization) samples *valid* mappings uniformly.  :meth:`Mapspace.size` counts the
@@ -251,6 +251,10 @@ class Mapspace:
         for l, lv in enumerate(self.arch.levels):
             if lv.is_dummy:
                 fixed[l] = True
+        if not self.arch.levels[0].is_dummy:
+            # the outermost level is the backing store of every tensor (Timeloop's default
+            # bypass string is "X...X1": src/mapping/constraints.cpp)
+            fixed[0] = value[0] = True
         for dv in self.resolved.directives:
             if dv.kind != "datatype":
                 continue
@@ -260,6 +264,10 @@ class Mapspace:
                 for n in names:
                     if self._known(n, "tensor", where):
                         t = self.problem.tensor_index(n)
+                        if l == 0 and not v and not self.arch.levels[0].is_dummy:
+                            raise MapspaceError(
+                                f"the outermost level {dv.target} holds every tensor and "
+                                f"cannot bypass {n!r}", where=where, key="bypass")
                         fixed[l, t] = True
                         value[l, t] = v
         return fixed, value

@@ -229,3 +229,18 @@ def test_compiled_lgamma_is_pythons() -> None:
     got = np.array([lgamma(x) for x in xs])
     want = np.array([math.lgamma(x) for x in xs])
     assert np.array_equal(got, want)
+
+
+def test_unique_rows_groups_exactly_even_on_hash_collisions(monkeypatch) -> None:
+    """Distinct tiles are grouped by a hash; a collision falls back to the exact sort, so
+    rows are grouped as ``np.unique(axis=0)`` groups them either way."""
+    import cost_models.sparseloop_fast as fast
+
+    rng = np.random.default_rng(5)
+    keys = rng.integers(0, 4, (500, 5)).astype(np.int64)
+    for collide in (False, True):
+        if collide:
+            monkeypatch.setattr(fast, "_row_hash", lambda k: np.zeros(len(k), np.uint64))
+        uniq, inv = fast._unique_rows(keys)
+        assert np.array_equal(uniq[inv], keys)
+        assert len(uniq) == len(np.unique(keys, axis=0))

@@ -322,16 +322,20 @@ def _print_explore(s: dict, out: str | None, plot: str | None, as_json: bool) ->
 @click.option("--out", type=click.Path(), help="Write the best mapping as Timeloop YAML.")
 @click.option("--restarts", type=int, default=1, show_default=True,
               help="Independent searches (own seeds, same budget each); the best is kept.")
+@click.option("--sparse-opt", "sparse_opt", type=click.Path(),
+              help="Timeloop/Sparseloop sparse_optimizations YAML: search under Timeloop's "
+              "sparse model (densities from --problem).")
 @backend_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @guarded("map")
 def map_(arch, ert, problem, constraints, target, workload, strategy, budget, time_limit,
-         objective, seed, out, as_json, cost, restarts=1, workers=None,
+         objective, seed, out, as_json, cost, restarts=1, sparse_opt=None, workers=None,
          cluster=None) -> None:
     """Search the mapspace for the best mapping and print it with its stats (with --cost
-    learned:M, the learned model's pick among the search's top-K)."""
+    learned:M, the learned model's pick among the search's top-K; with --sparse-opt, under
+    Timeloop's sparse model)."""
     from cost_models import evaluate as run_eval
-    from cost_models.search import check_limits, find_mapping
+    from cost_models.search import ANALYTICAL, check_limits, find_mapping
 
     check_limits(budget, time_limit, where="options", keys=("--budget", "--time"))
     check_seed_option(seed)
@@ -341,7 +345,8 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
     check_backend_options(workers, cluster)
     check_outputs(output(out, "--out"), inputs={"--arch": arch, "--ert": ert,
                                                 "--problem": problem,
-                                                "--constraints": constraints})
+                                                "--constraints": constraints,
+                                                "--sparse-opt": sparse_opt})
     p, a = load_inputs(arch=arch, ert=ert, problem=problem, input_=None, target=target,
                        workload=workload)
     if objective != "latency" and not a.energy_known:
@@ -349,6 +354,16 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
                             "--objective latency", where="options", key="--objective")
     cons = constraints_for(target, arch, constraints, p)
     rerank = rerank_model(cost, target, a)
+    sparse = _sparse_inputs(sparse_opt, None, arch, ert, problem, p, a) if sparse_opt \
+        else None
+    if sparse is not None and rerank is not None:
+        raise MapspaceError("a learned model predicts dense cycles: use --cost analytical "
+                            "with --sparse-opt", where="options", key="--cost")
+    model = ANALYTICAL
+    if sparse is not None:
+        from cost_models.sparseloop import Sparseloop
+
+        model = Sparseloop(*sparse)
     try:
         if restarts != 1 or workers is not None or cluster is not None:  # on a backend
             from compiler.restarts import map_restarts
@@ -356,16 +371,19 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
             result = map_restarts(Mapspace(p, a, cons), restarts=restarts, seed=seed,
                                   workers=workers, cluster=cluster, strategy=strategy,
                                   objective=objective, budget=budget, time_limit=time_limit,
-                                  rerank=rerank, where="options")[0]
+                                  rerank=rerank, cost_model=model, where="options")[0]
         else:
-            result = find_mapping(Mapspace(p, a, cons), strategy=strategy,
+            result = find_mapping(Mapspace(p, a, cons), model, strategy=strategy,
                                   objective=objective, seed=seed, budget=budget,
                                   time_limit=time_limit, rerank=rerank)
         stop = None
     except Interrupted as e:  # Ctrl-C/SIGTERM: the best mapping so far is kept
         result, stop = e.partial, e
     best = result.best_mapping
-    stats = run_eval(p, a, best).stats(0)
+    ev = run_eval(p, a, best)
+    stats = ev.stats(0)
+    if sparse is not None:
+        stats = _with_sparse(stats, sparse, p, a, best, ev, sparse_opt)
     text = mapping_yaml_text(best, p, a)
     if out:
         atomic_write(out, lambda tmp: Path(tmp).write_text(text))
@@ -384,6 +402,8 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
                f"({result.valid_evaluations:,} valid) in {result.seconds:.2f} s, stopped by "
                f"{result.stopped_by}")
     print_stats(stats, p.name, a.name)
+    if sparse is not None:
+        _print_sparse(stats["sparse"])
     if rerank is not None:
         li = info["learned"]
         click.echo(f"learned model ({li['model']}): picked the search's #{li['choice'] + 1} "
