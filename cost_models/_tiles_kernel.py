@@ -107,10 +107,53 @@ def _prob(size, occ, dens):
 
 
 @njit(cache=True)
-def _metadata(kind, d, N, total, shape, occ, nr, i2o, fmt, mb, pb, fiber, subtile, out):
-    """``tile_metadata``: ``out[r] = (metadata units, payload units, md bits, pl bits)``."""
+def _empty(kind, n, j, shape, occ, lg1, lcn):
+    """``DensityModel.prob(n, 0, (shape, occ))``: the chance that a subtile of ``n``
+    elements of a tile of ``shape`` holding ``occ`` nonzeros is empty.  Hypergeometric:
+    ``_hypergeom(0, occ, n, shape)`` with ``lgamma(n + 1)`` and ``lchoose(shape, n)``
+    precomputed per tile (``lg1[j]``, ``lcn[j]``); ``lchoose(occ, 0)`` is exactly 0.0, so
+    the same value, one ``lgamma`` pair per occupancy instead of nine calls."""
+    if kind == 0:
+        return _prob(n, 0, occ / shape)
+    if n + occ > shape:
+        return 0.0
+    a = shape - occ
+    x = lgamma(a + 1.0) - lg1[j] - lgamma(a - n + 1.0)
+    return math.exp(0.0 + x - lcn[j])
+
+
+@njit(cache=True)
+def _vector_sum(kind, shape, block, d, N, total):
+    """``sum(ceil(k / block) * prob(shape, k) for k in 1..shape)`` (the vector-width
+    correction, SL9).  Hypergeometric: ``_hypergeom(k, total, shape, N)`` with its terms that
+    do not depend on ``k`` computed once (the same operations in the same order)."""
+    tot = 0.0
+    if kind == 0:
+        for k in range(1, shape + 1):
+            tot += math.ceil(k / block) * _prob(shape, k, d)
+        return tot
+    r, n = total, shape
+    a = lgamma(r + 1.0)
+    b = lgamma(N - r + 1.0)
+    c = _lchoose(N, n)
+    for k in range(1, shape + 1):
+        p = 0.0
+        if not (k > r or k > n or (n + r > N and k < n + r - N)):
+            x = a - lgamma(k + 1.0) - lgamma(r - k + 1.0)
+            y = b - lgamma(n - k + 1.0) - lgamma(N - r - (n - k) + 1.0)
+            p = math.exp(x + y - c)
+        tot += math.ceil(k / block) * p
+    return tot
+
+
+@njit(cache=True)
+def _metadata(kind, shape, occ, nr, i2o, fmt, mb, pb, fiber, subtile, lg1, lcn, out):
+    """``tile_metadata``: ``out[r] = (metadata units, payload units, md bits, pl bits)``.
+    ``lg1``, ``lcn``: per subtile ``j`` (``nr + 1``: the tile itself) ``lgamma(n + 1)`` and
+    ``lchoose(shape, n)`` of its size ``n`` (hypergeometric only)."""
     max_fibers = 1
     cur = shape
+    jc = nr + 1
     for r in range(nr - 1, -1, -1):
         fs = fiber[r]
         nxt = subtile[r]
@@ -124,11 +167,11 @@ def _metadata(kind, d, N, total, shape, occ, nr, i2o, fmt, mb, pb, fiber, subtil
                 out[r, 0] = float(max_fibers * fs)
                 out[r, 1] = float(max_fibers * fs)
             else:
-                fibers = max_fibers * (1 - _p(kind, cur, 0, shape, occ, d, N, total))
+                fibers = max_fibers * (1 - _empty(kind, cur, jc, shape, occ, lg1, lcn))
                 if f == 1:
                     out[r, 0], out[r, 1] = 0.0, fibers * (fs + 1)
                 else:
-                    empty = _p(kind, nxt, 0, shape, occ, d, N, total)
+                    empty = _empty(kind, nxt, r, shape, occ, lg1, lcn)
                     if f == 2:
                         nnz = fs * (1 - empty)
                         out[r, 0], out[r, 1] = nnz * fibers, nnz * fibers
@@ -140,6 +183,7 @@ def _metadata(kind, d, N, total, shape, occ, nr, i2o, fmt, mb, pb, fiber, subtil
                             out[r, 0], out[r, 1] = nz * fibers, nz * fibers
         max_fibers *= fs
         cur = nxt
+        jc = r
     for r in range(nr):
         if out[r, 0] != 0 or out[r, 1] != 0:
             out[r, 1] = 0.0
@@ -163,6 +207,13 @@ def expected_tiles(keys, kind, d, N, total, lo, hi, live_k, live_q, off, has_md,
         par = keys[u, 1] != 0
         fiber = keys[u, 2:2 + nr]
         subtile = keys[u, 2 + nr:3 + 2 * nr]
+        lg1 = np.zeros(nr + 2)
+        lcn = np.zeros(nr + 2)
+        if kind == 1 and has_md:
+            for j in range(nr + 2):
+                n = shape if j == nr + 1 else subtile[j]
+                lg1[j] = lgamma(n + 1.0)
+                lcn[j] = _lchoose(shape, n)
         a, b = off[u], off[u + 1]
         for i in range(a, b):
             qs[i] = live_q[i]
@@ -178,7 +229,7 @@ def expected_tiles(keys, kind, d, N, total, lo, hi, live_k, live_q, off, has_md,
             k, q = live_k[i], qs[i]
             total_occ += q * k
             if has_md:
-                _metadata(kind, d, N, total, shape, k, nr, i2o, fmt, mb, pb, fiber, subtile,
+                _metadata(kind, shape, k, nr, i2o, fmt, mb, pb, fiber, subtile, lg1, lcn,
                           occ)
                 for r in range(nr):
                     if i == a:
@@ -194,15 +245,13 @@ def expected_tiles(keys, kind, d, N, total, lo, hi, live_k, live_q, off, has_md,
         if compressed and block > 1 and de < 1.0:
             idx = math.floor(de / 0.1) - 1 if de >= 0.1 else 0
             if vw_row[idx] > shape // block:
-                tot = 0.0
-                for k in range(1, shape + 1):
-                    tot += math.ceil(k / block) * _p(kind, shape, k, 0, 0, d, N, total)
+                tot = _vector_sum(kind, shape, block, d, N, total)
                 ratio = tot / (shape * de / block)
         words = shape
         nbits = 0
         if has_md:
             words = hi[u]
-            _metadata(kind, d, N, total, shape, words, nr, i2o, fmt, mb, pb, fiber, subtile,
+            _metadata(kind, shape, words, nr, i2o, fmt, mb, pb, fiber, subtile, lg1, lcn,
                       occ)
             for r in range(nr):
                 nbits += (math.ceil(occ[r, 0]) * np.int64(occ[r, 2])
