@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from cost_models._nest_kernel import _one, nest_work
-from cost_models._pricing_kernel import price_one
+from cost_models._pricing_kernel import price_one  # inlined: numba's cache misses edits there
 from mapspace.kernels import validate_one
 
 

@@ -9,6 +9,21 @@ from numba import njit, prange
 
 
 @njit(cache=True, inline="always")
+def slowdown(read_bw, write_bw, shared_bw, rd, wd):
+    """The slowdown of a level whose read and write demand per compute cycle are ``rd`` and
+    ``wd`` words under its read, write and shared bandwidths (rule P5): 1, or the smallest
+    bandwidth / demand below 1."""
+    slow = 1.0
+    if read_bw < rd:
+        slow = min(slow, read_bw / rd)
+    if write_bw < wd:
+        slow = min(slow, write_bw / wd)
+    if shared_bw < rd + wd:
+        slow = min(slow, shared_bw / (rd + wd))
+    return slow
+
+
+@njit(cache=True, inline="always")
 def price_one(b, reads, fills, updates, instances, macs, cinst, block, e_read, e_write,
               e_update, e_leak, clusters, read_bw, write_bw, shared_bw, e_mac,
               cycles_o, energy_o, mac_o, leak_o, level_cycles_o, breakdown_o):
@@ -33,14 +48,8 @@ def price_one(b, reads, fills, updates, instances, macs, cinst, block, e_read, e
             dyn += e
             rd += reads[b, l, t] / cc
             wd += (fills[b, l, t] + updates[b, l, t]) / cc
-        slow = 1.0
-        if read_bw[l] < rd:
-            slow = min(slow, read_bw[l] / rd)
-        if write_bw[l] < wd:
-            slow = min(slow, write_bw[l] / wd)
-        if shared_bw[l] < rd + wd:
-            slow = min(slow, shared_bw[l] / (rd + wd))
-        lc = np.int64(math.ceil(cc / slow))
+        lc = np.int64(math.ceil(cc / slowdown(read_bw[l], write_bw[l], shared_bw[l], rd,
+                                              wd)))
         level_cycles_o[b, l] = lc
         cyc = max(cyc, lc)
     lk = 0.0

@@ -17,6 +17,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from cost_models._pricing_kernel import slowdown  # inlined: numba's cache misses edits there
+
 
 @njit(cache=True, parallel=True)
 def price_rows(rows, reads, fills, upds, tile, keep, hasmd, compressed, rw, tid, ted, tscale,
@@ -123,13 +125,7 @@ def _price_rows(lo, hi, rows, reads, fills, upds, tile, keep, hasmd, compressed,
                          + (bits[1, l, t] + bits[2, l, t]) // word[l])
                 rd = rd + (math.ceil(r_acc * sc) / c if kt and c > 0 else 0.0)
                 wr = wr + (math.ceil(w_acc * sc) / c if kt and c > 0 else 0.0)
-            slow = 1.0
-            if read_bw[l] < rd:
-                slow = min(slow, read_bw[l] / rd)
-            if write_bw[l] < wr:
-                slow = min(slow, write_bw[l] / wr)
-            if shared_bw[l] < rd + wr:
-                slow = min(slow, shared_bw[l] / (rd + wr))
+            slow = slowdown(read_bw[l], write_bw[l], shared_bw[l], rd, wr)
             lc = np.int64(math.ceil(c / slow))
             level_cycles_o[j, l] = lc
             cyc = max(cyc, lc)
