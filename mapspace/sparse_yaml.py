@@ -265,6 +265,10 @@ def sparse_spec_from_dict(d: Any, problem: Problem, arch: Arch, where: str) -> S
     ``arch``."""
     body, base = _unwrap(d, "sparse_optimizations", where)
     body = expect(body, dict, where, base)
+    extra = sorted(set(body) - {"targets", "version"})
+    if extra:          # e.g. an architecture file given for the sparse optimizations
+        raise MapspaceError(f"unknown key {extra[0]!r} (a sparse_optimizations section has "
+                            "targets and version)", where=where, key=_join(base, extra[0]))
     tkey = _join(base, "targets")
     targets = optional(body, "targets", list, [], where, base)
     levels = arch.level_names

@@ -113,3 +113,13 @@ def test_outermost_level_keeps_every_tensor(case: Path, tmp_path: Path) -> None:
     with pytest.raises(MapspaceError, match="cannot bypass 'A'"):
         _ = Mapspace(p, a, cons).keep_fixed
     np.testing.assert_array_equal(Mapspace(p, a, Constraints()).keep_fixed[1][0], True)
+
+
+def test_a_file_without_sparse_optimizations_is_refused(case: Path) -> None:
+    """An architecture file given as --sparse-opt is an error naming its first key, not an
+    empty specification (which would print dense figures as sparse ones)."""
+    for cmd in (["map", *_inputs(case), "--budget", "50"],
+                ["evaluate", *_inputs(case), "--mapping", case / "mapping.yaml"]):
+        r = _cli(*cmd, "--sparse-opt", case / "arch.yaml")
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+        assert "unknown key 'architecture'" in r.output and "arch.yaml" in r.output
