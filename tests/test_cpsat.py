@@ -119,3 +119,36 @@ def test_free_splits_and_keeps(target):
     res = run(space, st, _edp(space))
     assert st.cp_solutions > 0 and np.isfinite(res.best_objective)
     assert check(space.problem, space.arch, res.best_mapping).valid.all()
+
+
+@pytest.mark.parametrize("shape", [(8, 8, 8), (64, 32, 16)])
+def test_model_tiles_use_only_their_own_dimensions(shape) -> None:
+    """Each tensor's log tile in the CP model sums only the extents of the dimensions it is
+    indexed by, and the per-dimension extents stay per dimension.  OR-Tools' ``SumArray``
+    adds in place on ``+=``: the model once built a tensor's tile with ``+=`` onto the
+    shared extent of its first dimension, so an output tile counted the reduction
+    dimension twice, and a tiny matmul with every tensor kept at the outermost level had
+    no solution."""
+    import re
+
+    from ortools.sat.python import cp_model
+
+    p = matmul(*shape)
+    arch = targets.load_target("gemmini")
+    opt = CpSat(Mapspace(p, arch), 0)
+    opt._setup()
+    m = cpsat._Model(opt, cp_model)
+    inner = [[s for s, (ll, _) in enumerate(opt._slots) if ll >= lv]
+             for lv in range(arch.num_levels)]
+    for d in range(p.num_dims):
+        for expr in m.ext_con[d]:
+            names = set(re.findall(r"\b([re])(\d+)_", str(expr)))
+            assert names <= {("r", str(d)), ("e", str(d))}, (d, str(expr))
+    for t in range(p.num_tensors):
+        if any((axis != 0).sum() > 1 for axis in p.projections[t]):
+            continue                            # sliding windows: pair variables
+        con, _ = m._log_tile(t, 0, inner)
+        dims = {int(k) for k in re.findall(r"\b[re](\d+)_", str(con))}
+        relevant = set(np.nonzero(p.relevance[t])[0].tolist())
+        assert {d for d in relevant if p.sizes[d] > 1} <= dims <= relevant
+    assert opt.ask() is not None

@@ -539,15 +539,16 @@ class _Model:
             w = max(1, round(8 * e / emax))
             rel = opt._rel[t]
             term = tile_obj[(t, l)]
-            term += sum(lf_obj[d][s] for d in range(D) for s, (ll, isp) in enumerate(opt._slots)
-                        if ll < l and rel[d])
-            term += sum(lf_obj[d][ll] for d in range(D) for ll in range(l - 1) if not rel[d])
+            term = term + sum(lf_obj[d][s] for d in range(D)
+                              for s, (ll, isp) in enumerate(opt._slots) if ll < l and rel[d])
+            term = term + sum(lf_obj[d][ll] for d in range(D) for ll in range(l - 1)
+                              if not rel[d])
             irr = [lf_obj[d][l - 1] for d in range(D) if not rel[d]]
             if irr:
                 hi = sum(_lg(s, OBJ_K) for s in sp.problem.sizes) + 1
                 z = m.new_int_var(0, hi, f"irr{t}_{l}")
                 m.add(z >= sum(irr)).only_enforce_if(~self.stat[l - 1][t])
-                term += z
+                term = term + z
             if self.keep[(l, t)] is not True:
                 hi = 4 * L * sum(_lg(s, OBJ_K) + 1 for s in sp.problem.sizes) + 64 * OBJ_K
                 v = m.new_int_var(0, hi, f"tr{t}_{l}")
@@ -557,7 +558,9 @@ class _Model:
         self.traffic = sum(traffic)
 
     def _log_tile(self, t: int, l: int, inner) -> tuple:
-        """(constraint-scale, objective-scale) linear expressions of ``log2 tile``."""
+        """(constraint-scale, objective-scale) linear expressions of ``log2 tile``.  Sums are
+        built with ``x = x + y``: OR-Tools' ``SumArray`` adds in place on ``+=``, which
+        changed the shared per-dimension extents (``ext_con``) under every later use."""
         opt = self.opt
         proj = opt.space.problem.projections[t]
         con, obj = 0, 0
@@ -565,8 +568,8 @@ class _Model:
             dims = [d for d in range(opt._D) if axis[d]]
             if len(dims) == 1:
                 d = dims[0]
-                con += self.ext_con[d][l]
-                obj += self.ext_obj[d][l]
+                con = con + self.ext_con[d][l]
+                obj = obj + self.ext_obj[d][l]
                 continue
             a, b = dims[0], dims[-1]
             if len(dims) == 2 and self.rows[a] is not None and self.rows[b] is not None \
@@ -576,13 +579,13 @@ class _Model:
                 ca, cb = int(axis[a]), int(axis[b])
                 spans = {(i, j): 1 + ca * (int(np.prod(ta[i, inner[l]])) - 1)
                          + cb * (int(np.prod(tb[j, inner[l]])) - 1) for (i, j) in z}
-                con += sum(_lg(spans[k], CON_K) * v for k, v in z.items())
-                obj += sum(_lg(spans[k], OBJ_K) * v for k, v in z.items())
+                con = con + sum(_lg(spans[k], CON_K) * v for k, v in z.items())
+                obj = obj + sum(_lg(spans[k], OBJ_K) * v for k, v in z.items())
             else:
                 for d in dims:
                     c = int(axis[d])
-                    con += self.ext_con[d][l] + _lg(c, CON_K)
-                    obj += self.ext_obj[d][l] + _lg(c, OBJ_K)
+                    con = con + self.ext_con[d][l] + _lg(c, CON_K)
+                    obj = obj + self.ext_obj[d][l] + _lg(c, OBJ_K)
         return con, obj
 
     def _pair(self, a: int, b: int) -> dict[tuple[int, int], object]:
