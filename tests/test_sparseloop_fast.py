@@ -53,6 +53,16 @@ def both(p, a, m, spec, dens, sa):
     return ref
 
 
+def _design(case: str):
+    """(folder, arch, problem, the reference mapping's keep flags) of a shared case."""
+    d = REF / case
+    if not d.is_dir():
+        pytest.skip(f"Sparseloop reference cases not found at {REF}")
+    a = load_arch(d / "arch.yaml", d / "ERT.yaml")
+    p = load_problem(d / "problem.yaml")
+    return d, a, p, load_mapping(d / "mapping.yaml", p, a).keep[0]
+
+
 def draw(p, a, n: int, rng, keep):
     """``n`` random valid mappings (by rejection) and ``n // 4`` unchecked ones."""
     from mapspace.mapping import MappingBatch
@@ -70,12 +80,7 @@ def test_fast_equals_reference_on_case_designs(case: str) -> None:
     flags and with 30 % of them flipped, under the case's densities, fixed-structured 0.3
     and hypergeometric 0.4 (fewer mappings for the full Eyeriss conv layers, whose
     reference analysis takes ~50 ms a mapping)."""
-    d = REF / case
-    if not d.is_dir():
-        pytest.skip(f"Sparseloop reference cases not found at {REF}")
-    a = load_arch(d / "arch.yaml", d / "ERT.yaml")
-    p = load_problem(d / "problem.yaml")
-    keep = load_mapping(d / "mapping.yaml", p, a).keep[0]
+    d, a, p, keep = _design(case)
     spec = load_sparse_spec(d / "sparse_opt.yaml", p, a)
     spec = SparseSpec(formats=spec.formats, compute=spec.compute)
     sa = load_sparse_arch(d / "arch.yaml", a, d / "ERT.yaml")
@@ -172,12 +177,7 @@ def test_format_kernel_equals_define_formats(case: str) -> None:
     from cost_models.sparseloop_analysis import AnalysisFailed, MappingAnalysis
     from cost_models.sparseloop_fast import _fibers
 
-    d = REF / case
-    if not d.is_dir():
-        pytest.skip(f"Sparseloop reference cases not found at {REF}")
-    a = load_arch(d / "arch.yaml", d / "ERT.yaml")
-    p = load_problem(d / "problem.yaml")
-    keep = load_mapping(d / "mapping.yaml", p, a).keep[0]
+    d, a, p, keep = _design(case)
     rng = np.random.default_rng(len(case) + 1)
     specs = [load_sparse_spec(d / "sparse_opt.yaml", p, a)]
     specs += [_random_formats(p, a, rng) for _ in range(40)]
