@@ -43,6 +43,7 @@ def test_map_sparse_exhaustive_beats_reference_mapping(case: Path, tmp_path: Pat
     assert r.exit_code == 0, r.output
     got = json.loads(r.output)
     assert "sparse" in got and got["dense"]["cycles"] >= got["cycles"]
+    assert got["cost"] == "sparseloop"
     again = _cli("evaluate", *_inputs(case), "--mapping", out, "--sparse-opt",
                  case / "sparse_opt.yaml", "--json")
     assert again.exit_code == 0, again.output

@@ -395,10 +395,13 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
             "evaluations": result.evaluations, "valid_evaluations": result.valid_evaluations,
             "seconds": result.seconds, "stopped_by": result.stopped_by,
             "best_mapping_yaml": text, **stats, **learned_info(cost, rerank, result, p, a)}
+    if sparse is not None:
+        info["cost"] = "sparseloop"           # the search ran on Timeloop's sparse model
     if as_json:
         click.echo(json.dumps({"problem": p.name, "arch": a.name, **info}))
         return
-    click.echo(f"{strategy} search ({objective}): {result.evaluations:,} evaluations "
+    model_name = ", sparse model" if sparse is not None else ""
+    click.echo(f"{strategy} search ({objective}{model_name}): {result.evaluations:,} evaluations "
                f"({result.valid_evaluations:,} valid) in {result.seconds:.2f} s, stopped by "
                f"{result.stopped_by}")
     print_stats(stats, p.name, a.name)
