@@ -48,115 +48,82 @@ def _high_size(proj, t, lx, ld, le, at, M, tmp):
 
 
 @njit(cache=True)
+def _take(row, k, step, nsub, has, r, rd, rule, sub_dim, sub_end, buf_ext):
+    """The loops rank ``r`` covers, from loop ``k`` on in direction ``step``, as extents in
+    ``buf_ext[row]``: loop ``k``, then, without a format or within the flattening group of
+    ``rd`` (``-1``: none), the following loops of that group and the trivial ones between
+    them.  Returns the next loop."""
+    for d in range(buf_ext.shape[1]):
+        buf_ext[row, d] = 1
+    buf_ext[row, sub_dim[k]] *= sub_end[k]
+    k += step
+    if (not has) or rd >= 0:
+        while 0 <= k < nsub:
+            trivial = sub_end[k] <= 1
+            if not ((not has) or (rd >= 0 and rule[r, rd, sub_dim[k]]) or trivial):
+                break
+            if not trivial:
+                buf_ext[row, sub_dim[k]] *= sub_end[k]
+            k += step
+    return k
+
+
+@njit(cache=True)
+def _ones(buf_ext, buf_sub, row, sub):
+    """An empty rank (no loops) with subtile ``sub`` in row ``row``."""
+    for d in range(buf_ext.shape[1]):
+        buf_ext[row, d] = 1
+    buf_sub[row] = sub
+
+
+@njit(cache=True)
 def _apply(o2i, has, nr, inner_rank, sub_dim, sub_end, sub_at, nsub, rank_flat, rule,
            buf_ext, buf_sub, head0, proj, t, lx, ld, le, tmp):
-    """``ApplyRanksOuterToInner`` (``o2i``) or ``ApplyRanksInnerToOuter`` into the buffer:
-    returns (head, tail, failed).  ``sub_at[k]``: where loop ``k`` sits in the nest (level
-    * stride + position); its tile size is computed only where a rank starts."""
-    D = buf_ext.shape[1]
+    """``ApplyRanksOuterToInner`` (``o2i``: from the outermost rank and loop, each rank
+    inserted in front) or ``ApplyRanksInnerToOuter`` (from the innermost, appended) into
+    the buffer: returns (head, tail, failed).  ``sub_at[k]``: where loop ``k`` sits in the
+    nest (level * stride + position); its tile size is computed only where a rank starts.
+    A flattened rank whose group does not hold the next loop is appended empty, with the
+    first loop's tile size outer to inner and 1 (Timeloop's ``corr``) inner to outer."""
     M = ld.shape[1]
     head = head0
     tail = head0
     scalar0 = _high_size(proj, t, lx, ld, le, sub_at[0], M, tmp) if nsub > 0 else 1
-    corr = 1
-    if o2i:
-        k = nsub - 1
-        r = nr
-        while r > inner_rank and k >= 0:
-            while k >= 0 and sub_end[k] <= 1:
-                k -= 1
-            if k < 0:
-                continue
-            r -= 1
-            in_flat = False
-            rd = -1
-            if has and rank_flat[r]:
-                if not rule[r, sub_dim[k], sub_dim[k]]:
-                    for d in range(D):
-                        buf_ext[tail, d] = 1
-                    buf_sub[tail] = scalar0
-                    tail += 1
-                    continue
-                rd = sub_dim[k]
-                in_flat = True
-            if not has:
-                in_flat = True
-            head -= 1
-            for d in range(D):
-                buf_ext[head, d] = 1
-            buf_ext[head, sub_dim[k]] *= sub_end[k]
-            corr = _high_size(proj, t, lx, ld, le, sub_at[k], M, tmp)
-            k -= 1
-            if k >= 0 and (not has or in_flat):
-                while True:
-                    trivial = sub_end[k] <= 1
-                    inrule = rd >= 0 and rule[r, rd, sub_dim[k]]
-                    if not ((not has) or inrule or trivial):
-                        break
-                    if not trivial:
-                        buf_ext[head, sub_dim[k]] *= sub_end[k]
-                    k -= 1
-                    if k < 0:
-                        break
-            buf_sub[head] = corr
-            corr = 1
-        while r > inner_rank:
-            r -= 1
-            head -= 1
-            for d in range(D):
-                buf_ext[head, d] = 1
-            buf_sub[head] = scalar0
-        for j in range(k + 1):
-            if sub_end[j] > 1:
-                return head, tail, True
-        return head, tail, False
-    k = 0
-    r = inner_rank - 1
-    while r < nr - 1 and k < nsub:
-        while k < nsub and sub_end[k] <= 1:
-            k += 1
-        if k >= nsub:
-            continue
-        r += 1
-        in_flat = False
+    step = -1 if o2i else 1
+    k = nsub - 1 if o2i else 0
+    left = nr - inner_rank                          # ranks still to assign
+    r = nr if o2i else inner_rank - 1
+    while left > 0 and 0 <= k < nsub:
+        while 0 <= k < nsub and sub_end[k] <= 1:
+            k += step
+        if not 0 <= k < nsub:
+            break
+        r += step
+        left -= 1
         rd = -1
         if has and rank_flat[r]:
             if not rule[r, sub_dim[k], sub_dim[k]]:
-                for d in range(D):
-                    buf_ext[tail, d] = 1
-                buf_sub[tail] = corr
+                _ones(buf_ext, buf_sub, tail, scalar0 if o2i else 1)
                 tail += 1
                 continue
             rd = sub_dim[k]
-            in_flat = True
-        if not has:
-            in_flat = True
-        for d in range(D):
-            buf_ext[tail, d] = 1
-        buf_ext[tail, sub_dim[k]] *= sub_end[k]
-        corr = _high_size(proj, t, lx, ld, le, sub_at[k], M, tmp)
-        k += 1
-        if k < nsub and (not has or in_flat):
-            while True:
-                trivial = sub_end[k] <= 1
-                inrule = rd >= 0 and rule[r, rd, sub_dim[k]]
-                if not ((not has) or inrule or trivial):
-                    break
-                if not trivial:
-                    buf_ext[tail, sub_dim[k]] *= sub_end[k]
-                k += 1
-                if k >= nsub:
-                    break
-        buf_sub[tail] = corr
-        tail += 1
-        corr = 1
-    while r < nr - 1:
-        r += 1
-        for d in range(D):
-            buf_ext[tail, d] = 1
-        buf_sub[tail] = scalar0
-        tail += 1
-    for j in range(k, nsub):
+        if o2i:
+            head -= 1
+        row = head if o2i else tail
+        buf_sub[row] = _high_size(proj, t, lx, ld, le, sub_at[k], M, tmp)
+        k = _take(row, k, step, nsub, has, r, rd, rule, sub_dim, sub_end, buf_ext)
+        if not o2i:
+            tail += 1
+    while left > 0:
+        left -= 1
+        if o2i:
+            head -= 1
+            _ones(buf_ext, buf_sub, head, scalar0)
+        else:
+            _ones(buf_ext, buf_sub, tail, scalar0)
+            tail += 1
+    lo, hi = (0, k + 1) if o2i else (max(k, 0), nsub)
+    for j in range(lo, hi):
         if sub_end[j] > 1:
             return head, tail, True
     return head, tail, False
