@@ -293,8 +293,7 @@ class MappingAnalysis:
                         below[lp.dim] = 1
                 tl.md_subnest, tl.md_subtile = [], []
                 inner_rank = ch_ranks if pre else 0
-                apply = _ranks_inner_to_outer if tl.inner_to_outer else _ranks_outer_to_inner
-                if apply(inner_rank, sub, sub_sz, tl):
+                if apply_ranks(inner_rank, sub, sub_sz, tl):
                     raise AnalysisFailed(
                         f"more compression ranks needed than supported in hardware: "
                                 f"{p.tensor_names[t]} at "
@@ -774,114 +773,55 @@ def format_occupancy(rank: Rank, max_fibers: int, fiber: int, cur: int, nxt: int
     return [nnz * fibers, nnz * fibers, mb, pb]                       # CP
 
 
-def _ranks_outer_to_inner(inner_rank: int, sub: list, sub_sz: list, tl: _Tile) -> bool:
-    """``ApplyRanksOuterToInner``: map the non-trivial loops to ranks from the outermost."""
+def apply_ranks(inner_rank: int, sub: list, sub_sz: list, tl: _Tile) -> bool:
+    """``ApplyRanksOuterToInner`` (from the outermost rank and loop, each rank inserted in
+    front) or, for an inner-to-outer format, ``ApplyRanksInnerToOuter`` (from the
+    innermost, appended): map the non-trivial loops of ``sub`` (innermost first) to the
+    ranks above ``inner_rank``, into ``tl.md_subnest``/``md_subtile``.  A rank takes its
+    first non-trivial loop and, without a format or within a flattening group, the
+    following loops of the group.  A flattened rank whose group does not hold the next loop
+    is appended empty (with the first loop's tile size outer to inner, 1 inner to outer, as
+    Timeloop's ``corr``).  Returns whether a non-trivial loop is left over."""
     has = tl.has_metadata
-    n = len(tl.ranks) if has else 1
-    k, r = len(sub) - 1, n
-    corr = 1
+    o2i = not tl.inner_to_outer
+    step = -1 if o2i else 1
+    k = len(sub) - 1 if o2i else 0
+    left = (len(tl.ranks) if has else 1) - inner_rank      # ranks still to assign
+    r = inner_rank + left if o2i else inner_rank - 1
     scalar0 = sub_sz[0] if sub_sz else 1
-    while r > inner_rank and k >= 0:
-        trivial = True
-        while trivial and k >= 0:
-            trivial = sub[k].end <= 1
-            if not trivial:
-                break
-            k -= 1
-        if k < 0:
-            continue
-        r -= 1
-        flat: list = []
+    inside = range(len(sub))
+    while left > 0 and k in inside:
+        while k in inside and sub[k].end <= 1:
+            k += step
+        if k not in inside:
+            break
+        r += step
+        left -= 1
         lp = sub[k]
         rule: tuple[int, ...] = ()
-        in_flat = False
         if has and tl.ranks[r].flattened:
             rule = next((g for g in tl.ranks[r].flattened if lp.dim in g), ())
             if not rule:
-                tl.md_subnest.append([])
-                tl.md_subtile.append(scalar0)
+                tl.md_subnest.append([] if o2i else [_Loop(lp.dim, 1, lp.kind)])
+                tl.md_subtile.append(scalar0 if o2i else 1)
                 continue
-            in_flat = True
-        if not has:
-            in_flat = True
-        flat.append(lp)
+        flat = [lp]
         corr = sub_sz[k]
-        k -= 1
-        if k >= 0 and (not has or in_flat):
-            lp = sub[k]
-            trivial = lp.end <= 1
-            while not has or lp.dim in rule or trivial:
-                if not trivial:
-                    flat.append(lp)
-                k -= 1
-                if k < 0:
-                    break
-                lp = sub[k]
-                trivial = lp.end <= 1
-        tl.md_subnest.insert(0, flat)
-        tl.md_subtile.insert(0, corr)
-        corr = 1
-    while r > inner_rank:
-        r -= 1
-        tl.md_subnest.insert(0, [])
-        tl.md_subtile.insert(0, scalar0)
-    return any(sub[j].end > 1 for j in range(k + 1))
-
-
-def _ranks_inner_to_outer(inner_rank: int, sub: list, sub_sz: list, tl: _Tile) -> bool:
-    """``ApplyRanksInnerToOuter``: map the non-trivial loops to ranks from the innermost."""
-    has = tl.has_metadata
-    n = len(tl.ranks) if has else 1
-    k, r = 0, inner_rank - 1
-    corr = 1
-    scalar0 = sub_sz[0] if sub_sz else 1
-    while r < n - 1 and k < len(sub):
-        trivial = True
-        while trivial and k < len(sub):
-            trivial = sub[k].end <= 1
-            if not trivial:
-                break
-            k += 1
-        if k >= len(sub):
-            continue
-        r += 1
-        flat: list = []
-        lp = sub[k]
-        rule: tuple[int, ...] = ()
-        in_flat = False
-        if has and tl.ranks[r].flattened:
-            rule = next((g for g in tl.ranks[r].flattened if lp.dim in g), ())
-            if not rule:
-                tl.md_subnest.append([_Loop(lp.dim, 1, lp.kind)])
-                tl.md_subtile.append(corr)
-                continue
-            in_flat = True
-        if not has:
-            in_flat = True
-        flat.append(lp)
-        corr = sub_sz[k]
-        k += 1
-        if k < len(sub) and (not has or in_flat):
-            lp = sub[k]
-            trivial = lp.end <= 1
-            while not has or lp.dim in rule or trivial:
-                if not trivial:
-                    flat.append(lp)
-                k += 1
-                if k >= len(sub):
-                    break
-                lp = sub[k]
-                trivial = lp.end <= 1
-        tl.md_subnest.append(flat)
-        tl.md_subtile.append(corr)
-        corr = 1
-    while r < n - 1:
-        r += 1
-        tl.md_subnest.append([])
-        tl.md_subtile.append(scalar0)
-    return any(sub[j].end > 1 for j in range(k, len(sub)))
-
-
+        k += step
+        if not has or rule:
+            while k in inside and (not has or sub[k].dim in rule or sub[k].end <= 1):
+                if sub[k].end > 1:
+                    flat.append(sub[k])
+                k += step
+        at = 0 if o2i else len(tl.md_subnest)
+        tl.md_subnest.insert(at, flat)
+        tl.md_subtile.insert(at, corr)
+    for _ in range(left):
+        at = 0 if o2i else len(tl.md_subnest)
+        tl.md_subnest.insert(at, [])
+        tl.md_subtile.insert(at, scalar0)
+    rest = range(k + 1) if o2i else range(max(k, 0), len(sub))
+    return any(sub[j].end > 1 for j in rest)
 
 
 __all__ = ["COUNT_OPS", "DATA_OPS", "FORMAT_OPS", "AnalysisFailed", "DensityModel",
