@@ -199,6 +199,9 @@ def expected_tiles(keys, kind, d, N, total, lo, hi, live_k, live_q, off, has_md,
     and whose possible occupancies and their probabilities are ``live_k``, ``live_q``
     ``[off[u]:off[u + 1]]``: expected density, utilized-instance factor, vector-width
     ratio, capacity words and metadata bits, expected metadata per rank (``md_o[u, r]``).
+    ``vw_row``: the VectorWidthCoefficientTable row of ``block``, zeros when the table has
+    none (a ratio that needs it is then NaN: the caller sends the row to the reference,
+    which names the level).
     Tiles run in parallel."""
     qs = np.zeros(live_q.shape[0])
     for u in prange(keys.shape[0]):
@@ -244,7 +247,9 @@ def expected_tiles(keys, kind, d, N, total, lo, hi, live_k, live_q, off, has_md,
         ratio = 1.0
         if compressed and block > 1 and de < 1.0:
             idx = math.floor(de / 0.1) - 1 if de >= 0.1 else 0
-            if vw_row[idx] > shape // block:
+            if vw_row[0] == 0:                   # no table row for this block size
+                ratio = np.nan
+            elif vw_row[idx] > shape // block:
                 tot = _vector_sum(kind, shape, block, d, N, total)
                 ratio = tot / (shape * de / block)
         words = shape

@@ -185,6 +185,8 @@ def _price(an: MappingAnalysis, ctx: _Context, dm, i: int, keep: np.ndarray, p: 
                 continue
             ratio = 1.0
             if tl.compressed and tl.shape and block > 1 and tl.expected_density < 1.0:
+                if block not in VECTOR_WIDTH:
+                    raise AnalysisFailed(no_vector_width(arch, lv, block))
                 d = tl.expected_density
                 idx = math.floor(d / 0.1) - 1 if d >= 0.1 else 0
                 if VECTOR_WIDTH[block][int(idx)] > tl.shape // block:
@@ -232,6 +234,15 @@ def _price(an: MappingAnalysis, ctx: _Context, dm, i: int, keep: np.ndarray, p: 
     out["skipped_computes"][i] = skipped
     out["mac_energy"][i], out["leak_energy"][i] = mac_e, leak
     out["energy"][i] = dyn + mac_e + leak
+
+
+def no_vector_width(arch: Arch, lv: int, block: int) -> str:
+    """Why a compressed tile at level ``lv`` cannot be priced: Timeloop's
+    VectorWidthCoefficientTable (``buffer.cpp``, looked up with ``.at``) has no row for its
+    block size."""
+    return (f"{arch.level_names[lv]}: a compressed tile in blocks of {block} words, but "
+            f"Timeloop's vector-width table has blocks of "
+            f"{', '.join(map(str, VECTOR_WIDTH))} only")
 
 
 def evaluate_sparseloop(problem: Problem, arch: Arch, mappings: MappingBatch,

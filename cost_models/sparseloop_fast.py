@@ -19,16 +19,11 @@ message.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from cost_models.sparseloop_analysis import (
     VECTOR_WIDTH,
     _fanouts,
-    _Tile,
-    expected_tile,
-    tile_metadata,
 )
 
 
@@ -74,8 +69,10 @@ def fast_rows(ctx, mappings, dm, rows: np.ndarray, p, out: dict) -> np.ndarray:
                         cols += [fiber[:, ti, s, :nr].T, subtile[:, ti, s, :nr + 1].T]
                     keys = np.vstack([np.atleast_2d(c) for c in cols]).T.astype(np.int64)[at]
                     uniq, inv = _unique_rows(keys)
-                    parts.append(_tiles(ctx, t, lv, uniq, R))
+                    part = _tiles(ctx, t, lv, uniq, R)
+                    parts.append(part)
                     tid[at, lv, t] = base + inv
+                    failed[at] |= np.isnan(part[0][2])[inv]   # no vector-width row
                     base += len(uniq)
                 par = np.where(keep[:, lv, t], fmt[lv, t], par)
     table = tuple(np.concatenate([q[0][f] for q in parts]) for f in range(5)) + (
@@ -175,23 +172,18 @@ def _fibers(ctx, mappings, dm, rows: np.ndarray, tensors: list[int], R: int) -> 
 
 
 def _tiles(ctx, t: int, lv: int, keys: np.ndarray, R: int) -> tuple:
-    """:func:`_tile` of each distinct tile ``keys[u]`` of tensor ``t`` at level ``lv``:
-    ((expected density, utilized-instance factor, vector-width ratio, capacity words,
-    capacity metadata bits) as arrays ``[U]``, expected metadata ``[U, R, 4]``), compiled
-    (:mod:`cost_models._tiles_kernel`) but for the possible occupancies of each tile
-    shape (``DensityModel.occupancies``)."""
+    """Each distinct tile ``keys[u]`` of tensor ``t`` at level ``lv`` (``expected_tile``,
+    ``tile_metadata`` and the vector-width ratio of ``sparseloop.py``): ((expected density,
+    utilized-instance factor, vector-width ratio, capacity words, capacity metadata bits)
+    as arrays ``[U]``, expected metadata ``[U, R, 4]``), compiled
+    (:mod:`cost_models._tiles_kernel`) but for the possible occupancies of each tile shape
+    (``DensityModel.occupancy_arrays``)."""
     from cost_models._tiles_kernel import CODES, KINDS, expected_tiles  # numba, on first use
 
     U = len(keys)
     md = np.zeros((U, R, 4))
     dens = ctx.density[t]
     block = ctx.arch.levels[lv].block_size
-    if block > 1 and block not in VECTOR_WIDTH:        # the reference's KeyError, if reached
-        got = [_tile(ctx, t, lv, k) for k in keys.tolist()]
-        for u, g in enumerate(got):
-            if g[5]:
-                md[u, :len(g[5])] = g[5]
-        return tuple(np.array([g[f] for g in got]) for f in range(5)), md
     lo, hi = np.zeros(U, np.int64), np.zeros(U, np.int64)
     off = np.zeros(U + 1, np.int64)
     ks, qs = [], []
@@ -221,43 +213,6 @@ def _tiles(ctx, t: int, lv: int, keys: np.ndarray, R: int) -> tuple:
                   for r in ranks], np.int64),
         block, np.array(VECTOR_WIDTH.get(block, (0,) * 10), np.int64), *cols, md)
     return cols, md
-
-
-def _tile(ctx, t: int, lv: int, key: list) -> tuple:
-    """(expected density, utilized-instance factor, vector-width ratio, capacity words,
-    capacity metadata bits, expected metadata per rank) of one tile of tensor ``t`` at
-    level ``lv``: ``key`` = [shape, parent has metadata, fiber shapes..., subtile
-    shapes...] (the last two where the level has a format)."""
-    shape, par = key[0], bool(key[1])
-    f = ctx.formats.get((lv, t))
-    tl = _Tile(shape=shape)
-    if f is not None:
-        nr = len(f.ranks)
-        tl.ranks, tl.inner_to_outer = tuple(f.ranks[::-1]), f.inner_to_outer
-        tl.has_metadata = True
-        tl.compressed = any(r.compressed for r in tl.ranks)
-        tl.fiber, tl.md_subtile = key[2:2 + nr], key[2 + nr:3 + 2 * nr]
-    total, md, sc = expected_tile(ctx, lv, t, tl, par)
-    d = total / tl.shape
-    dens = ctx.density[t]
-    block = ctx.arch.levels[lv].block_size
-    ratio = 1.0
-    if tl.compressed and block > 1 and d < 1.0:
-        idx = math.floor(d / 0.1) - 1 if d >= 0.1 else 0
-        if VECTOR_WIDTH[block][int(idx)] > tl.shape // block:
-            tot = sum(math.ceil(k / block) * dens.prob(tl.shape, k)
-                      for k in range(1, tl.shape + 1))
-            ratio = tot / (tl.shape * d / block)
-    words, bits = tl.shape, 0
-    if tl.has_metadata:
-        words = dens.max_occupancy(tl.shape)
-        occ = tile_metadata(ctx, lv, t, tl, words)
-        bits = sum(math.ceil(x[0]) * x[2] + math.ceil(x[1]) * x[3] for x in occ)
-    return d, sc, ratio, words, bits, [tuple(x) for x in (md or [])]
-
-
-def _ceil_div(a: np.ndarray, b: int) -> np.ndarray:
-    return -(-a // b)
 
 
 def _price(ctx, dm, rows, keep, hasmd, compressed, nranks, tid, table, p,

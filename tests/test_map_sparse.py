@@ -124,3 +124,42 @@ def test_a_file_without_sparse_optimizations_is_refused(case: Path) -> None:
         r = _cli(*cmd, "--sparse-opt", case / "arch.yaml")
         assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
         assert "unknown key 'architecture'" in r.output and "arch.yaml" in r.output
+
+
+def test_block_size_outside_the_vector_width_table(case: Path, tmp_path: Path) -> None:
+    """A compressed tile at a level whose block size Timeloop's vector-width table lacks
+    (Timeloop's ``.at`` throws) is an invalid mapping with the level named: one line and
+    exit 2 from ``evaluate``, and the same reason from the batched path as from the
+    reference (it was a KeyError traceback)."""
+    from cost_models.sparseloop import evaluate_sparseloop
+    from mapspace.arch_yaml import load_arch
+    from mapspace.mapping_yaml import load_mapping
+    from mapspace.problem_yaml import load_problem
+    from mapspace.sparse_yaml import (
+        SparseSpec,
+        densities_from_dict,
+        load_sparse_arch,
+        load_sparse_spec,
+    )
+    from mapspace.yamlio import load_yaml
+
+    for f in ("ERT.yaml", "problem.yaml", "mapping.yaml", "sparse_opt.yaml"):
+        (tmp_path / f).write_bytes((case / f).read_bytes())
+    text = (case / "arch.yaml").read_text()
+    assert text.count("width: 32\n") == 1                 # BackingStorage: blocks of 4
+    (tmp_path / "arch.yaml").write_text(text.replace("width: 32\n", "width: 512\n"))
+    r = _cli("evaluate", *_inputs(tmp_path), "--mapping", tmp_path / "mapping.yaml",
+             "--sparse-opt", tmp_path / "sparse_opt.yaml")
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "BackingStorage" in r.output and "blocks of 64" in r.output
+    a = load_arch(tmp_path / "arch.yaml", tmp_path / "ERT.yaml")
+    p = load_problem(tmp_path / "problem.yaml")
+    m = load_mapping(tmp_path / "mapping.yaml", p, a)
+    full = load_sparse_spec(tmp_path / "sparse_opt.yaml", p, a)
+    spec = SparseSpec(formats=full.formats, compute=full.compute)    # the batched path
+    dens = densities_from_dict(load_yaml(tmp_path / "problem.yaml"), p, "p")
+    sa = load_sparse_arch(tmp_path / "arch.yaml", a, tmp_path / "ERT.yaml")
+    fast = evaluate_sparseloop(p, a, m, spec, dens, sa)
+    ref = evaluate_sparseloop(p, a, m, spec, dens, sa, fast=False)
+    assert not fast.valid[0] and fast.reason[0] == ref.reason[0]
+    assert "blocks of 64" in fast.reason[0]
