@@ -4,17 +4,16 @@ optimizations only: what ``compile``'s pruned weights and most searches price).
 
 The per-mapping reference (:class:`~cost_models.sparseloop_analysis.MappingAnalysis`, then
 ``combine``/``computes``/``_price``/``_capacity`` of ``sparseloop.py``) walks every mapping
-in Python.  Here only what depends on a mapping's loop nest stays per mapping, and only for
-tensors with a format: the rank-to-loop assignment (``define_formats``) and, memoised per
-distinct (tensor, level, tile shape, fiber shapes, subtile shapes, parent with metadata), the
-expected occupancy and metadata of a tile.  Everything else (format impact on accesses,
-metadata accesses, (de)compression counts, the compute state table, vector accesses,
-energy, bandwidth, cycles and the capacity check) runs on ``[B, L, T]`` numpy arrays, in
-the same floating-point operations, in the same order, as the reference: the results are
-equal, not close (``tests/test_sparseloop_fast.py`` compares both on thousands of random
-mappings).  Rows the fast path cannot finish (a format that does not fit the loop nest, a
-capacity overflow) are returned to the caller, which runs the reference on them for its
-message.
+in Python.  Here nothing does: the rank-to-loop assignment of every row is a compiled kernel
+(``_formats_kernel.py``); distinct tiles (tensor, level, tile shape, parent with metadata,
+fiber and subtile shapes) are grouped by a checked hash and priced once each
+(``_tiles_kernel.py``); the per-level pricing of every row is another kernel
+(``_sparse_price_kernel.py``) and the compute state table runs on ``[B]`` arrays.  All of it
+uses the reference's floating-point operations, in its order: the results are equal, not
+close (``tests/test_sparseloop_fast.py`` compares both on thousands of random mappings).
+Rows the fast path cannot finish (a format that does not fit the loop nest, a capacity
+overflow, a block size without a vector-width row) are returned to the caller, which runs
+the reference on them for its message.
 """
 
 from __future__ import annotations
