@@ -84,6 +84,11 @@ def test_map_sparse_bad_inputs(case: Path, tmp_path: Path) -> None:
     r = _cli("map", *_inputs(case), "--sparse-opt", case / "sparse_opt.yaml", "--cost",
              "learned:/nonexistent.skops", "--budget", "100")
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    for cmd in (["map", *_inputs(case), "--budget", "50"],
+                ["evaluate", *_inputs(case), "--mapping", case / "mapping.yaml"]):
+        r = _cli(*cmd, "--sparse-opt", "")                 # not silently a dense run
+        assert r.exit_code == 2 and "--sparse-opt: '' is not a file path" in r.output, \
+            r.output
     before = (case / "sparse_opt.yaml").read_bytes()
     r = _cli("map", *_inputs(case), "--sparse-opt", case / "sparse_opt.yaml", "--out",
              case / "sparse_opt.yaml", "--budget", "100")

@@ -144,7 +144,9 @@ def _sparse_inputs(sparse_opt, input_, arch, ert, problem, p, a):
     )
     from mapspace.yamlio import load_yaml
 
-    doc = load_yaml(sparse_opt) if sparse_opt else None
+    if sparse_opt == "":                      # e.g. an unset shell variable: not "no file"
+        raise MapspaceError("'' is not a file path", where="--sparse-opt")
+    doc = load_yaml(sparse_opt) if sparse_opt is not None else None
     where = sparse_opt
     if doc is None and input_:
         full = load_yaml(input_)
@@ -354,8 +356,8 @@ def map_(arch, ert, problem, constraints, target, workload, strategy, budget, ti
                             "--objective latency", where="options", key="--objective")
     cons = constraints_for(target, arch, constraints, p)
     rerank = rerank_model(cost, target, a)
-    sparse = _sparse_inputs(sparse_opt, None, arch, ert, problem, p, a) if sparse_opt \
-        else None
+    sparse = _sparse_inputs(sparse_opt, None, arch, ert, problem, p, a) \
+        if sparse_opt is not None else None
     if sparse is not None and rerank is not None:
         raise MapspaceError("a learned model predicts dense cycles: use --cost analytical "
                             "with --sparse-opt", where="options", key="--cost")
