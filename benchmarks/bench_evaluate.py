@@ -42,6 +42,9 @@ def main() -> None:
     ap.add_argument("--sparse", type=int, default=10_000,
                     help="mappings priced by Timeloop's sparse model (2:4 weights)")
     args = ap.parse_args()
+    for name in ("samples", "scalar", "sparse"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name} must be at least 1")
 
     import numba
 
